@@ -12,8 +12,8 @@ from netbed import engine
 from netbed.errors import NetbedError
 from netbed.progress import Event, Phase
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def render_progress(event: Event) -> None:

@@ -167,8 +167,9 @@ def diagnose() -> list[Finding]:
                             "install the docker.io package (`netbed doctor --fix` as root)"))
     try:
         cli = client(timeout=10)
-    except EngineError as exc:
-        findings.append(Finding("Docker Engine", False, str(exc).split(":")[0],
+    except EngineError:
+        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        findings.append(Finding("Docker Engine", False, f"none answers at {where}",
                                 "`netbed doctor --fix` as root installs docker.io and starts dockerd"))
         cli = None
     if cli is not None:

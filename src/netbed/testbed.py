@@ -115,7 +115,7 @@ class Testbed:
                  if (svc.get("labels") or {}).get(LABEL_ROLE) != "capture"]
         self._write_override(model, hosts, services)
         for attempt in range(SUBNET_TRIES):
-            self.env["NETBED_NET"] = _free_prefix(cli)
+            self.env["NETBED_NET"] = free_prefix(cli)
             done = self._compose(["up", "--no-start", "--no-deps", *hosts], check=False)
             if done.returncode == 0:
                 break
@@ -226,7 +226,7 @@ class Testbed:
         return hosts
 
 
-def _free_prefix(cli: docker.DockerClient) -> str:
+def free_prefix(cli: docker.DockerClient) -> str:
     """A /24 in 10.200.0.0-10.254.255.0 that no Docker network on this engine uses.
 
     Two runs that pick the same one at the same moment are told apart by the

@@ -1,0 +1,3 @@
+from netbed.cli import main
+
+main()

@@ -1,0 +1,38 @@
+"""Shared test policy: tests under tests/docker need a Docker Engine.
+
+Under CI=true a missing engine FAILS those tests (CI must prove Docker works);
+elsewhere they skip with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from netbed import engine
+from netbed.errors import NetbedError
+
+DOCKER_DIR = Path(__file__).parent / "docker"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if DOCKER_DIR in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.docker)
+            item.fixturenames.insert(0, "docker_engine")
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    """The engine's client, or a failure (CI) / skip (elsewhere) that says why there is none."""
+    try:
+        cli = engine.client(timeout=60)
+        if engine.image_state(cli) == "missing":
+            raise NetbedError(f"image {engine.IMAGE} is missing: run `netbed doctor --fix`")
+    except NetbedError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Docker is required under CI=true: {exc}", pytrace=False)
+        pytest.skip(f"no Docker: {exc}")
+    return cli
