@@ -1,0 +1,387 @@
+"""Faults, each made the way it looks on the wire (DESIGN.md, "The fault model").
+
+Everything a fault installs lives in the target's own network namespace
+(iptables chains named NETBED-*, qdiscs, a shaper helper sharing the
+namespace), so it dies with the container and no host-wide rule can outlive a
+run. Network changes run inside that namespace: through nsenter when the
+runner is root on the engine host, else from a short-lived helper container
+with NET_ADMIN; app containers never get capabilities. Every fault returns
+once it is in effect (checked, not slept on), and the state of a host is read
+back from its namespace, never remembered here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal as signals
+import subprocess
+from dataclasses import dataclass
+
+import docker
+import docker.errors
+
+from netbed import engine
+from netbed.errors import NetbedError
+from netbed.observe import wait_for
+from netbed.testbed import Host, Testbed
+
+CRASH_CHAIN = "NETBED-CRASH"
+PARTITION_CHAIN = "NETBED-PARTITION"
+IMPAIR_CHAIN = "NETBED-IMPAIR"
+SHAPER_QUEUE = 7
+STATE_DEADLINE = 15.0
+
+
+class FaultError(NetbedError):
+    pass
+
+
+@dataclass(frozen=True)
+class Impairment:
+    """A lossy or slow link, as asked; zero means 'leave as is'."""
+
+    delay_ms: float = 0
+    jitter_ms: float = 0
+    loss_pct: float = 0
+    rate_kbit: float = 0
+    duplicate_pct: float = 0
+    reorder_pct: float = 0
+
+    def __post_init__(self) -> None:
+        for name in ("delay_ms", "jitter_ms", "rate_kbit"):
+            if getattr(self, name) < 0:
+                raise FaultError(f"impair: {name.split('_')[0]} must be >= 0, got {getattr(self, name)}")
+        for name in ("loss_pct", "duplicate_pct", "reorder_pct"):
+            if not 0 <= getattr(self, name) <= 100:
+                raise FaultError(f"impair: {name.split('_')[0]} must be a percentage 0-100, got {getattr(self, name)}")
+        if self.jitter_ms and not self.delay_ms:
+            raise FaultError("impair: --jitter needs --delay")
+        if not any((self.delay_ms, self.loss_pct, self.rate_kbit, self.duplicate_pct, self.reorder_pct)):
+            raise FaultError("impair: say what to impair: --delay, --loss, --rate, --duplicate or --reorder")
+
+
+# --- processes ---------------------------------------------------------------
+
+
+def pause(bed: Testbed, host: str) -> None:
+    """Freeze the host's processes; its kernel still ACKs and answers keepalive probes."""
+    container = _running(bed, host, "pause")
+    container.pause()
+    _await_status(bed, host, "paused")
+
+
+def unpause(bed: Testbed, host: str) -> None:
+    container = _container(bed, host)
+    if container.status != "paused":
+        raise FaultError(f"unpause: {host} is {container.status}, not paused")
+    if _chains(bed, host) & {CRASH_CHAIN}:
+        raise FaultError(f"unpause: {host} has crashed; a crashed host comes back with `reboot`")
+    container.unpause()
+    _await_status(bed, host, "running")
+
+
+def kill(bed: Testbed, host: str, signal: str = "SIGKILL", pid: int | None = None) -> None:
+    """Kill the host's main process, or one process inside the host (e.g. a forked child)."""
+    name = _signal_name(signal)
+    container = _running(bed, host, "kill")
+    if pid is None:
+        container.kill(signal=name)
+        if name == "SIGKILL":
+            _await_status(bed, host, "exited")
+        return
+    done = container.exec_run(["kill", "-s", name.removeprefix("SIG"), str(pid)])
+    if done.exit_code != 0:
+        raise FaultError(f"kill: no process {pid} in {host}: {done.output.decode().strip()}")
+    if name in ("SIGKILL", "SIGTERM", "SIGINT", "SIGPIPE", "SIGHUP"):
+        wait_for(lambda: _process_state(container, pid), lambda st: st in ("", "Z"),
+                 timeout=STATE_DEADLINE, what=f"process {pid} in {host} to die")
+
+
+def shutdown(bed: Testbed, host: str, grace: float = 2.0) -> None:
+    """An orderly host shutdown: SIGTERM to every process (not only PID 1), SIGKILL after the grace period."""
+    container = _running(bed, host, "shutdown")
+    container.exec_run(["kill", "-s", "TERM", "-1"])
+    try:
+        wait_for(lambda: _user_processes(container), lambda procs: not procs, timeout=grace,
+                 what=f"{host}'s processes to exit")
+    except NetbedError:
+        container.exec_run(["kill", "-s", "KILL", "-1"])
+    container.stop(timeout=1)
+    _await_status(bed, host, "exited")
+
+
+# --- whole hosts -------------------------------------------------------------
+
+
+def crash(bed: Testbed, host: str) -> None:
+    """The host loses power: nothing leaves it, nothing reaches its stack, no ARP, processes frozen.
+
+    The firewall goes up before the freeze, so no FIN, RST or ACK escapes
+    while the processes are stopped.
+    """
+    container = _running(bed, host, "crash")
+    devs = _interfaces(bed, host)
+    try:
+        _netns(bed, host, ["iptables", "-w", "-N", CRASH_CHAIN])
+        _netns(bed, host, ["iptables", "-w", "-A", CRASH_CHAIN, "-j", "DROP"])
+        for hook in ("INPUT", "OUTPUT"):
+            _netns(bed, host, ["iptables", "-w", "-I", hook, "1", "-j", CRASH_CHAIN])
+        for dev in devs:
+            _netns(bed, host, ["ip", "link", "set", "dev", dev, "arp", "off"])
+        container.pause()
+    except BaseException:
+        _remove_chain(bed, host, CRASH_CHAIN, ("INPUT", "OUTPUT"))
+        for dev in devs:
+            _netns(bed, host, ["ip", "link", "set", "dev", dev, "arp", "on"], check=False)
+        raise
+    _await_status(bed, host, "paused")
+
+
+def reboot(bed: Testbed, host: str) -> None:
+    """Back from a crash (or from running) with no TCP state, the same IP and MAC; programs restart."""
+    before = bed.host(host)
+    container = _container(bed, host)
+    if container.status == "paused":
+        container.unpause()
+    if container.status in ("running", "paused"):
+        container.kill()
+    _await_status(bed, host, "exited")
+    container.start()
+    _await_status(bed, host, "running")
+    container.reload()
+    nets = container.attrs["NetworkSettings"]["Networks"]
+    now = next(iter(nets.values()))
+    if (now["IPAddress"], now["MacAddress"]) != (before.ip, before.mac):
+        raise FaultError(f"reboot: {host} came back as {now['IPAddress']}/{now['MacAddress']}, "
+                         f"not {before.ip}/{before.mac}: give it a static ipv4_address and mac_address")
+
+
+# --- links ---------------------------------------------------------------------
+
+
+def partition(bed: Testbed, a: str, b: str, one_way: bool = False) -> None:
+    """Cut the link between a and b (only a -> b with one_way).
+
+    Each receiver drops what comes from the other, so both sides' segments
+    still cross the bridge and the capture shows every retransmission.
+    """
+    pairs = [(b, a)] if one_way else [(b, a), (a, b)]
+    for receiver, sender in pairs:
+        _running(bed, receiver, "partition")
+        rule = ["-s", bed.host(sender).ip, "-j", "DROP"]
+        if _netns(bed, receiver, ["iptables", "-w", "-C", PARTITION_CHAIN, *rule], check=False) == 0:
+            raise FaultError(f"partition: {receiver} already drops what {sender} sends")
+        if PARTITION_CHAIN not in _chains(bed, receiver):
+            _netns(bed, receiver, ["iptables", "-w", "-N", PARTITION_CHAIN])
+            _netns(bed, receiver, ["iptables", "-w", "-I", "INPUT", "1", "-j", PARTITION_CHAIN])
+        _netns(bed, receiver, ["iptables", "-w", "-A", PARTITION_CHAIN, *rule])
+
+
+def impair(bed: Testbed, host: str, how: Impairment) -> str:
+    """Make the host's outgoing link lossy or slow; returns the mechanism used ('netem' or 'iptables/tbf/nfqueue')."""
+    _running(bed, host, "impair")
+    if IMPAIR_CHAIN in _chains(bed, host) or _root_qdisc(bed, host) not in ("", "noqueue"):
+        raise FaultError(f"impair: {host} is already impaired; `heal {host}` first")
+    dev = _interfaces(bed, host)[0]
+    if engine.kernel_has_netem(engine.client()):
+        args = ["tc", "qdisc", "add", "dev", dev, "root", "netem"]
+        if how.delay_ms:
+            args += ["delay", f"{how.delay_ms}ms"] + ([f"{how.jitter_ms}ms"] if how.jitter_ms else [])
+        if how.loss_pct:
+            args += ["loss", f"{how.loss_pct}%"]
+        if how.duplicate_pct:
+            args += ["duplicate", f"{how.duplicate_pct}%"]
+        if how.reorder_pct:
+            args += ["reorder", f"{how.reorder_pct}%"]
+        if how.rate_kbit:
+            args += ["rate", f"{how.rate_kbit}kbit"]
+        _netns(bed, host, args)
+        return "netem"
+    if how.duplicate_pct or how.reorder_pct:
+        raise FaultError("impair: --duplicate and --reorder need netem, which this kernel lacks (see `netbed doctor`)")
+    try:
+        _impair_without_netem(bed, host, dev, how)
+    except BaseException:
+        with contextlib.suppress(FaultError):
+            heal(bed, host)
+        raise
+    return "iptables/tbf/nfqueue"
+
+
+def _impair_without_netem(bed: Testbed, host: str, dev: str, how: Impairment) -> None:
+    """Loss through iptables statistic, rate through tbf, delay through the NFQUEUE shaper."""
+    _netns(bed, host, ["iptables", "-w", "-N", IMPAIR_CHAIN])
+    _netns(bed, host, ["iptables", "-w", "-I", "OUTPUT", "1", "-j", IMPAIR_CHAIN])
+    if how.loss_pct:
+        _netns(bed, host, ["iptables", "-w", "-A", IMPAIR_CHAIN, "-m", "statistic", "--mode", "random",
+                           "--probability", f"{how.loss_pct / 100:.4f}", "-j", "DROP"])
+    if how.rate_kbit:
+        _netns(bed, host, ["tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", f"{how.rate_kbit}kbit",
+                           "burst", "16kbit", "latency", "500ms"])
+    if how.delay_ms:
+        _start_shaper(bed, host, how)
+        _netns(bed, host, ["iptables", "-w", "-A", IMPAIR_CHAIN, "-o", dev, "-j", "NFQUEUE",
+                           "--queue-num", str(SHAPER_QUEUE), "--queue-bypass"])
+
+
+def heal(bed: Testbed, host: str | None = None) -> list[str]:
+    """Undo partitions and impairments on one host or all; returns what was healed."""
+    names = [host] if host else sorted(bed.hosts)
+    healed = []
+    for name in names:
+        if _container(bed, name).status != "running":
+            continue
+        chains = _chains(bed, name)
+        for chain, hooks in ((PARTITION_CHAIN, ("INPUT",)), (IMPAIR_CHAIN, ("OUTPUT",))):
+            if chain in chains:
+                _remove_chain(bed, name, chain, hooks)
+                healed.append(f"{name}: {'partition' if chain == PARTITION_CHAIN else 'impairment'}")
+        if _root_qdisc(bed, name) not in ("", "noqueue"):
+            _netns(bed, name, ["tc", "qdisc", "del", "dev", _interfaces(bed, name)[0], "root"])
+            if not any(h.startswith(f"{name}: impairment") for h in healed):
+                healed.append(f"{name}: impairment")
+        _stop_shaper(bed, name)
+    if not healed:
+        where = host or "any host"
+        raise FaultError(f"heal: nothing to heal on {where} (no partition or impairment in place)")
+    return healed
+
+
+# --- plumbing ------------------------------------------------------------------
+
+
+def _container(bed: Testbed, host: str):
+    try:
+        container = engine.client().containers.get(bed.host(host).container_id)
+    except docker.errors.NotFound:
+        raise FaultError(f"{host}'s container is gone; is the testbed {bed.project} still up?") from None
+    return container
+
+
+def _running(bed: Testbed, host: str, verb: str):
+    container = _container(bed, host)
+    if container.status != "running":
+        raise FaultError(f"{verb}: {host} is {container.status}, not running")
+    return container
+
+
+def _await_status(bed: Testbed, host: str, status: str) -> None:
+    def probe() -> str:
+        container = _container(bed, host)
+        return container.status
+    wait_for(probe, lambda s: s == status, timeout=STATE_DEADLINE, what=f"{host} to be {status}")
+
+
+def _signal_name(signal: str) -> str:
+    name = signal.upper() if signal.upper().startswith("SIG") else f"SIG{signal.upper()}"
+    if signal.isdigit():
+        try:
+            name = signals.Signals(int(signal)).name
+        except ValueError:
+            raise FaultError(f"kill: no signal number {signal}") from None
+    if name not in signals.Signals.__members__:
+        raise FaultError(f"kill: unknown signal {signal!r} (try SIGTERM, SIGKILL, SIGINT)")
+    return name
+
+
+def _process_state(container, pid: int) -> str:
+    done = container.exec_run(["ps", "-o", "stat=", "-p", str(pid)])
+    return done.output.decode().strip()[:1] if done.exit_code == 0 else ""
+
+
+def _user_processes(container) -> list[str]:
+    """Processes other than init and the ps that lists them."""
+    done = container.exec_run(["ps", "-eo", "pid=,stat=,comm="])
+    rows = [line.split(None, 2) for line in done.output.decode().splitlines() if line.strip()]
+    return [r[2] for r in rows if len(r) == 3 and r[0] != "1" and r[2] != "ps" and not r[1].startswith("Z")]
+
+
+def _pid(bed: Testbed, host: str) -> int:
+    return int(_container(bed, host).attrs["State"]["Pid"])
+
+
+def _in_netns(bed: Testbed, host: str, argv: list[str]) -> tuple[int, str]:
+    """Run a network command inside the host's namespace: nsenter if we can, else a helper container."""
+    if engine.runner_is_root_on_engine_host() and shutil.which(argv[0]):
+        done = subprocess.run(["nsenter", "-t", str(_pid(bed, host)), "-n", *argv], capture_output=True,
+                              text=True, stdin=subprocess.DEVNULL)
+        return done.returncode, done.stdout + done.stderr
+    try:
+        output = engine.client().containers.run(
+            engine.IMAGE, argv, network_mode=f"container:{bed.host(host).container_id}",
+            cap_drop=["ALL"], cap_add=["NET_ADMIN", "NET_RAW"], remove=True, stderr=True,
+            labels={**bed.labels, "org.netbed.role": "fault-helper"})
+        return 0, output.decode(errors="replace")
+    except docker.errors.ContainerError as exc:
+        return exc.exit_status, (exc.stderr or b"").decode(errors="replace")
+
+
+def _netns(bed: Testbed, host: str, argv: list[str], check: bool = True) -> int:
+    code, out = _in_netns(bed, host, argv)
+    if check and code != 0:
+        last = out.strip().splitlines()[-1] if out.strip() else f"exit status {code}"
+        raise FaultError(f"`{' '.join(argv)}` in {host} failed: {last}")
+    return code
+
+
+def _chains(bed: Testbed, host: str) -> set[str]:
+    """netbed's iptables chains present in the host's namespace: the fault state, read back."""
+    _, out = _in_netns(bed, host, ["iptables", "-w", "-S"])
+    return {line.split()[1] for line in out.splitlines() if line.startswith("-N NETBED-")}
+
+
+def _remove_chain(bed: Testbed, host: str, chain: str, hooks: tuple[str, ...]) -> None:
+    """Unhook and delete one of netbed's chains; quiet about parts that are not there."""
+    for hook in hooks:
+        while _netns(bed, host, ["iptables", "-w", "-D", hook, "-j", chain], check=False) == 0:
+            pass
+    _netns(bed, host, ["iptables", "-w", "-F", chain], check=False)
+    _netns(bed, host, ["iptables", "-w", "-X", chain], check=False)
+
+
+def _interfaces(bed: Testbed, host: str) -> list[str]:
+    _, out = _in_netns(bed, host, ["ip", "-o", "link", "show"])
+    names = [line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line]
+    devs = [n for n in names if n != "lo"]
+    if not devs:
+        raise FaultError(f"{host} has no network interface")
+    return devs
+
+
+def _root_qdisc(bed: Testbed, host: str) -> str:
+    _, out = _in_netns(bed, host, ["tc", "qdisc", "show", "dev", _interfaces(bed, host)[0], "root"])
+    words = out.split()
+    return words[1] if len(words) > 1 else ""
+
+
+def _start_shaper(bed: Testbed, host: str, how: Impairment) -> None:
+    cli = engine.client()
+    argv = ["python3", "-m", "netbed.apps.shaper", "--queue", str(SHAPER_QUEUE), "--delay", f"{how.delay_ms:g}"]
+    if how.jitter_ms:
+        argv += ["--jitter", f"{how.jitter_ms:g}"]
+    shaper = cli.containers.run(engine.IMAGE, argv, detach=True,
+                                network_mode=f"container:{bed.host(host).container_id}",
+                                cap_drop=["ALL"], cap_add=["NET_ADMIN"],
+                                labels={**bed.labels, "org.netbed.role": "shaper", "org.netbed.target": host})
+    try:
+        wait_for(lambda: _shaper_log(shaper), lambda log: "ready" in log or "shaper:" in log and "cannot" in log,
+                 timeout=STATE_DEADLINE, what=f"the delay shaper in {host} to be ready")
+    except NetbedError:
+        shaper.remove(force=True)
+        raise
+    log = _shaper_log(shaper)
+    if "ready" not in log:
+        shaper.remove(force=True)
+        raise FaultError(f"impair: the delay shaper failed: {log.strip().splitlines()[-1]}")
+
+
+def _shaper_log(shaper) -> str:
+    shaper.reload()
+    return shaper.logs().decode(errors="replace")
+
+
+def _stop_shaper(bed: Testbed, host: str) -> None:
+    for shaper in engine.client().containers.list(all=True, filters={"label": [
+            f"org.netbed.project={bed.project}", "org.netbed.role=shaper", f"org.netbed.target={host}"]}):
+        shaper.remove(force=True)
