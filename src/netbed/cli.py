@@ -8,7 +8,7 @@ import sys
 import click
 from rich.console import Console
 
-from netbed import engine
+from netbed import engine, faults, observe
 from netbed.errors import NetbedError
 from netbed.progress import Event, Phase
 
@@ -52,6 +52,185 @@ def doctor(fix: bool, as_json: bool) -> None:
             out.print(f"{mark} {f.name}: {f.detail}{remedy}")
     if not all(f.ok for f in findings):
         sys.exit(1)
+
+
+# --- testbeds -------------------------------------------------------------------------
+
+project_option = click.option("-p", "--project", help="The testbed's project name (default: the one running ./compose.yaml).")
+file_option = click.option("-f", "--file", "compose_file", type=click.Path(dir_okay=False),
+                           help="Compose file (default: compose.yaml here, else netbed's).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def _compose_file(path: str | None):
+    from pathlib import Path
+
+    if path:
+        return Path(path)
+    here = Path("compose.yaml")
+    return here if here.is_file() else None
+
+
+def _testbed(project: str | None, compose_file: str | None = None):
+    from netbed.testbed import Testbed
+
+    return Testbed.attach(project, _compose_file(compose_file))
+
+
+def _print_json(value) -> None:
+    click.echo(json.dumps(value, indent=2, default=lambda o: o.__dict__))
+
+
+@cli.command()
+@file_option
+@project_option
+@click.option("--run-dir", type=click.Path(file_okay=False), help="Where the capture and logs go (default runs/PROJECT).")
+def up(compose_file: str | None, project: str | None, run_dir: str | None) -> None:
+    """Bring up a testbed (capture first, then the hosts) and leave it running."""
+    from netbed.testbed import Testbed
+
+    bed = Testbed.up(_compose_file(compose_file), project=project, run_dir=run_dir, report=render_progress)
+    for host in bed.hosts.values():
+        out.print(f"{host.name:10} {host.ip:15} {host.mac}")
+    out.print(f"capture: {bed.pcap}")
+    out.print(f"tear down: netbed down -p {bed.project}")
+
+
+@cli.command()
+@project_option
+@file_option
+def down(project: str | None, compose_file: str | None) -> None:
+    """Stop the hosts, then the capture, and remove everything of the testbed."""
+    bed = _testbed(project, compose_file)
+    bed.down()
+    out.print(f"{bed.project} is down; capture kept at {bed.pcap}")
+
+
+@cli.command()
+@project_option
+@file_option
+@json_option
+def status(project: str | None, compose_file: str | None, as_json: bool) -> None:
+    """The testbed's hosts: state, address, MAC."""
+    bed = _testbed(project, compose_file)
+    rows = [{"host": h.name, "status": bed.status(h.name), "ip": h.ip, "mac": h.mac} for h in bed.hosts.values()]
+    if as_json:
+        _print_json({"project": bed.project, "bridge": bed.bridge, "capture": str(bed.pcap), "hosts": rows})
+        return
+    out.print(f"{bed.project}  bridge {bed.bridge}  capture {bed.pcap}")
+    for r in rows:
+        out.print(f"  {r['host']:10} {r['status']:8} {r['ip']:15} {r['mac']}")
+
+
+@cli.command()
+@click.argument("host")
+@project_option
+def logs(host: str, project: str | None) -> None:
+    """A host's output so far."""
+    click.echo(_testbed(project).logs(host), nl=False)
+
+
+@cli.command(name="ps")
+@click.argument("host")
+@project_option
+@json_option
+def ps_(host: str, project: str | None, as_json: bool) -> None:
+    """A host's processes; zombies are marked."""
+    procs = observe.processes(_testbed(project), host)
+    if as_json:
+        _print_json([{**p.__dict__, "zombie": p.zombie} for p in procs])
+        return
+    for p in procs:
+        out.print(f"{p.pid:6} {p.ppid:6} {p.stat:5} {p.command}{'  <- zombie' if p.zombie else ''}")
+
+
+@cli.command()
+@click.argument("host")
+@project_option
+@json_option
+def sockets(host: str, project: str | None, as_json: bool) -> None:
+    """A host's TCP sockets: state, addresses, timers, owning pids."""
+    socks = observe.sockets(_testbed(project), host)
+    if as_json:
+        _print_json(socks)
+        return
+    for s in socks:
+        out.print(f"{s.state:13} {s.local:22} {s.peer:22} pids={','.join(map(str, s.pids)) or '-'} {s.timer}")
+
+
+def _fault(name: str, help_text: str):
+    @cli.command(name=name, help=help_text)
+    @click.argument("host")
+    @project_option
+    def command(host: str, project: str | None) -> None:
+        getattr(faults, name)(_testbed(project), host)
+        out.print(f"{name}: {host} done")
+    return command
+
+
+for _name, _help in (("pause", "Freeze a host's processes; its kernel keeps answering."),
+                     ("unpause", "Thaw a paused host."),
+                     ("crash", "The host loses power: nothing leaves it, nothing reaches it."),
+                     ("reboot", "Back with no TCP state, same IP and MAC; programs restart.")):
+    _fault(_name, _help)
+
+
+@cli.command()
+@click.argument("host")
+@click.option("--signal", "sig", default="SIGKILL", show_default=True)
+@click.option("--pid", type=int, help="One process inside the host (e.g. a forked child) instead of the whole host.")
+@project_option
+def kill(host: str, sig: str, pid: int | None, project: str | None) -> None:
+    """Kill a host's main process, or one process in it."""
+    faults.kill(_testbed(project), host, signal=sig, pid=pid)
+    out.print(f"kill: {sig} to {host}{f' pid {pid}' if pid else ''} done")
+
+
+@cli.command()
+@click.argument("host")
+@click.option("--grace", type=click.FloatRange(min=0), default=2.0, show_default=True, help="Seconds before SIGKILL.")
+@project_option
+def shutdown(host: str, grace: float, project: str | None) -> None:
+    """Orderly shutdown: SIGTERM to every process, SIGKILL after the grace period."""
+    faults.shutdown(_testbed(project), host, grace=grace)
+    out.print(f"shutdown: {host} done")
+
+
+@cli.command()
+@click.argument("a")
+@click.argument("b")
+@click.option("--one-way", is_flag=True, help="Only what A sends to B is lost.")
+@project_option
+def partition(a: str, b: str, one_way: bool, project: str | None) -> None:
+    """Cut the link between two hosts."""
+    faults.partition(_testbed(project), a, b, one_way=one_way)
+    out.print(f"partition: {a} {'->' if one_way else '<->'} {b} cut")
+
+
+@cli.command()
+@click.argument("host", required=False)
+@project_option
+def heal(host: str | None, project: str | None) -> None:
+    """Undo partitions and impairments (on one host, or all)."""
+    for what in faults.heal(_testbed(project), host):
+        out.print(f"healed {what}")
+
+
+@cli.command()
+@click.argument("host")
+@click.option("--delay", type=click.FloatRange(min=0), default=0, help="Added delay, ms.")
+@click.option("--jitter", type=click.FloatRange(min=0), default=0, help="Delay jitter, ms.")
+@click.option("--loss", type=click.FloatRange(0, 100), default=0, help="Loss, percent.")
+@click.option("--rate", type=click.FloatRange(min=0), default=0, help="Rate limit, kbit/s.")
+@click.option("--duplicate", type=click.FloatRange(0, 100), default=0, help="Duplicates, percent (netem only).")
+@click.option("--reorder", type=click.FloatRange(0, 100), default=0, help="Reordering, percent (netem only).")
+@project_option
+def impair(host: str, delay: float, jitter: float, loss: float, rate: float, duplicate: float,
+           reorder: float, project: str | None) -> None:
+    """Make a host's outgoing link slow or lossy."""
+    how = faults.Impairment(delay, jitter, loss, rate, duplicate, reorder)
+    mechanism = faults.impair(_testbed(project), host, how)
+    out.print(f"impair: {host} impaired through {mechanism}")
 
 
 def main() -> None:

@@ -72,7 +72,7 @@ def pause(bed: Testbed, host: str) -> None:
 
 
 def unpause(bed: Testbed, host: str) -> None:
-    container = _container(bed, host)
+    container = bed.container(host)
     if container.status != "paused":
         raise FaultError(f"unpause: {host} is {container.status}, not paused")
     if _chains(bed, host) & {CRASH_CHAIN}:
@@ -141,7 +141,7 @@ def crash(bed: Testbed, host: str) -> None:
 def reboot(bed: Testbed, host: str) -> None:
     """Back from a crash (or from running) with no TCP state, the same IP and MAC; programs restart."""
     before = bed.host(host)
-    container = _container(bed, host)
+    container = bed.container(host)
     if container.status == "paused":
         container.unpause()
     if container.status in ("running", "paused"):
@@ -230,7 +230,7 @@ def heal(bed: Testbed, host: str | None = None) -> list[str]:
     names = [host] if host else sorted(bed.hosts)
     healed = []
     for name in names:
-        if _container(bed, name).status != "running":
+        if bed.container(name).status != "running":
             continue
         chains = _chains(bed, name)
         for chain, hooks in ((PARTITION_CHAIN, ("INPUT",)), (IMPAIR_CHAIN, ("OUTPUT",))):
@@ -251,26 +251,15 @@ def heal(bed: Testbed, host: str | None = None) -> list[str]:
 # --- plumbing ------------------------------------------------------------------
 
 
-def _container(bed: Testbed, host: str):
-    try:
-        container = engine.client().containers.get(bed.host(host).container_id)
-    except docker.errors.NotFound:
-        raise FaultError(f"{host}'s container is gone; is the testbed {bed.project} still up?") from None
-    return container
-
-
 def _running(bed: Testbed, host: str, verb: str):
-    container = _container(bed, host)
+    container = bed.container(host)
     if container.status != "running":
         raise FaultError(f"{verb}: {host} is {container.status}, not running")
     return container
 
 
 def _await_status(bed: Testbed, host: str, status: str) -> None:
-    def probe() -> str:
-        container = _container(bed, host)
-        return container.status
-    wait_for(probe, lambda s: s == status, timeout=STATE_DEADLINE, what=f"{host} to be {status}")
+    wait_for(lambda: bed.status(host), lambda s: s == status, timeout=STATE_DEADLINE, what=f"{host} to be {status}")
 
 
 def _signal_name(signal: str) -> str:
@@ -298,7 +287,7 @@ def _user_processes(container) -> list[str]:
 
 
 def _pid(bed: Testbed, host: str) -> int:
-    return int(_container(bed, host).attrs["State"]["Pid"])
+    return int(bed.container(host).attrs["State"]["Pid"])
 
 
 def _in_netns(bed: Testbed, host: str, argv: list[str]) -> tuple[int, str]:

@@ -1,11 +1,22 @@
-"""Watching a testbed: waiting for conditions with deadlines, never sleeping blind."""
+"""Watching a testbed: its sockets, processes and programs, and waiting for conditions.
+
+Every wait has a deadline and says, when it runs out, what was awaited and
+what was last seen; nothing here sleeps blind.
+"""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import threading
 import time
-from typing import Callable, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 from netbed.errors import NetbedError
+
+if TYPE_CHECKING:
+    from netbed.testbed import Testbed
 
 T = TypeVar("T")
 POLL_SECONDS = 0.05
@@ -33,3 +44,177 @@ def wait_for(probe: Callable[[], T], until: Callable[[T], bool] = bool, *, timeo
                 shown = shown[:200] + " ... " + shown[-200:]
             raise WaitTimeout(f"timed out after {timeout:g} s waiting for {what}; last seen: {shown}")
         time.sleep(POLL_SECONDS)
+
+
+# --- sockets and processes, as the host itself reports them ------------------------
+
+SS_STATES = {"ESTAB": "ESTABLISHED", "SYN-RECV": "SYN-RECEIVED", "UNCONN": "CLOSED"}
+
+
+@dataclass(frozen=True)
+class Socket:
+    """One TCP socket as `ss -tanpo` shows it; state names as in RFC 9293."""
+
+    state: str
+    local: str
+    peer: str
+    recv_q: int
+    send_q: int
+    pids: tuple[int, ...]
+    timer: str
+
+
+@dataclass(frozen=True)
+class Process:
+    pid: int
+    ppid: int
+    stat: str
+    command: str
+
+    @property
+    def zombie(self) -> bool:
+        return self.stat.startswith("Z")
+
+
+def parse_ss(text: str) -> list[Socket]:
+    """Parse `ss -tanpoH` output (one socket a line)."""
+    sockets = []
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) < 5:
+            continue
+        state, recv_q, send_q, local, peer = words[:5]
+        rest = " ".join(words[5:])
+        pids = tuple(int(p) for p in re.findall(r"pid=(\d+)", rest))
+        timer = re.search(r"timer:\(([^)]*)\)", rest)
+        sockets.append(Socket(SS_STATES.get(state, state), local, peer, int(recv_q), int(send_q), pids,
+                              timer.group(1) if timer else ""))
+    return sockets
+
+
+def parse_ps(text: str) -> list[Process]:
+    """Parse `ps -eo pid=,ppid=,stat=,args=` output."""
+    procs = []
+    for line in text.splitlines():
+        words = line.split(None, 3)
+        if len(words) >= 3 and words[0].isdigit():
+            procs.append(Process(int(words[0]), int(words[1]), words[2], words[3] if len(words) > 3 else ""))
+    return procs
+
+
+def sockets(bed: Testbed, host: str) -> list[Socket]:
+    return parse_ss(_run_in(bed, host, ["ss", "-tanpoH"]))
+
+
+def processes(bed: Testbed, host: str) -> list[Process]:
+    procs = parse_ps(_run_in(bed, host, ["ps", "-eo", "pid=,ppid=,stat=,args="]))
+    return [p for p in procs if not p.command.startswith("ps -eo")]
+
+
+def _run_in(bed: Testbed, host: str, argv: list[str]) -> str:
+    status = bed.status(host)
+    if status != "running":
+        raise NetbedError(f"cannot look into {host}: it is {status}")
+    done = bed.exec(host, argv)
+    if done.exit_code != 0:
+        raise NetbedError(f"`{' '.join(argv)}` in {host} failed: {done.stderr.strip() or done.exit_code}")
+    return done.stdout
+
+
+# --- programs driven line by line -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Exit:
+    """How a program ended: its exit status, or the signal that killed it."""
+
+    code: int | None
+    signal: int | None
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0
+
+
+class Program:
+    """A program on a host, on a pseudo-terminal, driven line by line from here.
+
+    Its stdout lines and stderr lines are collected as they come; every read
+    waits for a condition with a deadline.
+    """
+
+    def __init__(self, bed: Testbed, host: str, argv: list[str]) -> None:
+        self.host = host
+        self.argv = list(argv)
+        container_id = bed.host(host).container_id
+        self._proc = subprocess.Popen(
+            ["docker", "exec", "-i", container_id, "python3", "-m", "netbed.apps.ptyrun", "--", *argv],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self.pid: int | None = None
+        self.exit: Exit | None = None
+        self._threads = [threading.Thread(target=self._pump, args=(self._proc.stdout, self.stdout), daemon=True),
+                         threading.Thread(target=self._pump, args=(self._proc.stderr, self.stderr), daemon=True)]
+        for t in self._threads:
+            t.start()
+        wait_for(lambda: self.pid or self._proc.poll() is not None, timeout=30,
+                 what=f"{argv[0]} to start on {host}")
+        if self.pid is None:
+            raise NetbedError(f"could not start {argv[0]} on {host}: {' '.join(self.stderr[-1:]) or 'no output'}")
+
+    def _pump(self, stream, lines: list[str]) -> None:
+        for raw in iter(stream.readline, b""):
+            line = raw.decode(errors="replace").rstrip("\r\n")
+            if line.startswith("netbed-ptyrun: "):
+                self._note(line.removeprefix("netbed-ptyrun: "))
+            else:
+                lines.append(line)
+
+    def _note(self, text: str) -> None:
+        key, _, value = text.partition("=")
+        number = int(value.split()[0])
+        if key == "pid":
+            self.pid = number
+        elif key == "exit":
+            self.exit = Exit(number, None)
+        elif key == "signal":
+            self.exit = Exit(None, number)
+
+    def send(self, line: str) -> None:
+        """Type one line at the program's terminal."""
+        try:
+            self._proc.stdin.write(line.encode() + b"\n")
+            self._proc.stdin.flush()
+        except BrokenPipeError:
+            raise NetbedError(f"{self.argv[0]} on {self.host} is gone; it cannot read {line!r}") from None
+
+    def end_input(self) -> None:
+        """End of file on the program's terminal (Ctrl-D)."""
+        self._proc.stdin.close()
+
+    def expect_output(self, pattern: str, timeout: float, stream: str = "stdout") -> str:
+        """Wait for a line matching the regular expression; return it."""
+        lines = self.stdout if stream == "stdout" else self.stderr
+        regex = re.compile(pattern)
+        found = wait_for(lambda: next((l for l in list(lines) if regex.search(l)), None),
+                         lambda l: l is not None or self._proc.poll() is not None, timeout=timeout,
+                         what=f"{pattern!r} on {self.argv[0]}'s {stream} (so far: {lines[-3:]})")
+        if found is None:
+            raise WaitTimeout(f"{self.argv[0]} on {self.host} ended ({self.exit}) without printing {pattern!r}; "
+                              f"{stream} was {lines[-5:]}")
+        return found
+
+    def wait(self, timeout: float) -> Exit:
+        """Wait for the program to end; return how it ended."""
+        wait_for(lambda: self._proc.poll(), lambda code: code is not None, timeout=timeout,
+                 what=f"{self.argv[0]} on {self.host} to end")
+        for t in self._threads:
+            t.join(timeout=5)
+        return self.exit or Exit(self._proc.returncode, None)
+
+    def stop(self) -> None:
+        """Forget the program: end the local docker exec (the program itself dies with its host)."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()

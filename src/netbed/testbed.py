@@ -34,6 +34,8 @@ LABEL_PROJECT = "org.netbed.project"
 LABEL_OWNER = "org.netbed.owner"
 LABEL_STARTED = "org.netbed.started"
 LABEL_ROLE = "org.netbed.role"
+LABEL_RUN_DIR = "org.netbed.run-dir"
+STATE_FILE = "testbed.json"
 COMPOSE_PROJECT = "com.docker.compose.project"
 SUBNET_TRIES = 8
 
@@ -93,7 +95,8 @@ class Testbed:
         project = project or f"netbed-{uuid.uuid4().hex[:10]}"
         run_dir = Path(run_dir or Path.cwd() / "runs" / project).resolve()
         run_dir.mkdir(parents=True, exist_ok=True)
-        labels = {LABEL_PROJECT: project, LABEL_OWNER: f"{socket.gethostname()}:{os.getpid()}",
+        labels = {LABEL_PROJECT: project, LABEL_RUN_DIR: str(run_dir),
+                  LABEL_OWNER: f"{socket.gethostname()}:{os.getpid()}",
                   LABEL_STARTED: datetime.now(timezone.utc).isoformat(timespec="seconds")}
         bed = cls(project=project, compose_file=compose_file, run_dir=run_dir, env={}, bridge="",
                   labels=labels)
@@ -128,6 +131,44 @@ class Testbed:
         self.capture = capture_mod.start(cli, self.bridge, self.run_dir / "capture.pcap", self.labels)
         self._compose(["up", "-d", "--no-deps", "--no-recreate", *hosts])
         self.hosts = self._discover_hosts(cli, hosts)
+        (self.run_dir / STATE_FILE).write_text(json.dumps({
+            "project": self.project, "compose_file": str(self.compose_file), "run_dir": str(self.run_dir),
+            "env": self.env, "bridge": self.bridge, "labels": self.labels,
+            "capture": {"container_id": self.capture.container_id, "path": str(self.capture.path)},
+        }, indent=2))
+
+    @classmethod
+    def attach(cls, project: str | None = None, compose_file: Path | str | None = None) -> "Testbed":
+        """The testbed `project`, or the one running the given compose file, made by an earlier `up`."""
+        cli = engine.client()
+        wanted_file = Path(compose_file or default_compose_file()).resolve()
+        found: dict[str, dict[str, Any]] = {}
+        for container in cli.containers.list(all=True, filters={"label": LABEL_RUN_DIR}):
+            state_file = Path(container.labels[LABEL_RUN_DIR]) / STATE_FILE
+            if container.labels[LABEL_PROJECT] not in found and state_file.is_file():
+                found[container.labels[LABEL_PROJECT]] = json.loads(state_file.read_text())
+        if project is not None:
+            if project not in found:
+                known = ", ".join(sorted(found)) or "none"
+                raise TestbedError(f"no testbed {project!r} is up (testbeds up: {known})")
+            state = found[project]
+        else:
+            mine = [st for st in found.values() if Path(st["compose_file"]) == wanted_file]
+            if not mine:
+                raise TestbedError(f"no testbed is up for {wanted_file}: start one with `netbed up`")
+            if len(mine) > 1:
+                raise TestbedError(f"several testbeds run {wanted_file.name}: choose one with -p "
+                                   f"({', '.join(st['project'] for st in mine)})")
+            state = mine[0]
+        bed = cls(project=state["project"], compose_file=Path(state["compose_file"]),
+                  run_dir=Path(state["run_dir"]), env=state["env"], bridge=state["bridge"],
+                  labels=state["labels"],
+                  capture=Capture(state["capture"]["container_id"], state["bridge"], Path(state["capture"]["path"])))
+        model = bed._config()
+        hosts = [name for name, svc in model["services"].items()
+                 if (svc.get("labels") or {}).get(LABEL_ROLE) != "capture"]
+        bed.hosts = bed._discover_hosts(cli, hosts)
+        return bed
 
     def down(self) -> None:
         """Stop the hosts, then the capture, then remove everything of this project. Never raises."""
@@ -165,17 +206,27 @@ class Testbed:
     def pcap(self) -> Path:
         return self.run_dir / "capture.pcap"
 
-    def exec(self, host: str, argv: list[str], timeout: float = 30) -> ExecResult:
+    def container(self, host: str):
+        """The host's container, fresh from the engine."""
+        try:
+            return engine.client().containers.get(self.host(host).container_id)
+        except docker.errors.NotFound:
+            raise TestbedError(f"{host}'s container is gone; is the testbed {self.project} still up?") from None
+
+    def status(self, host: str) -> str:
+        """'running', 'paused', 'exited', ... as the engine says."""
+        return self.container(host).status
+
+    def exec(self, host: str, argv: list[str]) -> ExecResult:
         """Run a command to completion in a host (an argument list, never a shell string)."""
-        container = engine.client().containers.get(self.host(host).container_id)
+        container = self.container(host)
         result = container.exec_run(argv, demux=True)
         out, err = result.output
         return ExecResult(result.exit_code, (out or b"").decode(errors="replace"),
                           (err or b"").decode(errors="replace"))
 
     def logs(self, host: str) -> str:
-        container = engine.client().containers.get(self.host(host).container_id)
-        return container.logs().decode(errors="replace")
+        return self.container(host).logs().decode(errors="replace")
 
     # --- Compose plumbing ---------------------------------------------------
 

@@ -1,0 +1,93 @@
+"""Run a program on a pseudo-terminal, as a person at a terminal would.
+
+A C program's stdio fully buffers a pipe, so its echoes would arrive late, or
+be lost when a signal kills it; on a terminal it flushes every line. This
+wrapper gives the program a terminal for stdin and stdout (echo off, no
+CR/LF translation), relays our stdin to it line by line (our EOF becomes the
+terminal's end-of-file character), and keeps its stderr apart. It reports
+the program's pid first and its end last, on stderr, as lines starting with
+`netbed-ptyrun:`, and exits with the program's status (128+N for signal N).
+
+    python3 -m netbed.apps.ptyrun -- PROGRAM [ARG ...]
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import signal
+import sys
+import termios
+
+MARK = "netbed-ptyrun:"
+VEOF = b"\x04"
+
+
+def _quiet_terminal(fd: int) -> None:
+    attrs = termios.tcgetattr(fd)
+    attrs[1] &= ~termios.OPOST  # oflag: no "\n" -> "\r\n"
+    attrs[3] &= ~(termios.ECHO | termios.ECHONL)  # lflag: do not echo what we type
+    termios.tcsetattr(fd, termios.TCSANOW, attrs)
+
+
+def _report(text: str) -> None:
+    os.write(2, f"{MARK} {text}\n".encode())
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0 if argv else 2
+    master, slave = pty.openpty()
+    _quiet_terminal(slave)
+    pid = os.fork()
+    if pid == 0:
+        os.close(master)
+        os.setsid()
+        os.dup2(slave, 0)
+        os.dup2(slave, 1)
+        if slave > 2:
+            os.close(slave)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        try:
+            os.execvp(argv[0], argv)
+        except OSError as exc:
+            os.write(2, f"{argv[0]}: {exc.strerror}\n".encode())
+            os._exit(127)
+    os.close(slave)
+    _report(f"pid={pid}")
+    signal.signal(signal.SIGTERM, lambda *_: os.kill(pid, signal.SIGTERM))
+    stdin_open = True
+    while True:
+        fds = [master] + ([0] if stdin_open else [])
+        readable, _, _ = select.select(fds, [], [])
+        if 0 in readable:
+            data = os.read(0, 4096)
+            if data:
+                os.write(master, data)
+            else:
+                os.write(master, VEOF)
+                stdin_open = False
+        if master in readable:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO: the program closed the terminal (it exited)
+                data = b""
+            if not data:
+                break
+            os.write(1, data)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        _report(f"signal={sig} ({signal.Signals(sig).name})")
+        return 128 + sig
+    code = os.WEXITSTATUS(status)
+    _report(f"exit={code}")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
