@@ -67,6 +67,7 @@ def default_compose_file() -> Path:
 
 @dataclass
 class Testbed:
+    __test__ = False  # not a pytest test class, despite its name
     project: str
     compose_file: Path
     run_dir: Path
