@@ -193,16 +193,19 @@ class Program:
         """End of file on the program's terminal (Ctrl-D)."""
         self._proc.stdin.close()
 
-    def expect_output(self, pattern: str, timeout: float, stream: str = "stdout") -> str:
-        """Wait for a line matching the regular expression; return it."""
-        lines = self.stdout if stream == "stdout" else self.stderr
+    def expect_output(self, pattern: str, timeout: float, stream: str = "any") -> str:
+        """Wait for a line matching the regular expression on stdout, stderr or either; return it."""
         regex = re.compile(pattern)
-        found = wait_for(lambda: next((l for l in list(lines) if regex.search(l)), None),
+
+        def lines() -> list[str]:
+            return {"stdout": self.stdout, "stderr": self.stderr}.get(stream, self.stdout + self.stderr)[:]
+
+        found = wait_for(lambda: next((l for l in lines() if regex.search(l)), None),
                          lambda l: l is not None or self._proc.poll() is not None, timeout=timeout,
-                         what=f"{pattern!r} on {self.argv[0]}'s {stream} (so far: {lines[-3:]})")
+                         what=f"{pattern!r} from {self.argv[0]} on {self.host} (so far: {lines()[-3:]})")
         if found is None:
             raise WaitTimeout(f"{self.argv[0]} on {self.host} ended ({self.exit}) without printing {pattern!r}; "
-                              f"{stream} was {lines[-5:]}")
+                              f"its last lines: {lines()[-5:]}")
         return found
 
     def wait(self, timeout: float) -> Exit:

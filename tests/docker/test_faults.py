@@ -103,7 +103,7 @@ def test_killing_the_forked_child_sends_fin_and_the_next_line_draws_rst(bed):
     client.send("after the kill")
     wait_for(lambda: [p for p in from_host(segments(bed), bed, "server") if p[TCP].flags.R], timeout=10,
              what="an RST for the line sent to the dead child")
-    client.expect_output(r"terminated prematurely|ECONNRESET", timeout=10, stream="stderr")
+    client.expect_output(r"terminated prematurely|ECONNRESET", timeout=10)
     assert server_ip
 
 
