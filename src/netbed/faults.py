@@ -28,7 +28,8 @@ from netbed.testbed import Host, Testbed
 
 CRASH_CHAIN = "NETBED-CRASH"
 PARTITION_CHAIN = "NETBED-PARTITION"
-IMPAIR_CHAIN = "NETBED-IMPAIR"
+LOSS_CHAIN = "NETBED-LOSS"      # on INPUT: the sender's segments still cross the bridge, so losses show as retransmissions
+DELAY_CHAIN = "NETBED-DELAY"    # on OUTPUT: the shaper holds what the host sends
 SHAPER_QUEUE = 7
 STATE_DEADLINE = 15.0
 
@@ -101,12 +102,12 @@ def kill(bed: Testbed, host: str, signal: str = "SIGKILL", pid: int | None = Non
 def shutdown(bed: Testbed, host: str, grace: float = 2.0) -> None:
     """An orderly host shutdown: SIGTERM to every process (not only PID 1), SIGKILL after the grace period."""
     container = _running(bed, host, "shutdown")
-    container.exec_run(["kill", "-s", "TERM", "-1"])
+    container.exec_run(["kill", "-TERM", "-1"])
     try:
-        wait_for(lambda: _user_processes(container), lambda procs: not procs, timeout=grace,
+        wait_for(lambda: _user_processes(bed, host), lambda procs: not procs, timeout=grace,
                  what=f"{host}'s processes to exit")
     except NetbedError:
-        container.exec_run(["kill", "-s", "KILL", "-1"])
+        container.exec_run(["kill", "-KILL", "-1"])
     container.stop(timeout=1)
     _await_status(bed, host, "exited")
 
@@ -173,15 +174,19 @@ def partition(bed: Testbed, a: str, b: str, one_way: bool = False) -> None:
         if _netns(bed, receiver, ["iptables", "-w", "-C", PARTITION_CHAIN, *rule], check=False) == 0:
             raise FaultError(f"partition: {receiver} already drops what {sender} sends")
         if PARTITION_CHAIN not in _chains(bed, receiver):
-            _netns(bed, receiver, ["iptables", "-w", "-N", PARTITION_CHAIN])
-            _netns(bed, receiver, ["iptables", "-w", "-I", "INPUT", "1", "-j", PARTITION_CHAIN])
+            _add_chain(bed, receiver, PARTITION_CHAIN, "INPUT")
         _netns(bed, receiver, ["iptables", "-w", "-A", PARTITION_CHAIN, *rule])
 
 
 def impair(bed: Testbed, host: str, how: Impairment) -> str:
-    """Make the host's outgoing link lossy or slow; returns the mechanism used ('netem' or 'iptables/tbf/nfqueue')."""
+    """Make the host's link lossy or slow; returns the mechanism used.
+
+    With netem everything applies to what the host sends. Without it, delay
+    and rate apply to what the host sends, and loss to what reaches it, so
+    the lost segments were on the wire and the capture shows them retransmitted.
+    """
     _running(bed, host, "impair")
-    if IMPAIR_CHAIN in _chains(bed, host) or _root_qdisc(bed, host) not in ("", "noqueue"):
+    if _chains(bed, host) & {LOSS_CHAIN, DELAY_CHAIN} or _root_qdisc(bed, host) not in ("", "noqueue"):
         raise FaultError(f"impair: {host} is already impaired; `heal {host}` first")
     dev = _interfaces(bed, host)[0]
     if engine.kernel_has_netem(engine.client()):
@@ -211,17 +216,17 @@ def impair(bed: Testbed, host: str, how: Impairment) -> str:
 
 def _impair_without_netem(bed: Testbed, host: str, dev: str, how: Impairment) -> None:
     """Loss through iptables statistic, rate through tbf, delay through the NFQUEUE shaper."""
-    _netns(bed, host, ["iptables", "-w", "-N", IMPAIR_CHAIN])
-    _netns(bed, host, ["iptables", "-w", "-I", "OUTPUT", "1", "-j", IMPAIR_CHAIN])
     if how.loss_pct:
-        _netns(bed, host, ["iptables", "-w", "-A", IMPAIR_CHAIN, "-m", "statistic", "--mode", "random",
+        _add_chain(bed, host, LOSS_CHAIN, "INPUT")
+        _netns(bed, host, ["iptables", "-w", "-A", LOSS_CHAIN, "-i", dev, "-m", "statistic", "--mode", "random",
                            "--probability", f"{how.loss_pct / 100:.4f}", "-j", "DROP"])
     if how.rate_kbit:
         _netns(bed, host, ["tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", f"{how.rate_kbit}kbit",
                            "burst", "16kbit", "latency", "500ms"])
     if how.delay_ms:
         _start_shaper(bed, host, how)
-        _netns(bed, host, ["iptables", "-w", "-A", IMPAIR_CHAIN, "-o", dev, "-j", "NFQUEUE",
+        _add_chain(bed, host, DELAY_CHAIN, "OUTPUT")
+        _netns(bed, host, ["iptables", "-w", "-A", DELAY_CHAIN, "-o", dev, "-j", "NFQUEUE",
                            "--queue-num", str(SHAPER_QUEUE), "--queue-bypass"])
 
 
@@ -233,7 +238,7 @@ def heal(bed: Testbed, host: str | None = None) -> list[str]:
         if bed.container(name).status != "running":
             continue
         chains = _chains(bed, name)
-        for chain, hooks in ((PARTITION_CHAIN, ("INPUT",)), (IMPAIR_CHAIN, ("OUTPUT",))):
+        for chain, hooks in ((PARTITION_CHAIN, ("INPUT",)), (LOSS_CHAIN, ("INPUT",)), (DELAY_CHAIN, ("OUTPUT",))):
             if chain in chains:
                 _remove_chain(bed, name, chain, hooks)
                 healed.append(f"{name}: {'partition' if chain == PARTITION_CHAIN else 'impairment'}")
@@ -279,9 +284,13 @@ def _process_state(container, pid: int) -> str:
     return done.output.decode().strip()[:1] if done.exit_code == 0 else ""
 
 
-def _user_processes(container) -> list[str]:
-    """Processes other than init and the ps that lists them."""
-    done = container.exec_run(["ps", "-eo", "pid=,stat=,comm="])
+def _user_processes(bed: Testbed, host: str) -> list[str]:
+    """Processes other than init and the ps that lists them; none once the host has stopped."""
+    container = bed.container(host)
+    try:
+        done = container.exec_run(["ps", "-eo", "pid=,stat=,comm="])
+    except docker.errors.APIError:  # the host stopped: its last process is gone
+        return []
     rows = [line.split(None, 2) for line in done.output.decode().splitlines() if line.strip()]
     return [r[2] for r in rows if len(r) == 3 and r[0] != "1" and r[2] != "ps" and not r[1].startswith("Z")]
 
@@ -320,6 +329,11 @@ def _chains(bed: Testbed, host: str) -> set[str]:
     return {line.split()[1] for line in out.splitlines() if line.startswith("-N NETBED-")}
 
 
+def _add_chain(bed: Testbed, host: str, chain: str, hook: str) -> None:
+    _netns(bed, host, ["iptables", "-w", "-N", chain])
+    _netns(bed, host, ["iptables", "-w", "-I", hook, "1", "-j", chain])
+
+
 def _remove_chain(bed: Testbed, host: str, chain: str, hooks: tuple[str, ...]) -> None:
     """Unhook and delete one of netbed's chains; quiet about parts that are not there."""
     for hook in hooks:
@@ -354,20 +368,19 @@ def _start_shaper(bed: Testbed, host: str, how: Impairment) -> None:
                                 cap_drop=["ALL"], cap_add=["NET_ADMIN"],
                                 labels={**bed.labels, "org.netbed.role": "shaper", "org.netbed.target": host})
     try:
-        wait_for(lambda: _shaper_log(shaper), lambda log: "ready" in log or "shaper:" in log and "cannot" in log,
-                 timeout=STATE_DEADLINE, what=f"the delay shaper in {host} to be ready")
+        status, log = wait_for(lambda: _shaper_log(shaper), lambda seen: "ready" in seen[1] or seen[0] == "exited",
+                               timeout=STATE_DEADLINE, what=f"the delay shaper in {host} to be ready")
     except NetbedError:
         shaper.remove(force=True)
         raise
-    log = _shaper_log(shaper)
     if "ready" not in log:
         shaper.remove(force=True)
-        raise FaultError(f"impair: the delay shaper failed: {log.strip().splitlines()[-1]}")
+        raise FaultError(f"impair: the delay shaper failed: {(log.strip().splitlines() or [status])[-1]}")
 
 
-def _shaper_log(shaper) -> str:
+def _shaper_log(shaper) -> tuple[str, str]:
     shaper.reload()
-    return shaper.logs().decode(errors="replace")
+    return shaper.status, shaper.logs().decode(errors="replace")
 
 
 def _stop_shaper(bed: Testbed, host: str) -> None:

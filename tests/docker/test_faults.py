@@ -132,3 +132,35 @@ def test_faults_on_unknown_or_stopped_hosts_are_refused_and_change_nothing(bed):
         faults.crash(bed, "server")
     faults.reboot(bed, "server")
     assert bed.status("server") == "running"
+
+
+def test_shutdown_sends_fin_and_then_the_host_is_silent(bed):
+    client = connected_client(bed)
+    faults.shutdown(bed, "server", grace=2)
+    assert bed.status("server") == "exited"
+    wait_for(lambda: [p for p in from_host(segments(bed), bed, "server") if p[TCP].flags.F], timeout=10,
+             what="the FIN of the server's orderly shutdown")
+    client.send("after the shutdown")
+    client.expect_output(r"terminated prematurely", timeout=10)
+
+
+def test_impair_delay_slows_the_handshake_by_the_amount_asked(bed):
+    mechanism = faults.impair(bed, "client", faults.Impairment(delay_ms=100))
+    connected_client(bed)
+    packets = segments(bed)
+    synack = next(p for p in from_host(packets, bed, "server") if p[TCP].flags == "SA")
+    ack = next(p for p in from_host(packets, bed, "client") if p.time > synack.time)
+    assert 0.085 <= float(ack.time - synack.time) <= 0.160, (mechanism, float(ack.time - synack.time))
+    faults.heal(bed, "client")
+
+
+def test_impair_loss_shows_as_retransmissions_in_the_proportion_asked(bed):
+    faults.impair(bed, "client", faults.Impairment(loss_pct=30))
+    client = connected_client(bed)
+    for n in range(60):
+        client.send(f"line {n}")
+        client.expect_output(rf"^line {n}$", timeout=20)
+    echoes = [p for p in from_host(segments(bed), bed, "server") if len(p[TCP].payload)]
+    retransmitted = len(echoes) - len({p[TCP].seq for p in echoes})
+    assert 0.15 <= retransmitted / len(echoes) <= 0.45, (retransmitted, len(echoes))
+    faults.heal(bed, "client")
