@@ -24,8 +24,9 @@ On SIGTERM/SIGINT every held packet is accepted at once, then the queue unbound.
 Heal in this order: delete the iptables rule, then stop the shaper (packets
 queued in the instant of unbinding are dropped by the kernel; TCP resends them).
 
-Prints "shaper: queue N delay D jitter J ready" once bound; any error is one line
-on stderr and a non-zero status.
+Prints "shaper: queue N delay D jitter J ready" once bound, and on a clean exit
+"shaper: queue N done: P packets delayed, O receive overflows". Any error is one
+line on stderr and a non-zero status.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ NLATTR = struct.Struct("=HH")             # len, type: host byte order; payloads
 QUEUE_MAXLEN = 65536                      # packets the kernel may hold for us (default 1024)
 RCVBUF = 8 << 20
 ENOBUFS_WARN_EVERY = 1000
+RECEIVE_BATCH = 256                       # datagrams read between releases
+VERDICTS_PER_SEND = 1024                  # 32 bytes each; one send must fit the socket's sndbuf
 
 
 def align4(n: int) -> int:                # NLMSG_ALIGN and NFA_ALIGN (NLA_ALIGNTO == 4)
@@ -139,7 +142,7 @@ class Shaper:
         self.rng = random.Random(seed)
         self.held: list[tuple[float, int]] = []   # heap of (due, packet id)
         self.last_due = 0.0
-        self.enobufs = 0
+        self.delayed = self.enobufs = 0
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
         for option in (33, socket.SO_RCVBUF):     # 33 = SO_RCVBUFFORCE (needs NET_ADMIN)
             try:
@@ -179,22 +182,28 @@ class Shaper:
             due = max(due, self.last_due)         # FIFO: never before the packet ahead
         self.last_due = due
         heapq.heappush(self.held, (due, pid))
+        self.delayed += 1
 
     def release(self, everything: bool = False) -> None:
         """ACCEPT every packet that is due (or all), in one send of concatenated verdicts."""
         now, out = time.monotonic(), []
         while self.held and (everything or self.held[0][0] <= now):
             out.append(verdict(self.queue, heapq.heappop(self.held)[1]))
+            if len(out) == VERDICTS_PER_SEND:
+                self.sock.send(b"".join(out))
+                out = []
         if out:
             self.sock.send(b"".join(out))
 
-    def receive(self) -> None:
-        """Read every datagram waiting on the socket (non-blocking)."""
-        while True:
+    def receive(self) -> bool:
+        """Read the datagrams waiting on the socket (non-blocking), a bounded batch so
+        that a flood of arrivals cannot starve the release of due packets.
+        True if more may be waiting."""
+        for _ in range(RECEIVE_BATCH):
             try:
                 data = self.sock.recv(65536, socket.MSG_DONTWAIT)
             except BlockingIOError:
-                return
+                return False
             except OSError as exc:
                 if exc.errno != errno.ENOBUFS:
                     raise
@@ -208,6 +217,7 @@ class Shaper:
                 if kind == (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET:
                     self.hold(payload)
                 # NLMSG_ERROR here answers a verdict for a packet already gone: nothing to do
+        return True
 
     def run(self, wakeup: socket.socket) -> None:
         poller = select.poll()
@@ -227,7 +237,9 @@ class Shaper:
     def close(self) -> None:
         """Accept everything held or waiting, then unbind, so no packet is stuck."""
         try:
-            self.receive()
+            deadline = time.monotonic() + 1
+            while self.receive() and time.monotonic() < deadline:
+                self.release(everything=True)
             self.release(everything=True)
             self.configure(NFQNL_CFG_CMD_UNBIND)
             self.release(everything=True)         # any that arrived while unbinding
@@ -286,12 +298,15 @@ def main(argv: list[str] | None = None) -> int:
             shaper.run(wakeup)
         except OSError as exc:
             raise Failure(f"queue {args.queue}: {exc.strerror or exc}") from None
+        shaper.close()
+        print(f"shaper: queue {args.queue} done: {shaper.delayed} packets delayed, "
+              f"{shaper.enobufs} receive overflows", flush=True)
         return 0
     except Failure as exc:
         print(f"shaper: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
-        if shaper is not None:
+        if shaper is not None and shaper.sock.fileno() != -1:
             shaper.close()
 
 
