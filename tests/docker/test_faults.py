@@ -164,3 +164,21 @@ def test_impair_loss_shows_as_retransmissions_in_the_proportion_asked(bed):
     retransmitted = len(echoes) - len({p[TCP].seq for p in echoes})
     assert 0.15 <= retransmitted / len(echoes) <= 0.45, (retransmitted, len(echoes))
     faults.heal(bed, "client")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["pause", "nosuch"], "no host 'nosuch'"),
+    (["crash", "server", "-p", "netbed-no-such-project"], "no testbed 'netbed-no-such-project'"),
+    (["heal"], "nothing to heal"),
+])
+def test_cli_answers_bad_input_with_one_line(bed, args, message):
+    import subprocess
+    import sys
+
+    if "-p" not in args:
+        args = [*args, "-p", bed.project]
+    done = subprocess.run([sys.executable, "-m", "netbed", *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip().count("\n") == 0 and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert bed.status("server") == "running" and bed.status("client") == "running"
