@@ -182,14 +182,16 @@ def tcp_state(local: str, remote: str) -> str | None:
 
 
 def tcp_rows() -> list[dict]:
-    rows = []
+    """The IPv4 TCP sockets, each once (a read racing with other sockets can list a row twice)."""
+    rows = {}
     with open("/proc/net/tcp") as table:
         next(table)
         for line in table:
             fields = line.split()
-            rows.append({"local": _address(fields[1]), "remote": _address(fields[2]),
-                         "state": TCP_STATES.get(fields[3], fields[3]), "inode": int(fields[9])})
-    return rows
+            row = {"local": _address(fields[1]), "remote": _address(fields[2]),
+                   "state": TCP_STATES.get(fields[3], fields[3]), "inode": int(fields[9])}
+            rows[tuple(row.values())] = row
+    return list(rows.values())
 
 
 def _address(hex_pair: str) -> str:

@@ -1,9 +1,15 @@
 """echo_client on loopback: echoes, socket options, and each failure with its own status."""
 
 import os
+import pty
 import re
+import select
 import signal
 import socket
+import subprocess
+import sys
+import termios
+import time
 
 import pytest
 
@@ -31,6 +37,31 @@ def test_lines_come_back_in_line_mode(app_server, run_app):
     assert client.finish() == 0
     assert client.stdout() == "hello\nworld\nno newline\n"
     assert client.stderr() == ""
+
+
+def test_driven_through_a_pseudo_terminal_each_echo_shows_at_once(app_server):
+    server = app_server()
+    master, slave = pty.openpty()
+    attrs = termios.tcgetattr(slave)
+    attrs[3] &= ~termios.ECHO  # only the client's output comes back, not the typing
+    termios.tcsetattr(slave, termios.TCSANOW, attrs)
+    client = subprocess.Popen([sys.executable, "-m", "netbed.apps.echo_client", "127.0.0.1", "--port",
+                               str(server.port)], stdin=slave, stdout=slave, stderr=subprocess.DEVNULL)
+    os.close(slave)
+    try:
+        os.write(master, b"typed by hand\n")
+        seen, deadline = b"", time.monotonic() + 10
+        while b"typed by hand\r\n" not in seen and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.1)[0]:
+                seen += os.read(master, 1024)
+        assert seen == b"typed by hand\r\n"
+        os.write(master, b"\x04")  # ^D: end of input
+        assert client.wait(10) == 0
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+        os.close(master)
 
 
 def test_lines_come_back_in_select_mode_after_a_half_close(app_server, run_app):

@@ -106,7 +106,7 @@ def test_server_reports_a_short_record(app_server, app_sockets):
     error = server.wait_event("error", pid=child)
     assert (error["got"], error["need"]) == (3, 16)
     server.wait_event("reaped", child=child, code=1)
-    assert server.stderr() == "sum_server: short record: 3 of 16 bytes, then EOF\n"
+    assert server.wait_line("short record", stream="stderr") == "sum_server: short record: 3 of 16 bytes, then EOF\n"
 
 
 def test_client_reports_a_short_reply(run_app):

@@ -56,7 +56,8 @@ heartbeats travel in-band as the line "\\x01heartbeat N"; their echoes are not p
 def build_parser() -> appargs.Parser:
     parser = appargs.Parser(
         "echo_client",
-        "Echo client (UNP str_cli): sends lines from stdin to the echo server and prints the echoes.",
+        "Echo client (UNP str_cli, tcpcli01/04/11, strcliselect02): sends lines from stdin\n"
+        "to the echo server and prints the echoes on stdout.",
         epilog=status.CLIENT_STATUS_HELP + "\n\n" + EVENTS_HELP,
     )
     parser.add_argument("host", help="server address or name")
@@ -166,7 +167,7 @@ class EchoClient:
         if mode == "select":
             return self.finished_by_server_eof
         if mode == "interval":
-            return self.opts.count is not None and self.interval_seq >= self.opts.count and not self.outstanding
+            return self.count_reached() and not self.outstanding
         return False
 
     def step(self) -> None:
@@ -179,7 +180,7 @@ class EchoClient:
         if self.heartbeat_due is not None and not self.half_closed:
             if now >= self.heartbeat_due:
                 self.beat()
-                self.heartbeat_due += self.opts.heartbeat
+                self.heartbeat_due = now + self.opts.heartbeat  # never a burst after a long write pause
             deadlines.append(self.heartbeat_due)
         if self.opts.mode == "interval" and not self.interval_sent and not self.count_reached():
             if now >= self.interval_due:
@@ -211,7 +212,10 @@ class EchoClient:
                 self.read_other(by_fd[fd])
 
     def read_stdin(self) -> None:
-        data = os.read(0, READ_SIZE)
+        try:
+            data = os.read(0, READ_SIZE)
+        except OSError:  # no stdin at all, or a pseudo-terminal whose other end closed: end of input
+            data = b""
         lines = self.stdin_lines.feed(data)
         if not data:
             self.stdin_open = False
@@ -250,7 +254,7 @@ class EchoClient:
         if line.startswith(HEARTBEAT):
             self.unanswered = 0
             self.emit("heartbeat_reply", seq=line[len(HEARTBEAT):].strip().decode("ascii", "replace"))
-        elif self.opts.mode == "interval":
+        elif self.opts.mode == "interval" and self.interval_sent:
             rtt_ms = (time.monotonic() - self.interval_sent.popleft()) * 1000
             text = line.decode("utf-8", "replace").rstrip("\n")
             write_line(1, f"{text} (rtt {rtt_ms:.3f} ms)")

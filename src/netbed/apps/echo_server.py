@@ -28,10 +28,9 @@ def str_echo(conn, emit) -> None:
 def main(argv=None) -> int:
     parser = Parser(
         "echo_server",
-        "Fork-per-client TCP echo server (UNP tcpserv01-04). Each child echoes its "
-        "client's bytes until EOF, then exits.",
-        epilog=forkserver.EVENTS_HELP + "\n  echoed bytes=                              a child echoed a chunk"
-        "\n\nexit status: 0 after SIGTERM/SIGINT, 1 when aborted (e.g. unguarded accept and EINTR), 2 usage.",
+        "Fork-per-client TCP echo server (UNP tcpserv01-04). Each child echoes its\n"
+        "client's bytes until EOF, then exits. Defaults: tcpserv04 (waitpid, guarded).",
+        epilog=forkserver.help_epilog("  echoed bytes=                              a child echoed a chunk"),
     )
     forkserver.add_arguments(parser)
     return forkserver.ForkServer(parser.parse_args(argv), str_echo, "echo_server").run()

@@ -42,8 +42,7 @@ LISTENQ = 1024
 _POLL_MS = 10  # how often a coalescing server looks for exited children
 _FORK_BLOCKED = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT}
 
-EVENTS_HELP = """\
-events (one line each on stdout, flushed; parse with netbed.apps.events.parse_event):
+_EVENTS = """\
   listening port= addr= sigchld= accept= coalesce=   ready to accept
   accept_delay seconds=                      sleeping before accept (--accept-delay)
   accepted child= peer=                      forked child for a client
@@ -54,8 +53,18 @@ events (one line each on stdout, flushed; parse with netbed.apps.events.parse_ev
   eintr call=accept action=restart|abort     accept failed with EINTR
   error call= errno= message=                a system call failed (e.g. ECONNRESET)
   aborted reason=                            the server gave up (book: tcpserv02)
-  terminated signal=                         SIGTERM/SIGINT: children killed, exit 0
-every line also has pid= (the writer) and t= (wall clock, seconds)."""
+  terminated signal= children=               SIGTERM/SIGINT: children killed, exit 0"""
+
+
+def help_epilog(child_events: str) -> str:
+    """The --help epilog of a server: its events (the shared ones, then CHILD_EVENTS) and exit status."""
+    return (
+        "events (one line each on stdout, flushed; parse with netbed.apps.events.parse_event):\n"
+        f"{_EVENTS}\n{child_events}\n"
+        "every line also has pid= (the writer) and t= (wall clock, seconds).\n\n"
+        "exit status: 0 after SIGTERM/SIGINT, 1 when aborted (bind failed; accept failed, e.g.\n"
+        "EINTR with --accept unguarded), 2 usage error."
+    )
 
 
 class Terminated(Exception):
@@ -321,6 +330,8 @@ class ForkServer:
         deadline = time.monotonic() + 2.0
         while self.children and time.monotonic() < deadline:
             self._reap_all()
+            for pid in [pid for pid in self.children if proc_state(pid) is None]:
+                self.children.pop(pid)  # reaped by a handler that SIGTERM cut short
             time.sleep(0.01)
         for pid in list(self.children):
             _kill(pid, signal.SIGKILL)

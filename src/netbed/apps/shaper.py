@@ -168,7 +168,7 @@ class Shaper:
                         if code:
                             raise OSError(-code, os.strerror(-code))
                         return
-                elif kind & 0xFF == NFQNL_MSG_PACKET:         # a packet before the ack: hold it too
+                elif kind == (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET:   # a packet before the ack: hold it
                     self.hold(payload)
         raise OSError(errno.ETIMEDOUT, "no answer from the kernel")
 

@@ -41,14 +41,14 @@ exit status:
   3    server terminated prematurely (EOF while an answer was due)
   4    ECONNRESET
   5    ETIMEDOUT
-  6    EPIPE (with --sigpipe ignore)
+  6    EPIPE (echo_client: only with --sigpipe ignore)
   7    ECONNREFUSED
   8    EHOSTUNREACH or ENETUNREACH
   9    heartbeat: peer dead
   10   host name does not resolve
   11   no complete reply within --timeout (sum_client)
   12   some input line was rejected (sum_client)
-  141  killed by SIGPIPE (a shell's 128+13; subprocess.Popen shows -13)"""
+  141  echo_client killed by SIGPIPE (a shell's 128+13; subprocess.Popen shows -13)"""
 
 
 def errno_name(code: int | None) -> str:

@@ -38,7 +38,8 @@ events (--report; one line each on stderr; parse with netbed.apps.events.parse_e
 def build_parser() -> appargs.Parser:
     parser = appargs.Parser(
         "sum_client",
-        "Sum client (UNP 5.18): reads \"a b\" lines from stdin, prints a+b as computed by sum_server.",
+        "Sum client (UNP 5.18, tcpcli08/09): reads \"a b\" lines from stdin and prints a+b\n"
+        "as computed by sum_server, one result a line.",
         epilog=status.CLIENT_STATUS_HELP + "\n\n" + EVENTS_HELP,
     )
     parser.add_argument("host", help="server address or name")

@@ -68,12 +68,11 @@ def read_record(conn, size: int) -> bytes | None:
 def main(argv=None) -> int:
     parser = Parser(
         "sum_server",
-        "Fork-per-client server that adds two integers per request (UNP 5.18): "
-        "text lines or binary structures.",
-        epilog=forkserver.EVENTS_HELP
-        + "\n  sum arg1= arg2= result=                    a request answered"
-        "\n  input_error line=                          text mode: a malformed line (\"input error\" sent)"
-        "\n\nexit status: 0 after SIGTERM/SIGINT, 1 when aborted, 2 usage.",
+        "Fork-per-client server that adds two integers per request (UNP 5.18, tcpserv08/09):\n"
+        "text lines \"a b\" or binary structures of a chosen byte order and integer size.",
+        epilog=forkserver.help_epilog(
+            "  sum arg1= arg2= result=                    a request answered\n"
+            "  input_error line=                          text mode: a malformed line (\"input error\" sent)"),
     )
     forkserver.add_arguments(parser)
     sumproto.add_format_arguments(parser)
