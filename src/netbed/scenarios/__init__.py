@@ -1,0 +1,33 @@
+"""The scenario catalogue: Unix Network Programming ch. 4-5, one module per section."""
+
+from __future__ import annotations
+
+from netbed.scenarios.catalogue import Scenario
+from netbed.scenarios.concurrent_server import concurrent_server
+from netbed.scenarios.lab import Lab, Programs, ScenarioError
+from netbed.scenarios.normal_termination import normal_termination
+from netbed.scenarios.server_host_crash import server_host_crash
+from netbed.scenarios.server_host_reboot import server_host_reboot
+from netbed.scenarios.server_host_shutdown import server_host_shutdown
+from netbed.scenarios.server_process_killed import server_process_killed
+
+CATALOGUE: tuple[Scenario, ...] = (
+    concurrent_server,
+    normal_termination,
+    server_process_killed,
+    server_host_crash,
+    server_host_reboot,
+    server_host_shutdown,
+)
+
+
+def find(names: list[str]) -> list[Scenario]:
+    """The scenarios with these names, in the order given; an unknown name is an error."""
+    by_name = {s.name: s for s in CATALOGUE}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise ScenarioError(f"no scenario {', '.join(unknown)}: `netbed list` shows them all")
+    return [by_name[n] for n in names]
+
+
+__all__ = ["CATALOGUE", "Lab", "Programs", "Scenario", "ScenarioError", "find"]

@@ -1,0 +1,270 @@
+"""What a scenario works with: a testbed, the programs on it, and the checks it records.
+
+A scenario function gets a `Lab`: it starts clients, injects faults, waits
+for conditions, and records checks from three kinds of evidence, the wire
+(`expect_wire`), the hosts (sockets, processes) and the programs (output,
+exit status). Nothing here prints; progress goes to the reporter.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from netbed import faults, observe
+from netbed.apps.events import parse_event
+from netbed.errors import NetbedError
+from netbed.observe import Exit, Program
+from netbed.progress import Event, Phase, Reporter
+from netbed.tcp import Connection, ExpectationError, analyze, expect
+from netbed.testbed import Testbed
+
+PORT = 9877
+
+# netbed's echo_client: the exit status of each kind of failure (`echo_client --help`).
+CLIENT_STATUS = {"premature": 3, "ECONNRESET": 4, "ETIMEDOUT": 5, "EPIPE": 6, "ECONNREFUSED": 7,
+                 "EHOSTUNREACH": 8, "heartbeat": 9}
+
+
+class ScenarioError(NetbedError):
+    pass
+
+
+@dataclass(frozen=True)
+class Programs:
+    """What runs on the hosts: netbed's own programs, or the user's (commands as the user typed them)."""
+
+    server_cmd: str | None = None
+    client_cmd: str | None = None
+    mounts: tuple[str, ...] = ()
+    image: str | None = None
+    port: int = PORT
+
+    @property
+    def user(self) -> bool:
+        return bool(self.server_cmd or self.client_cmd)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    expected: str
+    observed: str
+
+
+@dataclass(frozen=True)
+class Moment:
+    """One entry of the run's timeline: a fault, a line typed, an error seen."""
+
+    t: float
+    who: str
+    what: str
+
+
+class Client:
+    """A client program on the client host, driven line by line like a person at a terminal."""
+
+    def __init__(self, lab: "Lab", argv: list[str], name: str) -> None:
+        self.lab = lab
+        self.name = name
+        self.program = Program(lab.bed, "client", argv)
+        self._local_port: int | None = None
+
+    @property
+    def user(self) -> bool:
+        return self.lab.programs.client_cmd is not None
+
+    def send(self, line: str) -> None:
+        self.lab.note(self.name, f"types {line!r}")
+        self.program.send(line)
+
+    def end_input(self) -> None:
+        self.lab.note(self.name, "end of input (Ctrl-D)")
+        self.program.end_input()
+
+    def expect_echo(self, line: str, timeout: float = 10) -> None:
+        """The line comes back; the first echo also tells which connection is this client's."""
+        self.program.expect_output(rf"^{re.escape(line)}\s*$", timeout=timeout, stream="stdout")
+        self.lab.note(self.name, f"echoed {line!r}")
+        if self._local_port is None:
+            self._local_port = self._find_local_port()
+
+    def expect_error(self, kind: str, timeout: float) -> Exit:
+        """The client fails the way `kind` says (ECONNRESET, ETIMEDOUT, premature, ...) and ends.
+
+        netbed's client is judged by its exit status for that kind; a user's
+        client only by ending with a failure status or a message on stderr.
+        """
+        end = self.program.wait(timeout=timeout)
+        said = self.program.stderr[-1] if self.program.stderr else ""
+        self.lab.note(self.name, f"ended {describe_exit(end)}{f': {said}' if said else ''}")
+        if self.user:
+            self.lab.check(f"{self.name} reports an error", not end.ok or bool(self.program.stderr),
+                           "a failure status or a message on stderr", f"{describe_exit(end)}; stderr {said!r}")
+        else:
+            self.lab.check(f"{self.name} fails with {kind}", end.code == CLIENT_STATUS[kind],
+                           f"exit status {CLIENT_STATUS[kind]} ({kind})", f"{describe_exit(end)}; {said!r}")
+        return end
+
+    def wait(self, timeout: float) -> Exit:
+        end = self.program.wait(timeout=timeout)
+        self.lab.note(self.name, f"ended {describe_exit(end)}")
+        return end
+
+    @property
+    def connection(self) -> Connection:
+        """This client's connection, as the capture shows it so far."""
+        if self._local_port is None:
+            raise ScenarioError(f"{self.name} has no connection yet (no echo seen)")
+        client_ip = self.lab.bed.host("client").ip
+        for conn in reversed(self.lab.connections()):
+            if conn.client.ip == client_ip and conn.client.port == self._local_port:
+                return conn
+        raise ScenarioError(f"{self.name}'s connection from port {self._local_port} is not in the capture")
+
+    def _find_local_port(self) -> int:
+        pid = self.program.pid
+        tree = {p.pid: p.ppid for p in observe.processes(self.lab.bed, "client")}
+
+        def ours(pids: tuple[int, ...]) -> bool:
+            for p in pids:
+                while p and p != pid:
+                    p = tree.get(p, 0)
+                if p == pid:
+                    return True
+            return False
+
+        port = f":{self.lab.programs.port}"
+        for sock in observe.sockets(self.lab.bed, "client"):
+            if sock.peer.endswith(port) and sock.state == "ESTABLISHED" and ours(sock.pids):
+                return int(sock.local.rsplit(":", 1)[1])
+        raise ScenarioError(f"{self.name} echoed but owns no connection to port {self.lab.programs.port}")
+
+
+@dataclass
+class Lab:
+    bed: Testbed
+    programs: Programs
+    report: Reporter
+    scenario: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
+    timeline: list[Moment] = field(default_factory=list)
+    key_connections: list[Connection] = field(default_factory=list)
+    clients: list[Client] = field(default_factory=list)
+
+    # --- programs ---------------------------------------------------------------------
+
+    def client(self, *options: str, name: str = "client") -> Client:
+        """Start a client: netbed's echo_client with `options`, or the user's client command."""
+        server_ip = self.bed.host("server").ip
+        if self.programs.client_cmd:
+            argv = shlex.split(self.programs.client_cmd.format(server_ip=server_ip, port=self.programs.port))
+        else:
+            argv = ["python3", "-m", "netbed.apps.echo_client", server_ip, "--port", str(self.programs.port), *options]
+        self.note(name, f"starts: {' '.join(argv)}")
+        client = Client(self, argv, name)
+        self.clients.append(client)
+        return client
+
+    def server_events(self) -> list[dict]:
+        """The event lines netbed's server printed so far."""
+        return [e for e in map(parse_event, self.bed.logs("server").splitlines()) if e]
+
+    def wait_server_event(self, name: str, timeout: float = 10, count: int = 1, **fields: Any) -> list[dict]:
+        """Wait until netbed's server printed `count` events called `name` (with these fields)."""
+        def matching() -> list[dict]:
+            return [e for e in self.server_events()
+                    if e.get("event") == name and all(e.get(k) == v for k, v in fields.items())]
+        return observe.wait_for(matching, lambda found: len(found) >= count, timeout=timeout,
+                                what=f"{count} '{name}' event(s) from the server")
+
+    # --- faults, each noted on the timeline --------------------------------------------
+
+    def fault(self, verb: str, *args: Any, **kwargs: Any) -> Any:
+        self.note("netbed", f"{verb} {' '.join(map(str, args))}".strip())
+        self.report(Event(self.scenario, Phase.INFO, f"{verb} {' '.join(map(str, args))}"))
+        return getattr(faults, verb)(self.bed, *args, **kwargs)
+
+    def crash(self, host: str) -> None:
+        self.fault("crash", host)
+
+    def reboot(self, host: str) -> None:
+        self.fault("reboot", host)
+
+    def shutdown(self, host: str, grace: float = 2.0) -> None:
+        self.fault("shutdown", host, grace=grace)
+
+    def pause(self, host: str) -> None:
+        self.fault("pause", host)
+
+    def unpause(self, host: str) -> None:
+        self.fault("unpause", host)
+
+    def kill(self, host: str, pid: int | None = None, signal: str = "SIGKILL") -> None:
+        self.fault("kill", host, pid=pid, signal=signal)
+
+    def partition(self, a: str, b: str) -> None:
+        self.fault("partition", a, b)
+
+    def heal(self) -> None:
+        self.fault("heal")
+
+    # --- waiting and observing -----------------------------------------------------------
+
+    def wait_for(self, probe: Callable[[], Any], until: Callable[[Any], bool] = bool, *, timeout: float,
+                 what: str) -> Any:
+        return observe.wait_for(probe, until, timeout=timeout, what=what)
+
+    def wait_on_wire(self, client: Client, condition: Callable[[Connection], bool], timeout: float,
+                     what: str) -> Connection:
+        """Wait until the client's connection, as captured, satisfies the condition."""
+        return observe.wait_for(lambda: client.connection, condition, timeout=timeout, what=what)
+
+    def connections(self) -> list[Connection]:
+        names = self.bed.names()
+        return analyze(str(self.bed.pcap), names, allow_truncated=True)
+
+    def sockets(self, host: str) -> list[observe.Socket]:
+        return observe.sockets(self.bed, host)
+
+    def processes(self, host: str) -> list[observe.Process]:
+        return observe.processes(self.bed, host)
+
+    def zombies(self, host: str) -> list[observe.Process]:
+        return [p for p in self.processes(host) if p.zombie]
+
+    # --- judging ------------------------------------------------------------------------
+
+    def note(self, who: str, what: str) -> None:
+        self.timeline.append(Moment(time.time(), who, what))
+
+    def check(self, name: str, passed: bool, expected: str, observed: str) -> bool:
+        self.checks.append(Check(name, bool(passed), expected, observed))
+        self.report(Event(self.scenario, Phase.INFO, f"{'ok  ' if passed else 'FAIL'} {name}"))
+        return bool(passed)
+
+    def expect_equal(self, name: str, expected: Any, observed: Any) -> bool:
+        return self.check(name, expected == observed, repr(expected), repr(observed))
+
+    def expect_wire(self, name: str, conn: Connection, *steps: str, **options: Any) -> bool:
+        """Record whether the connection shows these steps (netbed.tcp's expect grammar)."""
+        if conn not in self.key_connections:
+            self.key_connections.append(conn)
+        try:
+            expect(conn).sequence(*steps, **options)
+        except ExpectationError as exc:
+            return self.check(name, False, "\n".join(steps), str(exc))
+        return self.check(name, True, "\n".join(steps), " ".join(conn.tcpdump_flags))
+
+
+def describe_exit(end: Exit) -> str:
+    if end.signal is not None:
+        return f"killed by signal {end.signal}"
+    return f"exit status {end.code}"
+
+

@@ -1,0 +1,174 @@
+"""Running scenarios: a fresh testbed each, the verdict, and the run folder.
+
+For each scenario, DIR/NAME/ gets capture.pcap, ladder.txt and ladder.svg of
+the key connections, each host's log, and report.json with the checks.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from netbed import observe
+from netbed.errors import NetbedError
+from netbed.progress import Event, Phase, Reporter, silent
+from netbed.scenarios.catalogue import Scenario
+from netbed.scenarios.lab import Check, Lab, Moment, Programs, ScenarioError
+from netbed.tcp import PcapError, analyze, render_ladder, render_ladder_svg
+from netbed.testbed import Testbed
+
+LISTEN_DEADLINE = 15.0
+
+
+@dataclass
+class Result:
+    scenario: str
+    section: str
+    title: str
+    passed: bool
+    duration_s: float
+    settings: dict[str, Any]
+    checks: list[Check]
+    timeline: list[Moment] = field(default_factory=list)
+    out_dir: str = ""
+    project: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def services_for(scenario: Scenario, programs: Programs) -> dict[str, dict[str, Any]]:
+    """The compose settings of a scenario's hosts: its server, an idle client host, its sysctls."""
+    if programs.server_cmd:
+        server_cmd = shlex.split(programs.server_cmd.format(port=programs.port))
+    else:
+        server_cmd = ["python3", "-m", f"netbed.apps.{scenario.server_program}", "--port", str(programs.port),
+                      *scenario.server]
+    services: dict[str, dict[str, Any]] = {
+        "server": {"command": server_cmd},
+        "client": {"command": ["sleep", "infinity"]},
+    }
+    for host, sysctls in (("server", scenario.server_sysctls), ("client", scenario.client_sysctls)):
+        if sysctls:
+            services[host]["sysctls"] = {k: str(v) for k, v in sysctls.items()}
+    for host in services.values():
+        if programs.mounts:
+            host["volumes"] = [_absolute_mount(m) for m in programs.mounts]
+        if programs.image:
+            host["image"] = programs.image
+    return services
+
+
+def run(scenario: Scenario, out_root: Path, programs: Programs = Programs(), keep: bool = False,
+        report: Reporter = silent) -> Result:
+    """Run one scenario on a fresh testbed and write its folder; the Result says whether every check passed."""
+    if programs.user and not scenario.user_programs:
+        raise ScenarioError(f"{scenario.name} needs netbed's own programs (it uses their switches); "
+                            "run it without --server-cmd/--client-cmd")
+    out_dir = (out_root / scenario.name).resolve()
+    started = time.monotonic()
+    report(Event(scenario.name, Phase.START, f"{scenario.section} {scenario.title}"))
+    settings = {"client_sysctls": scenario.client_sysctls, "server_sysctls": scenario.server_sysctls,
+                "server": programs.server_cmd or " ".join([scenario.server_program, *scenario.server]),
+                "client": programs.client_cmd or "echo_client", "timers_s": scenario.timers_s}
+    bed = Testbed.up(run_dir=out_dir, services=services_for(scenario, programs))
+    lab = Lab(bed=bed, programs=programs, report=report, scenario=scenario.name, settings=settings)
+    try:
+        if _server_listens(lab):
+            try:
+                scenario.run(lab)
+            except (NetbedError, AssertionError, StopIteration) as exc:
+                lab.check("the scenario runs to its end", False, "no error", _message(exc))
+    finally:
+        for client in lab.clients:
+            client.program.stop()
+        _save_logs(bed, out_dir)
+        if keep:
+            report(Event(scenario.name, Phase.INFO, f"kept up: `docker exec -it {bed.host('client').container_id[:12]} bash`"
+                                                     f"; tear down with `netbed down -p {bed.project}`"))
+        else:
+            bed.down()
+    passed = bool(lab.checks) and all(c.passed for c in lab.checks)
+    result = Result(scenario.name, scenario.section, scenario.title, passed, round(time.monotonic() - started, 2),
+                    settings, lab.checks, lab.timeline, str(out_dir), bed.project)
+    _write_artifacts(result, bed, lab, out_dir)
+    report(Event(scenario.name, Phase.DONE if passed else Phase.FAIL,
+                 "passed" if passed else f"{sum(not c.passed for c in lab.checks)} check(s) failed",
+                 result.duration_s))
+    return result
+
+
+def run_many(scenarios: list[Scenario], out_root: Path, jobs: int = 1, programs: Programs = Programs(),
+             keep: bool = False, report: Reporter = silent) -> list[Result]:
+    """Run scenarios, `jobs` at a time, each on its own testbed; results in the order given."""
+    out_root.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(run, s, out_root, programs, keep, report) for s in scenarios]
+        return [f.result() for f in futures]
+
+
+def _server_listens(lab: Lab) -> bool:
+    """Before anything else: the server program is up and listening, or a verdict that says why not."""
+    port = f":{lab.programs.port}"
+
+    def probe() -> str:
+        status = lab.bed.status("server")
+        if status != "running":
+            return status
+        socks = observe.sockets(lab.bed, "server")
+        return "listening" if any(s.state == "LISTEN" and s.local.endswith(port) for s in socks) else "not yet"
+
+    try:
+        seen = observe.wait_for(probe, lambda s: s in ("listening", "exited", "dead"), timeout=LISTEN_DEADLINE,
+                                what=f"the server to listen on port {lab.programs.port}")
+    except observe.WaitTimeout:
+        seen = "never listened"
+    if seen == "listening":
+        return True
+    last = (lab.bed.logs("server").strip().splitlines() or ["(no output)"])[-1]
+    why = {"exited": "the server program exited at once", "never listened":
+           f"the server program never listened on port {lab.programs.port}"}.get(seen, f"the server is {seen}")
+    lab.check("the server program listens", False, f"a listening socket on port {lab.programs.port}",
+              f"{why}; its last output: {last}")
+    return False
+
+
+def _save_logs(bed: Testbed, out_dir: Path) -> None:
+    for name in bed.hosts:
+        try:
+            (out_dir / f"{name}.log").write_text(bed.logs(name))
+        except NetbedError:
+            pass
+
+
+def _write_artifacts(result: Result, bed: Testbed, lab: Lab, out_dir: Path) -> None:
+    keys = {(c.client.ip, c.client.port) for c in lab.key_connections}
+    try:
+        conns = analyze(str(bed.pcap), bed.names(), allow_truncated=True)
+    except PcapError:
+        conns = []
+    chosen = [c for c in conns if (c.client.ip, c.client.port) in keys] or [c for c in conns if c.server.name == "server"][:1]
+    (out_dir / "ladder.txt").write_text("\n\n".join(render_ladder(c) for c in chosen) + "\n")
+    (out_dir / "ladder.svg").write_text(render_ladder_svg(chosen[0], title=f"{result.section} {result.scenario}")
+                                        if chosen else "<svg xmlns='http://www.w3.org/2000/svg'/>")
+    (out_dir / "report.json").write_text(json.dumps(result.to_json(), indent=2))
+
+
+def _absolute_mount(mount: str) -> str:
+    source, sep, target = mount.partition(":")
+    if not sep or not target.startswith("/"):
+        raise ScenarioError(f"--mount {mount!r}: write it as HOST_PATH:CONTAINER_PATH, e.g. ./bin:/opt/mine")
+    source_path = Path(source).expanduser().resolve()
+    if not source_path.exists():
+        raise ScenarioError(f"--mount {mount!r}: {source_path} does not exist")
+    return f"{source_path}:{target}"
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text if len(text) < 2000 else text[:2000] + " ..."
