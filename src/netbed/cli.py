@@ -233,6 +233,98 @@ def impair(host: str, delay: float, jitter: float, loss: float, rate: float, dup
     out.print(f"impair: {host} impaired through {mechanism}")
 
 
+# --- scenarios ----------------------------------------------------------------------------
+
+
+@cli.command(name="list")
+@json_option
+def list_(as_json: bool) -> None:
+    """The scenario catalogue: name, book section, title, whether it takes your programs."""
+    from netbed.scenarios import CATALOGUE
+
+    rows = [{"name": s.name, "section": s.section, "title": s.title, "user_programs": s.user_programs}
+            for s in CATALOGUE]
+    if as_json:
+        _print_json(rows)
+        return
+    for r in rows:
+        mark = "  (takes your programs)" if r["user_programs"] else ""
+        out.print(f"{r['name']:22} {r['section']:9} {r['title']}{mark}")
+
+
+@cli.command(name="run")
+@click.argument("names", nargs=-1)
+@click.option("--all", "run_all", is_flag=True, help="Run the whole catalogue.")
+@click.option("--out", "out_path", type=click.Path(file_okay=False), help="Run folder (default runs/<timestamp>, linked as runs/latest).")
+@click.option("--jobs", type=click.IntRange(1, 16), default=1, show_default=True, help="Scenarios at a time.")
+@click.option("--keep", is_flag=True, help="Leave each testbed up for inspection.")
+@click.option("--server-cmd", help="Your server, e.g. \"/opt/mine/echo-server\" ({port} is replaced).")
+@click.option("--client-cmd", help="Your client, e.g. \"/opt/mine/echo-client {server_ip}\".")
+@click.option("--mount", "mounts", multiple=True, help="HOST_PATH:CONTAINER_PATH for your programs (repeatable).")
+@click.option("--image", help="Image for the hosts (default netbed-host).")
+@click.option("--port", type=click.IntRange(1, 65535), default=9877, show_default=True, help="The server's port.")
+def run_(names: tuple[str, ...], run_all: bool, out_path: str | None, jobs: int, keep: bool, server_cmd: str | None,
+         client_cmd: str | None, mounts: tuple[str, ...], image: str | None, port: int) -> None:
+    """Run scenarios, each on its own testbed; exit 0 only if every check passed."""
+    from netbed.scenarios import CATALOGUE, Programs, ScenarioError, find, runner
+
+    if bool(names) == run_all:
+        raise click.UsageError("name the scenarios to run, or give --all (`netbed list` shows them)")
+    try:
+        chosen = list(CATALOGUE) if run_all else find(list(names))
+    except ScenarioError as exc:
+        raise click.UsageError(str(exc)) from None
+    programs = Programs(server_cmd, client_cmd, mounts, image, port)
+    if programs.user:
+        refused = [s.name for s in chosen if not s.user_programs]
+        if refused and not run_all:
+            raise click.UsageError(f"{', '.join(refused)} need netbed's own programs; "
+                                   "`netbed list` marks the scenarios that take yours")
+        chosen = [s for s in chosen if s.user_programs]
+    out_dir = _run_dir(out_path)
+    err.print(f"running {len(chosen)} scenario(s), {jobs} at a time; results in {out_dir}")
+    results = runner.run_many(chosen, out_dir, jobs=jobs, programs=programs, keep=keep, report=render_scenario)
+    out.print("")
+    for r in results:
+        verdict = "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
+        out.print(f"{verdict} {r.scenario:22} {r.section:9} {r.duration_s:6.1f} s  {r.out_dir}")
+        for c in r.checks:
+            if not c.passed:
+                out.print(f"       [red]✗[/] {c.name}: expected {c.expected!r}", markup=True)
+                out.print(f"         observed: {c.observed.splitlines()[0] if c.observed else ''}", markup=False)
+    passed = sum(r.passed for r in results)
+    out.print(f"{passed} passed, {len(results) - passed} failed")
+    sys.exit(0 if passed == len(results) else 1)
+
+
+def render_scenario(event: Event) -> None:
+    """Scenario progress: one line per step, prefixed with the scenario's name."""
+    if event.phase is Phase.START:
+        err.print(f"[bold cyan]>[/] {event.step}: {event.detail}")
+    elif event.phase is Phase.INFO:
+        err.print(f"  [dim]{event.step}:[/] {event.detail}")
+    elif event.phase is Phase.DONE:
+        err.print(f"[green]✓[/] {event.step}: {event.detail} ({event.seconds:.1f} s)")
+    else:
+        err.print(f"[red]✗[/] {event.step}: {event.detail} ({event.seconds or 0:.1f} s)")
+
+
+def _run_dir(out: str | None):
+    import time
+    from pathlib import Path
+
+    if out:
+        return Path(out)
+    root = Path("runs")
+    path = root / time.strftime("%Y%m%d-%H%M%S")
+    path.mkdir(parents=True, exist_ok=True)
+    latest = root / "latest"
+    if latest.is_symlink() or not latest.exists():
+        latest.unlink(missing_ok=True)
+        latest.symlink_to(path.name)
+    return path
+
+
 def main() -> None:
     """Entry point: a NetbedError becomes one line on stderr and exit status 1, never a traceback."""
     try:

@@ -22,7 +22,7 @@ from netbed.scenarios.lab import Check, Lab, Moment, Programs, ScenarioError
 from netbed.tcp import PcapError, analyze, render_ladder, render_ladder_svg
 from netbed.testbed import Testbed
 
-LISTEN_DEADLINE = 15.0
+LISTEN_DEADLINE = 10.0
 
 
 @dataclass

@@ -1,0 +1,75 @@
+"""The scenario catalogue, through the same runner as `netbed run`: `pytest -k reboot` runs one."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from netbed.scenarios import CATALOGUE, Programs, ScenarioError, find, runner
+
+C_PROGRAMS = Path(__file__).parent / "c_programs"
+
+
+def failures(result: runner.Result) -> str:
+    return "\n".join(f"{c.name}\n  expected: {c.expected}\n  observed: {c.observed}"
+                     for c in result.checks if not c.passed)
+
+
+@pytest.mark.parametrize("scenario", CATALOGUE, ids=lambda s: s.name)
+def test_scenario(scenario, tmp_path):
+    result = runner.run(scenario, tmp_path)
+    assert result.passed, failures(result)
+    folder = tmp_path / scenario.name
+    report = json.loads((folder / "report.json").read_text())
+    assert report["passed"] is True and report["scenario"] == scenario.name
+    assert {"name", "passed", "expected", "observed"} <= set(report["checks"][0])
+    for artefact in ("capture.pcap", "ladder.txt", "ladder.svg", "server.log", "client.log"):
+        assert (folder / artefact).stat().st_size > 0, artefact
+
+
+@pytest.fixture(scope="module")
+def c_pair(tmp_path_factory) -> Path:
+    """A C echo server and str_cli client, not netbed's: compiled here, static, mounted into the hosts."""
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    assert gcc, "a C compiler is needed to build the user programs of this test"
+    out = tmp_path_factory.mktemp("mine")
+    for name in ("echo_server", "echo_client"):
+        subprocess.run([gcc, "-O2", "-static", "-o", str(out / name.replace("_", "-")), str(C_PROGRAMS / f"{name}.c")],
+                       check=True)
+    return out
+
+
+USER_SCENARIOS = [s.name for s in CATALOGUE if s.user_programs]
+
+
+@pytest.mark.parametrize("name", USER_SCENARIOS)
+def test_scenario_with_the_users_c_programs(name, c_pair, tmp_path):
+    programs = Programs(server_cmd="/opt/mine/echo-server", client_cmd="/opt/mine/echo-client {server_ip}",
+                        mounts=(f"{c_pair}:/opt/mine",))
+    result = runner.run(find([name])[0], tmp_path, programs)
+    assert result.passed, failures(result)
+
+
+@pytest.mark.parametrize("server_cmd, verdict", [
+    ("/opt/mine/no-such-program", "exited at once"),
+    ("/opt/mine/echo-server 9999", "never listened on port 9877"),
+])
+def test_a_broken_user_server_gets_a_verdict_that_says_why(server_cmd, verdict, c_pair, tmp_path):
+    programs = Programs(server_cmd=server_cmd, client_cmd="/opt/mine/echo-client {server_ip}",
+                        mounts=(f"{c_pair}:/opt/mine",))
+    result = runner.run(find(["server-host-crash"])[0], tmp_path, programs)
+    assert not result.passed
+    assert [c.name for c in result.checks] == ["the server program listens"]
+    assert verdict in result.checks[0].observed
+
+
+def test_scenarios_that_need_netbeds_switches_refuse_user_programs(tmp_path):
+    own_only = [s for s in CATALOGUE if not s.user_programs]
+    if not own_only:
+        pytest.skip("every scenario in the catalogue takes user programs")
+    with pytest.raises(ScenarioError, match="needs netbed's own programs"):
+        runner.run(own_only[0], tmp_path, Programs(server_cmd="/bin/true"))
