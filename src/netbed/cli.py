@@ -89,7 +89,10 @@ def up(compose_file: str | None, project: str | None, run_dir: str | None) -> No
     """Bring up a testbed (capture first, then the hosts) and leave it running."""
     from netbed.testbed import Testbed
 
-    bed = Testbed.up(_compose_file(compose_file), project=project, run_dir=run_dir, report=render_progress)
+    import socket
+
+    bed = Testbed.up(_compose_file(compose_file), project=project, run_dir=run_dir, report=render_progress,
+                     owner=f"{socket.gethostname()}:cli")
     for host in bed.hosts.values():
         out.print(f"{host.name:10} {host.ip:15} {host.mac}")
     out.print(f"capture: {bed.pcap}")
@@ -233,6 +236,31 @@ def impair(host: str, delay: float, jitter: float, loss: float, rate: float, dup
     out.print(f"impair: {host} impaired through {mechanism}")
 
 
+@cli.command()
+@click.option("--older-than", "older_than", help="Also runs that started longer ago than this: 30s, 10m, 2h, 1d.")
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+def clean(older_than: str | None, dry_run: bool) -> None:
+    """Remove what killed runs left behind (only netbed's own containers, networks, volumes)."""
+    from netbed.testbed import clean as remove, leftovers
+
+    items = leftovers(older_than_s=_duration(older_than) if older_than else None)
+    for item in items:
+        out.print(f"{'would remove' if dry_run else 'removing'} {item.kind} {item.name} (project {item.project}, "
+                  f"owner {item.owner}, started {item.started})")
+    if not dry_run:
+        remove(items)
+    out.print(f"{len(items)} left-over item(s){' found' if dry_run else ' removed'}")
+
+
+def _duration(text: str) -> float:
+    import re
+
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd]?)", text.strip())
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a duration like 30s, 10m, 2h or 1d", param_hint="--older-than")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
 # --- scenarios ----------------------------------------------------------------------------
 
 
@@ -325,8 +353,16 @@ def _run_dir(out: str | None):
     return path
 
 
+def _interrupted(signum: int, _frame) -> None:
+    """SIGTERM as Ctrl-C: unwind, so every testbed of this process is torn down on the way out."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Entry point: a NetbedError becomes one line on stderr and exit status 1, never a traceback."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _interrupted)
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -335,11 +371,22 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
-        err.print("netbed: interrupted")
+        _tear_down_mine()
         sys.exit(130)
     except NetbedError as exc:
         err.print(f"netbed: {exc}", markup=False)
         sys.exit(1)
     except KeyboardInterrupt:
-        err.print("netbed: interrupted")
+        _tear_down_mine()
         sys.exit(130)
+
+
+def _tear_down_mine() -> None:
+    """After an interrupt: remove every testbed this process made (threads may still hold some)."""
+    from netbed.testbed import clean as remove, leftovers, owner_id
+
+    err.print("netbed: interrupted; tearing down this run's testbeds")
+    try:
+        remove(leftovers(owner=owner_id()))
+    except NetbedError as exc:
+        err.print(f"netbed: {exc}", markup=False)

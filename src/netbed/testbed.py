@@ -83,11 +83,13 @@ class Testbed:
     @classmethod
     def up(cls, compose_file: Path | str | None = None, project: str | None = None,
            run_dir: Path | str | None = None, services: dict[str, dict[str, Any]] | None = None,
-           report: Reporter = silent) -> "Testbed":
+           report: Reporter = silent, owner: str | None = None) -> "Testbed":
         """Bring up a fresh, isolated testbed; on any failure remove what was made, then raise.
 
         `services` adds Compose settings per service (command, sysctls, environment, ...)
         through the override file, e.g. {"client": {"sysctls": {"net.ipv4.tcp_retries2": 5}}}.
+        `owner` labels who may tear it down: by default this process, so that
+        `netbed clean` removes it once the process is gone.
         """
         cli = engine.client()
         compose_file = Path(compose_file or default_compose_file()).resolve()
@@ -97,7 +99,7 @@ class Testbed:
         run_dir = Path(run_dir or Path.cwd() / "runs" / project).resolve()
         run_dir.mkdir(parents=True, exist_ok=True)
         labels = {LABEL_PROJECT: project, LABEL_RUN_DIR: str(run_dir),
-                  LABEL_OWNER: f"{socket.gethostname()}:{os.getpid()}",
+                  LABEL_OWNER: owner or owner_id(),
                   LABEL_STARTED: datetime.now(timezone.utc).isoformat(timespec="seconds")}
         bed = cls(project=project, compose_file=compose_file, run_dir=run_dir, env={}, bridge="",
                   labels=labels)
@@ -299,3 +301,76 @@ def free_prefix(cli: docker.DockerClient) -> str:
 
 def _last_line(text: str) -> str:
     return (text.strip().splitlines() or ["no output"])[-1]
+
+
+# --- what runs left behind ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Leftover:
+    kind: str      # container, network, volume
+    name: str
+    project: str
+    owner: str
+    started: str
+
+
+def leftovers(older_than_s: float | None = None, owner: str | None = None) -> list[Leftover]:
+    """netbed's containers, networks and volumes whose run is over.
+
+    A run is over when its owner process (on this machine) is gone, when it
+    started more than `older_than_s` ago, or, with `owner`, when it is that
+    owner's. Anything without netbed's labels is never listed.
+    """
+    cli = engine.client()
+    label = {"label": LABEL_PROJECT}
+    found: list[Leftover] = []
+    projects: dict[str, tuple[str, str]] = {}
+    for container in cli.containers.list(all=True, filters=label):
+        lab = container.labels
+        projects[lab[LABEL_PROJECT]] = (lab.get(LABEL_OWNER, ""), lab.get(LABEL_STARTED, ""))
+        found.append(Leftover("container", container.name, lab[LABEL_PROJECT], *projects[lab[LABEL_PROJECT]]))
+    for net in cli.networks.list(filters=label):
+        lab = net.attrs.get("Labels") or {}
+        projects.setdefault(lab[LABEL_PROJECT], (lab.get(LABEL_OWNER, ""), lab.get(LABEL_STARTED, "")))
+        found.append(Leftover("network", net.name, lab[LABEL_PROJECT], *projects[lab[LABEL_PROJECT]]))
+    for project, (own, started) in projects.items():
+        for volume in cli.volumes.list(filters={"label": f"{COMPOSE_PROJECT}={project}"}):
+            found.append(Leftover("volume", volume.name, project, own, started))
+    return [item for item in found if _over(item, older_than_s, owner)]
+
+
+def clean(items: list[Leftover]) -> None:
+    """Remove what `leftovers` listed: containers first, then networks and volumes."""
+    cli = engine.client()
+    order = {"container": 0, "network": 1, "volume": 2}
+    for item in sorted(items, key=lambda i: order[i.kind]):
+        try:
+            if item.kind == "container":
+                cli.containers.get(item.name).remove(force=True)
+            elif item.kind == "network":
+                cli.networks.get(item.name).remove()
+            else:
+                cli.volumes.get(item.name).remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+
+def _over(item: Leftover, older_than_s: float | None, owner: str | None) -> bool:
+    if owner is not None:
+        return item.owner == owner
+    if older_than_s is not None:
+        try:
+            started = datetime.fromisoformat(item.started)
+        except ValueError:
+            return True
+        return (datetime.now(timezone.utc) - started).total_seconds() > older_than_s
+    host, _, pid = item.owner.partition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's run: only --older-than may judge it
+    return not Path(f"/proc/{pid}").exists()
+
+
+def owner_id() -> str:
+    """This process as the owner label names it."""
+    return f"{socket.gethostname()}:{os.getpid()}"

@@ -1,0 +1,81 @@
+"""Nothing outlives a run: interrupted runs tear down, killed runs are cleaned, foreign things survive."""
+
+from __future__ import annotations
+
+import select
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from netbed.testbed import LABEL_PROJECT
+
+
+def netbed_things(cli) -> set[str]:
+    label = {"label": LABEL_PROJECT}
+    return ({f"container {c.name}" for c in cli.containers.list(all=True, filters=label)}
+            | {f"network {n.name}" for n in cli.networks.list(filters=label)})
+
+
+def start_run(tmp_path) -> subprocess.Popen:
+    """`netbed run server-host-crash` (it waits ~13 s on TCP timers: time to interrupt it)."""
+    return subprocess.Popen([sys.executable, "-m", "netbed", "run", "server-host-crash", "--out", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, bufsize=0)
+
+
+def wait_until_crashed(proc, cli, timeout: float = 60) -> None:
+    """Read the run's progress until it says the server crashed (the run then waits on TCP timers)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stderr], [], [], deadline - time.monotonic())
+        line = proc.stderr.readline() if ready else b""
+        if b"crash server" in line:
+            assert netbed_things(cli), "the run has a testbed up"
+            return
+        if not line:
+            break
+    raise AssertionError("the run never reached its crash")
+
+
+@pytest.fixture
+def foreign(docker_engine):
+    """A container and a network that are not netbed's, which no cleanup may touch."""
+    name = f"foreign-{uuid.uuid4().hex[:8]}"
+    net = docker_engine.networks.create(name, internal=True)
+    box = docker_engine.containers.run("netbed-host:latest", ["sleep", "infinity"], name=name, network=name,
+                                       detach=True, init=True)
+    yield name
+    box.remove(force=True)
+    net.remove()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_run_tears_its_testbed_down(sig, tmp_path, docker_engine, foreign):
+    before = netbed_things(docker_engine)
+    proc = start_run(tmp_path)
+    wait_until_crashed(proc, docker_engine)
+    proc.send_signal(sig)
+    assert proc.wait(timeout=60) == 130
+    assert netbed_things(docker_engine) == before
+    assert docker_engine.containers.get(foreign).status == "running"
+
+
+def test_clean_removes_what_a_killed_run_left_and_nothing_else(tmp_path, docker_engine, foreign):
+    before = netbed_things(docker_engine)
+    proc = start_run(tmp_path)
+    wait_until_crashed(proc, docker_engine)
+    proc.kill()
+    proc.wait(timeout=30)
+    left = netbed_things(docker_engine) - before
+    assert left, "SIGKILL gives no chance to tear down: something is left"
+    listed = subprocess.run([sys.executable, "-m", "netbed", "clean", "--dry-run"], capture_output=True, text=True)
+    assert listed.returncode == 0 and "would remove" in listed.stdout
+    assert netbed_things(docker_engine) - before == left, "--dry-run removes nothing"
+    done = subprocess.run([sys.executable, "-m", "netbed", "clean"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert netbed_things(docker_engine) == before
+    assert docker_engine.containers.get(foreign).status == "running"
+    assert docker_engine.networks.get(foreign).name == foreign
