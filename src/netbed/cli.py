@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -291,8 +292,11 @@ def list_(as_json: bool) -> None:
 @click.option("--mount", "mounts", multiple=True, help="HOST_PATH:CONTAINER_PATH for your programs (repeatable).")
 @click.option("--image", help="Image for the hosts (default netbed-host).")
 @click.option("--port", type=click.IntRange(1, 65535), default=9877, show_default=True, help="The server's port.")
+@click.option("--html", "html_report", is_flag=True, help="Also write DIR/report.html.")
+@click.option("--junit", type=click.Path(dir_okay=False), help="Also write JUnit XML to this file.")
 def run_(names: tuple[str, ...], run_all: bool, out_path: str | None, jobs: int, keep: bool, server_cmd: str | None,
-         client_cmd: str | None, mounts: tuple[str, ...], image: str | None, port: int) -> None:
+         client_cmd: str | None, mounts: tuple[str, ...], image: str | None, port: int, html_report: bool,
+         junit: str | None) -> None:
     """Run scenarios, each on its own testbed; exit 0 only if every check passed."""
     from netbed.scenarios import CATALOGUE, Programs, ScenarioError, find, runner
 
@@ -320,9 +324,30 @@ def run_(names: tuple[str, ...], run_all: bool, out_path: str | None, jobs: int,
             if not c.passed:
                 out.print(f"       [red]✗[/] {c.name}: expected {c.expected!r}", markup=True)
                 out.print(f"         observed: {c.observed.splitlines()[0] if c.observed else ''}", markup=False)
+    if html_report or junit:
+        from netbed.report import load_run, write_html, write_junit
+
+        reports = [r for r in load_run(out_dir) if r.name in {res.scenario for res in results}]
+        if html_report:
+            out.print(f"report: {write_html(reports, out_dir / 'report.html')}")
+        if junit:
+            out.print(f"JUnit XML: {write_junit(reports, Path(junit))}")
     passed = sum(r.passed for r in results)
     out.print(f"{passed} passed, {len(results) - passed} failed")
     sys.exit(0 if passed == len(results) else 1)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(), default="runs/latest")
+@click.option("--junit", type=click.Path(dir_okay=False), help="Also write JUnit XML to this file.")
+def report(run_dir: str, junit: str | None) -> None:
+    """Write RUN_DIR/report.html: one self-contained page for a run (default runs/latest)."""
+    from netbed.report import load_run, write_html, write_junit
+
+    reports = load_run(Path(run_dir))
+    out.print(f"report: {write_html(reports, Path(run_dir) / 'report.html')}")
+    if junit:
+        out.print(f"JUnit XML: {write_junit(reports, Path(junit))}")
 
 
 def render_scenario(event: Event) -> None:

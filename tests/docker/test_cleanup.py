@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -11,11 +12,12 @@ import uuid
 
 import pytest
 
-from netbed.testbed import LABEL_PROJECT
+from netbed.testbed import LABEL_OWNER
 
 
-def netbed_things(cli) -> set[str]:
-    label = {"label": LABEL_PROJECT}
+def netbed_things(cli, pid: int) -> set[str]:
+    """What the netbed process `pid` made (other runs may be going on at the same time)."""
+    label = {"label": f"{LABEL_OWNER}={socket.gethostname()}:{pid}"}
     return ({f"container {c.name}" for c in cli.containers.list(all=True, filters=label)}
             | {f"network {n.name}" for n in cli.networks.list(filters=label)})
 
@@ -33,7 +35,7 @@ def wait_until_crashed(proc, cli, timeout: float = 60) -> None:
         ready, _, _ = select.select([proc.stderr], [], [], deadline - time.monotonic())
         line = proc.stderr.readline() if ready else b""
         if b"crash server" in line:
-            assert netbed_things(cli), "the run has a testbed up"
+            assert netbed_things(cli, proc.pid), "the run has a testbed up"
             return
         if not line:
             break
@@ -54,28 +56,26 @@ def foreign(docker_engine):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_run_tears_its_testbed_down(sig, tmp_path, docker_engine, foreign):
-    before = netbed_things(docker_engine)
     proc = start_run(tmp_path)
     wait_until_crashed(proc, docker_engine)
     proc.send_signal(sig)
     assert proc.wait(timeout=60) == 130
-    assert netbed_things(docker_engine) == before
+    assert netbed_things(docker_engine, proc.pid) == set()
     assert docker_engine.containers.get(foreign).status == "running"
 
 
 def test_clean_removes_what_a_killed_run_left_and_nothing_else(tmp_path, docker_engine, foreign):
-    before = netbed_things(docker_engine)
     proc = start_run(tmp_path)
     wait_until_crashed(proc, docker_engine)
     proc.kill()
     proc.wait(timeout=30)
-    left = netbed_things(docker_engine) - before
+    left = netbed_things(docker_engine, proc.pid)
     assert left, "SIGKILL gives no chance to tear down: something is left"
     listed = subprocess.run([sys.executable, "-m", "netbed", "clean", "--dry-run"], capture_output=True, text=True)
     assert listed.returncode == 0 and "would remove" in listed.stdout
-    assert netbed_things(docker_engine) - before == left, "--dry-run removes nothing"
+    assert netbed_things(docker_engine, proc.pid) == left, "--dry-run removes nothing"
     done = subprocess.run([sys.executable, "-m", "netbed", "clean"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert netbed_things(docker_engine) == before
+    assert netbed_things(docker_engine, proc.pid) == set()
     assert docker_engine.containers.get(foreign).status == "running"
     assert docker_engine.networks.get(foreign).name == foreign

@@ -37,6 +37,9 @@ class Result:
     timeline: list[Moment] = field(default_factory=list)
     out_dir: str = ""
     project: str = ""
+    doc: str = ""
+    connections: list[str] = field(default_factory=list)  # the key connections' client ends, "ip:port"
+    names: dict[str, str] = field(default_factory=dict)    # address -> host name
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,6 +91,7 @@ def run(scenario: Scenario, out_root: Path, programs: Programs = Programs(), kee
         for client in lab.clients:
             client.program.stop()
         _save_logs(bed, out_dir)
+        _save_hosts(bed, out_dir)
         if keep:
             report(Event(scenario.name, Phase.INFO, f"kept up: `docker exec -it {bed.host('client').container_id[:12]} bash`"
                                                      f"; tear down with `netbed down -p {bed.project}`"))
@@ -95,7 +99,8 @@ def run(scenario: Scenario, out_root: Path, programs: Programs = Programs(), kee
             bed.down()
     passed = bool(lab.checks) and all(c.passed for c in lab.checks)
     result = Result(scenario.name, scenario.section, scenario.title, passed, round(time.monotonic() - started, 2),
-                    settings, lab.checks, lab.timeline, str(out_dir), bed.project)
+                    settings, lab.checks, lab.timeline, str(out_dir), bed.project, scenario.doc,
+                    [str(c.client) for c in lab.key_connections], bed.names())
     _write_artifacts(result, bed, lab, out_dir)
     report(Event(scenario.name, Phase.DONE if passed else Phase.FAIL,
                  "passed" if passed else f"{sum(not c.passed for c in lab.checks)} check(s) failed",
@@ -144,6 +149,20 @@ def _save_logs(bed: Testbed, out_dir: Path) -> None:
             (out_dir / f"{name}.log").write_text(bed.logs(name))
         except NetbedError:
             pass
+
+
+def _save_hosts(bed: Testbed, out_dir: Path) -> None:
+    """Each host's sockets and processes at the end of the run, for the report."""
+    snapshots = {}
+    for name in sorted(bed.hosts):
+        try:
+            socks = "\n".join(f"{s.state:13} {s.local:22} {s.peer:22} pids={','.join(map(str, s.pids)) or '-'} {s.timer}"
+                              for s in observe.sockets(bed, name))
+            procs = "\n".join(f"{p.pid:6} {p.ppid:6} {p.stat:5} {p.command}" for p in observe.processes(bed, name))
+            snapshots[name] = f"{socks or 'no TCP sockets'}\n\n  PID   PPID STAT  COMMAND\n{procs}"
+        except NetbedError as exc:
+            snapshots[name] = str(exc)
+    (out_dir / "hosts.json").write_text(json.dumps(snapshots, indent=2))
 
 
 def _write_artifacts(result: Result, bed: Testbed, lab: Lab, out_dir: Path) -> None:

@@ -1,0 +1,178 @@
+"""pytest plugin: a testbed per test, its capture, its programs, and what to look at when it fails.
+
+    @pytest.mark.netbed(sysctls={"client": {"net.ipv4.tcp_retries2": 5}})
+    def test_crash(testbed, program, capture):
+        client = program("client", ["python3", "-m", "netbed.apps.echo_client", testbed.host("server").ip])
+        ...
+
+Fixtures: `testbed` (an isolated Compose project, torn down after the test,
+also when it fails or is interrupted), `capture` (the analysed connections of
+its capture so far), `program` (start a program on a host, driven line by
+line), `faults` (the fault verbs bound to the testbed). Marker:
+`netbed(compose=PATH, hosts=[...], sysctls={...}, services={...})`.
+Options: `--netbed-keep`, `--netbed-artifacts DIR`. On failure the report
+carries the pcap, a ladder of each connection, the hosts' sockets and
+processes, and their logs.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netbed import faults as fault_verbs
+from netbed import observe
+from netbed.engine import EngineError
+from netbed.errors import NetbedError
+from netbed.tcp import PcapError, analyze, render_ladder
+from netbed.testbed import Testbed
+
+IDLE = ["sleep", "infinity"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("netbed")
+    group.addoption("--netbed-keep", action="store_true",
+                    help="leave the testbed of a failed test up, and say how to get in and tear it down")
+    group.addoption("--netbed-artifacts", metavar="DIR", default=None,
+                    help="keep each test's run folder (capture, logs) under DIR (default: pytest's tmp_path)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "netbed(compose=None, hosts=None, sysctls=None, services=None): "
+                                       "the testbed of this test")
+
+
+def _services(marker: pytest.Mark | None) -> tuple[Path | None, dict[str, dict[str, Any]], list[str] | None]:
+    """The marker's compose file, per-host settings (sysctls folded in), and required hosts."""
+    kwargs = marker.kwargs if marker else {}
+    services: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (kwargs.get("services") or {}).items()}
+    sysctls = kwargs.get("sysctls") or {}
+    per_host = sysctls if all(isinstance(v, dict) for v in sysctls.values()) else {"client": sysctls, "server": sysctls}
+    for host, values in per_host.items():
+        services.setdefault(host, {}).setdefault("sysctls", {}).update({k: str(v) for k, v in values.items()})
+    compose = kwargs.get("compose")
+    return (Path(compose) if compose else None), services, kwargs.get("hosts")
+
+
+@pytest.fixture
+def testbed(request: pytest.FixtureRequest, tmp_path: Path):
+    """A fresh, isolated testbed of the default topology (client host idle) or the marker's compose file."""
+    compose, services, hosts = _services(request.node.get_closest_marker("netbed"))
+    if compose is None:
+        services.setdefault("client", {}).setdefault("command", IDLE)
+    root = request.config.getoption("--netbed-artifacts")
+    run_dir = Path(root) / re.sub(r"[^\w.-]+", "_", request.node.nodeid) if root else tmp_path / "netbed"
+    try:
+        bed = Testbed.up(compose, run_dir=run_dir, services=services)
+    except EngineError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Docker is required under CI=true: {exc}", pytrace=False)
+        pytest.skip(f"no Docker: {exc}")
+    missing = sorted(set(hosts or []) - set(bed.hosts))
+    if missing:
+        bed.down()
+        pytest.fail(f"the compose file has no host {', '.join(missing)}", pytrace=False)
+    request.node._netbed = bed
+    yield bed
+    failed = getattr(request.node, "_netbed_failed", False)
+    if failed and request.config.getoption("--netbed-keep"):
+        print(f"\nnetbed: kept {bed.project} up: `docker exec -it {bed.host(next(iter(bed.hosts))).container_id[:12]} bash`;"
+              f" tear down with `netbed down -p {bed.project}`")
+        return
+    bed.down()
+
+
+class Capture:
+    """The testbed's capture, analysed on demand (it is a valid pcap at every moment)."""
+
+    def __init__(self, bed: Testbed) -> None:
+        self.bed = bed
+
+    @property
+    def path(self) -> Path:
+        return self.bed.pcap
+
+    def connections(self):
+        return analyze(str(self.bed.pcap), self.bed.names(), allow_truncated=True)
+
+    def connection(self, client: str = "client", server: str = "server"):
+        """The latest connection from host `client` to host `server`."""
+        a, b = self.bed.host(client).ip, self.bed.host(server).ip
+        found = [c for c in self.connections() if c.client.ip == a and c.server.ip == b]
+        if not found:
+            raise NetbedError(f"no connection from {client} to {server} in the capture yet")
+        return found[-1]
+
+
+@pytest.fixture
+def capture(testbed: Testbed) -> Capture:
+    return Capture(testbed)
+
+
+@pytest.fixture
+def program(testbed: Testbed):
+    """Start a program on a host: program("client", ["python3", "-m", "netbed.apps.echo_client", ip])."""
+    started: list[observe.Program] = []
+
+    def start(host: str, argv: list[str]) -> observe.Program:
+        started.append(observe.Program(testbed, host, argv))
+        return started[-1]
+
+    yield start
+    for p in started:
+        p.stop()
+
+
+class Faults:
+    """The fault verbs, bound to one testbed: faults.crash("server")."""
+
+    def __init__(self, bed: Testbed) -> None:
+        for verb in ("pause", "unpause", "kill", "shutdown", "crash", "reboot", "partition", "impair", "heal"):
+            setattr(self, verb, functools.partial(getattr(fault_verbs, verb), bed))
+
+
+@pytest.fixture
+def faults(testbed: Testbed) -> Faults:
+    return Faults(testbed)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    bed = getattr(item, "_netbed", None)
+    if bed is None or report.when != "call" or not report.failed:
+        return
+    item._netbed_failed = True
+    for title, text in evidence(bed):
+        report.sections.append((f"netbed: {title}", text))
+
+
+def evidence(bed: Testbed) -> list[tuple[str, str]]:
+    """What a person wants to see when a network test failed, gathered while the testbed is still up."""
+    sections = [("capture", f"{bed.pcap}\n(open it in Wireshark, or `netbed ladder {bed.pcap}`)")]
+    try:
+        ladders = [render_ladder(c) for c in analyze(str(bed.pcap), bed.names(), allow_truncated=True)]
+        sections.append(("ladder", "\n\n".join(ladders) or "no TCP connection was captured"))
+    except PcapError as exc:
+        sections.append(("ladder", str(exc)))
+    for name in sorted(bed.hosts):
+        try:
+            socks = "\n".join(f"{s.state:13} {s.local:22} {s.peer:22} pids={s.pids} {s.timer}"
+                              for s in observe.sockets(bed, name))
+            procs = "\n".join(f"{p.pid:6} {p.ppid:6} {p.stat:5} {p.command}" for p in observe.processes(bed, name))
+            sections.append((f"{name} sockets and processes", f"{socks or 'no TCP sockets'}\n\n{procs}"))
+        except NetbedError as exc:
+            sections.append((f"{name} sockets and processes", str(exc)))
+        try:
+            sections.append((f"{name} log", bed.logs(name)[-4000:] or "(empty)"))
+        except NetbedError as exc:
+            sections.append((f"{name} log", str(exc)))
+    return sections
+
