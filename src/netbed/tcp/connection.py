@@ -1,0 +1,708 @@
+"""Connections: segments grouped by 4-tuple, with Wireshark's analysis and replayed states.
+
+One pass over the segments, constant work and bounded state per segment.
+The per-direction sequence analysis follows Wireshark's
+``tcp_analyze_sequence_number()`` (epan/dissectors/packet-tcp.c, default
+preferences) so that netbed's counts of retransmissions, keep-alives and
+zero-window probes are the ones tshark reports; the unit tests compare the
+two on crafted captures. Its quirks are kept on purpose: sequence numbers are
+compared as absolute values, and an expected sequence number of 0 means "not
+known yet", as in Wireshark.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from array import array
+from collections.abc import Callable, Iterable, Mapping
+from enum import StrEnum
+
+from .pcap import ReadStats, TcpTuple, reverse_key, split_key
+from .segments import ACK, FIN, RST, SYN, Endpoint, Mark, Segment, flag_letters, parse_options, tcpdump_flags
+from .states import (
+    CLOSE_WAIT,
+    CLOSED,
+    CLOSING,
+    ESTABLISHED,
+    FIN_WAIT_1,
+    LISTEN,
+    SYN_SENT,
+    Side,
+    State,
+    on_receive,
+    on_send,
+)
+
+__all__ = ["CloseKind", "Connection", "Analyzer"]
+
+_M = 0xFFFFFFFF
+_HALF = 0x80000000
+_SFR = SYN | FIN | RST
+_FAST_RTX_NS = 20_000_000  # Wireshark: a fast retransmission comes within 20 ms of the last dup ACK
+_OOO_NS = 3_000_000  # Wireshark: out-of-order threshold when the handshake's RTT is unknown
+
+_RTX = Mark.RETRANSMISSION.value
+_FAST = Mark.FAST_RETRANSMISSION.value
+_SPUR = Mark.SPURIOUS_RETRANSMISSION.value
+_OOO = Mark.OUT_OF_ORDER.value
+_KA = Mark.KEEP_ALIVE.value
+_KA_ACK = Mark.KEEP_ALIVE_ACK.value
+_ZW = Mark.ZERO_WINDOW.value
+_ZWP = Mark.ZERO_WINDOW_PROBE.value
+_ZWP_ACK = Mark.ZERO_WINDOW_PROBE_ACK.value
+_DUP = Mark.DUPLICATE_ACK.value
+_WUPD = Mark.WINDOW_UPDATE.value
+_LOST = Mark.LOST_SEGMENT.value
+_UNSEEN = Mark.ACKED_UNSEEN.value
+_ANY_RTX = _RTX | _FAST | _SPUR
+_EST = ESTABLISHED
+
+
+class CloseKind(StrEnum):
+    """How a connection ended, as the segments show it (values are what to_json writes)."""
+
+    OPEN = "open"  # neither FIN nor RST captured
+    CLIENT_FIRST = "client-first"  # both FINs; the client's first, the server's after it
+    SERVER_FIRST = "server-first"
+    SIMULTANEOUS = "simultaneous"  # each side sent its FIN before it saw the other's
+    HALF_CLOSED_BY_CLIENT = "half-closed-by-client"  # only the client's FIN
+    HALF_CLOSED_BY_SERVER = "half-closed-by-server"
+    RESET_BY_CLIENT = "reset-by-client"  # an RST ended it; the first RST was the client's
+    RESET_BY_SERVER = "reset-by-server"
+    REFUSED = "refused"  # the SYN drew an RST: nothing listened
+
+
+class _Flow:
+    """Per-direction analysis state: Wireshark's tcp_flow_t fields, plus netbed's own."""
+
+    __slots__ = (
+        "base",
+        "base_set",
+        "nextseq",
+        "nextseqtime",
+        "lastack",
+        "lastacktime",
+        "window",
+        "dupacks",
+        "maxseqtobeacked",
+        "lastmarks",
+        "side",
+        "rtx_seq",
+        "rtx_time",
+        "rtx",
+        "ka",
+        "zwp",
+        "fin_idx",
+    )
+
+    def __init__(self, state: State) -> None:
+        self.base = 0
+        self.base_set = False
+        self.nextseq = 0  # absolute; 0 = unknown (Wireshark's convention)
+        self.nextseqtime = 0
+        self.lastack = 0
+        self.lastacktime = 0
+        self.window = -1  # Wireshark starts at G_MAXUINT32: never equal to a real window
+        self.dupacks = 0  # -1: Wireshark's "an ACKed unseen segment was reported" marker
+        self.maxseqtobeacked = 0
+        self.lastmarks = 0
+        self.side = Side(state)
+        self.rtx_seq = -1  # the sequence number of the last retransmission, for gaps
+        self.rtx_time = 0
+        self.rtx = 0
+        self.ka = 0
+        self.zwp = 0
+        self.fin_idx = -1
+
+
+class Connection:
+    """One TCP connection: who is client and server, what each sent, and what the analysis found.
+
+    Built by :class:`Analyzer` one segment at a time. Summaries (flags,
+    counts, states, close kind) are always kept; the segments themselves only
+    when the analyzer was asked to keep them.
+
+    Public: id (order of first appearance, as tshark's tcp.stream), client and
+    server (Endpoint), roles_guessed and role_reason, packets, first_ts,
+    duration, flags, tcpdump_flags, senders, retransmissions,
+    keepalive_probes, zero_window_probes, resets, first_reset, close_kind,
+    states, state_changes, initial_rtt, retransmission_gaps(), count(),
+    segments (with keep_segments).
+    """
+
+    __slots__ = (
+        "id",
+        "client",
+        "server",
+        "roles_guessed",
+        "role_reason",
+        "source",
+        "packets",
+        "first_ns",
+        "last_ns",
+        "_flows",
+        "_client_dir",
+        "_fl",
+        "_marks",
+        "_raw",
+        "_keep",
+        "_changes",
+        "_initial",
+        "_gaps",
+        "_rsts",
+        "_synack",
+        "_crossed",
+        "_mru_syn",
+        "_first_rtt",
+        "_segments",
+        "_settled",
+        "_pairs",
+        "_based",
+    )
+
+    def __init__(self, cid: int, t: TcpTuple, names: Mapping[str, str], keep: bool, source: str | None) -> None:
+        ts, key, seq, ack, flags = t[:5]
+        src, sport, dst, dport = split_key(key)
+        self.id = cid
+        self.source = source
+        self.packets = 0
+        self.first_ns = ts
+        self.last_ns = ts
+        if flags & (SYN | ACK) == SYN:
+            client_dir, reason, guessed = 0, "the client sent the SYN", False
+        elif flags & SYN:
+            client_dir, reason, guessed = 1, "SYN not captured; the server sent the SYN-ACK", False
+        elif sport != dport:
+            client_dir = 1 if sport < dport else 0
+            reason, guessed = "SYN not captured; the server is guessed as the lower port", True
+        else:
+            client_dir, reason, guessed = 0, "SYN not captured; the client is guessed as the first sender", True
+        self._client_dir = client_dir
+        self.roles_guessed = guessed
+        self.role_reason = reason
+        ends = ((src, sport), (dst, dport))
+        cip, cport = ends[client_dir]
+        sip, sport_ = ends[client_dir ^ 1]
+        cname = names.get(cip, "client")
+        sname = names.get(sip, "server")
+        if cname == sname:
+            cname, sname = "client", "server"
+        self.client = Endpoint(cip, cport, cname, "client")
+        self.server = Endpoint(sip, sport_, sname, "server")
+        if flags & SYN:
+            cstate, sstate = (CLOSED, LISTEN) if not flags & ACK else (SYN_SENT, LISTEN)
+        else:
+            cstate = sstate = ESTABLISHED
+        states = [cstate, sstate] if client_dir == 0 else [sstate, cstate]
+        self._flows = (_Flow(states[0]), _Flow(states[1]))
+        self._pairs = ((self._flows[0], self._flows[1]), (self._flows[1], self._flows[0]))
+        self._based = False  # both directions' initial sequence numbers known
+        if flags & SYN and flags & ACK:  # the client's SYN went by unseen: its SYN-ACK acknowledges it
+            self._flows[client_dir].side.syn_next = ack
+        self._initial = (cstate, sstate)
+        self._fl = array("H")  # per segment: flags | direction << 9
+        self._marks: dict[int, int] = {}
+        self._keep = keep
+        self._raw: list[TcpTuple] = []
+        self._changes: list[tuple[int, int, State]] = []  # (segment index, direction, new state)
+        self._gaps: list[tuple[int, int, int]] = []  # (segment index, direction, ns since previous send)
+        self._rsts: list[int] = []  # direction of each RST
+        self._synack = False
+        self._crossed = False
+        self._mru_syn = 0
+        self._first_rtt = 0
+        self._segments: list[Segment] = []
+        self._settled = False  # both sides ESTABLISHED: only SYN, FIN or RST can move a state
+
+    # --- roles and names --------------------------------------------------------------------
+
+    def role_of(self, direction: int) -> str:
+        """'client' or 'server' for a direction (0: as the first captured segment went)."""
+        return "client" if direction == self._client_dir else "server"
+
+    def _flow(self, role: str) -> _Flow:
+        return self._flows[self._client_dir if role == "client" else self._client_dir ^ 1]
+
+    def side(self, who: str) -> str:
+        """The role ('client' / 'server') for a role, a host name from the address map, an ip or ip:port.
+
+        The words client and server always mean the roles, whatever the map says.
+        """
+        if who in ("client", "server"):
+            return who
+        if who == self.client.name or who == self.client.ip or who == str(self.client):
+            return "client"
+        if who == self.server.name or who == self.server.ip or who == str(self.server):
+            return "server"
+        raise ValueError(
+            f"{who!r} is neither end of {self.label()} (use client, server, {self.client.name}, {self.server.name})"
+        )
+
+    def endpoint(self, who: str) -> Endpoint:
+        return self.client if self.side(who) == "client" else self.server
+
+    def label(self) -> str:
+        """'client 10.0.0.3:40000 > server 10.0.0.2:9877'."""
+        return f"{self.client.name} {self.client} > {self.server.name} {self.server}"
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.id} {self.label()} {self.packets} segments, {self.close_kind.value}>"
+
+    # --- summaries ----------------------------------------------------------------------------
+
+    @property
+    def first_ts(self) -> float:
+        return self.first_ns / 1e9
+
+    @property
+    def duration(self) -> float:
+        return (self.last_ns - self.first_ns) / 1e9
+
+    @property
+    def syn_seen(self) -> bool:
+        """The capture starts with the client's SYN (so the roles and the client's ISN are known)."""
+        return self._initial[0] is CLOSED
+
+    @property
+    def flags(self) -> list[str]:
+        """Each segment's flags as letters: 'S', 'SA', 'A', 'PA', 'FA', 'R', 'RA' ..."""
+        return [flag_letters(f) for f in self._fl]
+
+    @property
+    def tcpdump_flags(self) -> list[str]:
+        """Each segment's flags in tcpdump's notation: 'S', 'S.', '.', 'P.', 'F.', 'R' ..."""
+        return [tcpdump_flags(f) for f in self._fl]
+
+    @property
+    def senders(self) -> list[str]:
+        """Each segment's sender role, in order."""
+        cd = self._client_dir
+        return ["client" if f >> 9 == cd else "server" for f in self._fl]
+
+    def _count(self, mask: int, side: str | None) -> int:
+        if side is None:
+            return sum(1 for m in self._marks.values() if m & mask)
+        want = self._client_dir if self.side(side) == "client" else self._client_dir ^ 1
+        fl = self._fl
+        return sum(1 for i, m in self._marks.items() if m & mask and fl[i] >> 9 == want)
+
+    @property
+    def retransmissions(self) -> int:
+        """Segments that Wireshark's filter tcp.analysis.retransmission matches (fast and spurious too)."""
+        return self._flows[0].rtx + self._flows[1].rtx
+
+    @property
+    def keepalive_probes(self) -> int:
+        """Segments Wireshark marks tcp.analysis.keep_alive."""
+        return self._flows[0].ka + self._flows[1].ka
+
+    @property
+    def zero_window_probes(self) -> int:
+        return self._flows[0].zwp + self._flows[1].zwp
+
+    def count(self, mark: Mark, side: str | None = None) -> int:
+        """Segments carrying any of the given marks, from one side or both."""
+        return self._count(int(mark), side)
+
+    @property
+    def resets(self) -> list[str]:
+        """The sender of each RST, in order."""
+        return [self.role_of(d) for d in self._rsts]
+
+    @property
+    def first_reset(self) -> str | None:
+        """'client' or 'server': who sent the first RST; None without one."""
+        return self.role_of(self._rsts[0]) if self._rsts else None
+
+    @property
+    def initial_rtt(self) -> float | None:
+        """From the (last) SYN to the first ACK without SYN, as Wireshark's tcp.analysis.initial_rtt."""
+        return self._first_rtt / 1e9 if self._first_rtt else None
+
+    @property
+    def close_kind(self) -> CloseKind:
+        """How the connection ended; an RST wins over FINs, since it is what ended it."""
+        if self._rsts:
+            by = self.role_of(self._rsts[0])
+            if by == "server" and not self._synack and self._initial[0] == State.CLOSED:
+                return CloseKind.REFUSED
+            return CloseKind.RESET_BY_CLIENT if by == "client" else CloseKind.RESET_BY_SERVER
+        cfin = self._flow("client").fin_idx
+        sfin = self._flow("server").fin_idx
+        if cfin >= 0 and sfin >= 0:
+            if self._crossed:
+                return CloseKind.SIMULTANEOUS
+            return CloseKind.CLIENT_FIRST if cfin < sfin else CloseKind.SERVER_FIRST
+        if cfin >= 0:
+            return CloseKind.HALF_CLOSED_BY_CLIENT
+        if sfin >= 0:
+            return CloseKind.HALF_CLOSED_BY_SERVER
+        return CloseKind.OPEN
+
+    @property
+    def states(self) -> dict[str, list[str]]:
+        """The RFC 9293 states each side passed through, starting with the assumed one."""
+        client = [str(self._initial[0])]
+        server = [str(self._initial[1])]
+        cd = self._client_dir
+        for _idx, d, state in self._changes:
+            (client if d == cd else server).append(str(state))
+        out = {"client": client, "server": server}
+        if self.close_kind is CloseKind.REFUSED:  # nothing listened: the SYN met a closed port
+            out["server"] = [str(State.CLOSED)]
+        return out
+
+    @property
+    def state_changes(self) -> list[tuple[int, str, str]]:
+        """(segment index, 'client'/'server', new state) in order."""
+        return [(idx, self.role_of(d), str(state)) for idx, d, state in self._changes]
+
+    def initial_state(self, role: str) -> str:
+        return str(self._initial[0 if role == "client" else 1])
+
+    def retransmission_gaps(self, side: str | None = None) -> list[float]:
+        """Seconds before each retransmission since the previous send of the same data.
+
+        For a segment retransmitted again and again (a crashed peer) these are
+        the RTO backoff intervals: first since the original, then since the
+        previous retransmission.
+        """
+        want = None if side is None else (self._client_dir if self.side(side) == "client" else self._client_dir ^ 1)
+        return [g / 1e9 for _i, d, g in self._gaps if want is None or d == want]
+
+    # --- segments ---------------------------------------------------------------------------
+
+    @property
+    def has_segments(self) -> bool:
+        return self._keep
+
+    @property
+    def segments(self) -> list[Segment]:
+        """Every segment as a Segment (built on first use; needs keep_segments)."""
+        if not self._keep:
+            raise ValueError(f"connection {self.id} was analysed without its segments: analyse with keep_segments=True")
+        n = len(self._raw)
+        if len(self._segments) < n:
+            self._segments.extend(self._segment(i) for i in range(len(self._segments), n))
+        return self._segments
+
+    def segment(self, index: int) -> Segment:
+        return self.segments[index]
+
+    def _segment(self, i: int) -> Segment:
+        return self.make_segment(i, self._raw[i])
+
+    def make_segment(self, i: int, t: TcpTuple) -> Segment:
+        """The Segment for the reader tuple t at index i (follow mode builds them without keeping any)."""
+        ts, _key, seq, ack, flags, win, seglen, opts, frame, foff, caplen, link = t
+        d = self._fl[i] >> 9
+        fwd, rev = self._flows[d], self._flows[d ^ 1]
+        sender = self.role_of(d)
+        src, dst = (self.client, self.server) if sender == "client" else (self.server, self.client)
+        return Segment(
+            index=i,
+            frame=frame,
+            ts=ts / 1e9,
+            time=(ts - self.first_ns) / 1e9,
+            sender=sender,
+            src=src,
+            dst=dst,
+            flags=flags,
+            seq=(seq - fwd.base) & _M,
+            ack=(ack - rev.base) & _M if flags & ACK else 0,
+            raw_seq=seq,
+            raw_ack=ack,
+            window=win,
+            payload_len=seglen,
+            options=parse_options(opts),
+            marks=Mark(self._marks.get(i, 0)),
+            _conn=self,
+            _where=(foff, caplen, link),
+        )
+
+    def changes_at(self, index: int) -> list[tuple[str, str]]:
+        """[(role, new state)] caused by the segment at index."""
+        return [(self.role_of(d), str(s)) for i, d, s in self._changes if i == index]
+
+
+class Analyzer:
+    """Groups segments into connections as they stream by.
+
+    A SYN whose sequence number differs from the one its side started with
+    begins a new connection on the same 4-tuple (port reuse), as in Wireshark.
+    """
+
+    __slots__ = ("names", "keep", "source", "connections", "stats", "_table")
+
+    def __init__(
+        self,
+        names: Mapping[str, str] | None = None,
+        keep_segments: bool | Callable[[Connection], bool] = True,
+        source: str | os.PathLike | None = None,
+        stats: ReadStats | None = None,
+    ) -> None:
+        self.names = dict(names or {})
+        self.keep = keep_segments
+        self.source = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
+        self.connections: list[Connection] = []
+        self.stats = stats if stats is not None else ReadStats()
+        self._table: dict[tuple, tuple[Connection, int]] = {}
+
+    def _new(self, t: TcpTuple) -> Connection:
+        keep = self.keep
+        conn = Connection(len(self.connections), t, self.names, False, self.source)
+        conn._keep = keep(conn) if callable(keep) else bool(keep)
+        self.connections.append(conn)
+        self._table[t[1]] = (conn, 0)
+        self._table[reverse_key(t[1])] = (conn, 1)
+        return conn
+
+    def add(self, t: TcpTuple) -> tuple[Connection, int]:
+        """Take one segment; return its connection and its index there (the follow path)."""
+        self.feed((t,))
+        conn = self._table[t[1]][0]
+        return conn, conn.packets - 1
+
+    def feed(self, segments: Iterable[TcpTuple]) -> list[Connection]:
+        """Take every segment of an iterable, in capture order.
+
+        The hot loop of the package, kept in one function on purpose (a call
+        per segment costs a tenth of the budget): find the connection, run
+        Wireshark's sequence analysis rule by rule in its order, then
+        netbed's own bookkeeping and the state machine.
+        """
+        get = self._table.get
+        new = self._new
+        for t in segments:
+            ts, key, seq, ack, flags, win, seglen, _o, _f, _p, _c, _l = t
+            hit = get(key)
+            if hit is None:
+                conn = new(t)
+                d = 0
+            else:
+                conn, d = hit
+                if flags & 0x12 == 0x02:  # a SYN with another ISN: a new connection on the same ports
+                    flow = conn._flows[d]
+                    if flow.base_set and seq != flow.base:
+                        conn = new(t)
+                        d = 0
+            idx = conn.packets
+            conn.packets = idx + 1
+            conn.last_ns = ts
+            conn._fl.append(flags | d << 9)
+            if conn._keep:
+                conn._raw.append(t)
+            fwd, rev = conn._pairs[d]
+            if not conn._based:
+                if not fwd.base_set:
+                    fwd.base = seq if flags & SYN else (seq - 1) & _M
+                    fwd.base_set = True
+                if not rev.base_set and flags & ACK:
+                    rev.base = (ack - 1) & _M
+                    rev.base_set = True
+                conn._based = rev.base_set and fwd.base_set
+
+            # Wireshark's tcp_analyze_sequence_number(), rule by rule, in its order.
+            marks = 0
+            nextseq = fwd.nextseq
+            sfr = flags & _SFR
+            if seglen == 1 and seq == nextseq and rev.window == 0:
+                marks = _ZWP
+            else:
+                if win == 0 and not sfr:
+                    marks = _ZW
+                if nextseq and not flags & RST and 0 < ((seq - nextseq) & _M) < _HALF:
+                    marks |= _LOST
+                if seglen <= 1 and not sfr:
+                    if seq == ((nextseq - 1) & _M):
+                        marks |= _KA
+                    if not seglen and seq == nextseq and ack == fwd.lastack:
+                        if win and win != fwd.window:
+                            marks |= _WUPD
+                        if win and win == fwd.window and rev.lastmarks & _KA:
+                            marks |= _KA_ACK
+                        elif win == 0 and fwd.window == 0 and rev.lastmarks & _ZWP:
+                            marks |= _ZWP_ACK
+                        elif win and win == fwd.window:
+                            fwd.dupacks = 1 if fwd.dupacks == -1 else fwd.dupacks + 1
+                            marks |= _DUP
+            if ack != fwd.lastack:
+                fwd.dupacks = 0
+            if flags & ACK and rev.maxseqtobeacked and 0 < ((ack - rev.maxseqtobeacked) & _M) < _HALF:
+                if ((rev.maxseqtobeacked - rev.nextseq) & _M) >= _HALF:
+                    rev.maxseqtobeacked = rev.nextseq  # catch up: flagged once per gap
+                    marks |= _UNSEEN
+                else:  # nothing to catch up: flag once, however many pure ACKs repeat it
+                    if rev.dupacks == 0:
+                        marks |= _UNSEEN
+                    rev.dupacks = -1
+            if seglen or flags & (SYN | FIN):
+                if not marks & _KA:
+                    not_advanced = nextseq and ((seq - nextseq) & _M) >= _HALF
+                    if seglen > 1 and ((nextseq - 1) & _M) == seq:
+                        not_advanced = False
+                    end = (seq + seglen + 1) & _M if flags & (SYN | FIN) else (seq + seglen) & _M
+                    if seglen and rev.lastack and ((rev.lastack - seq - seglen) & _M) < _HALF:
+                        marks |= _SPUR
+                    elif (
+                        not_advanced
+                        and rev.dupacks >= 2
+                        and rev.lastack == seq
+                        and 0 <= ts - rev.lastacktime < _FAST_RTX_NS
+                    ):
+                        marks |= _FAST
+                    elif not_advanced and 0 <= ts - fwd.nextseqtime < (conn._first_rtt or _OOO_NS) and nextseq != end:
+                        marks |= _OOO
+                    elif not_advanced:
+                        marks |= _RTX
+                    if marks & _ANY_RTX:  # netbed's own: the gap since this data was last sent
+                        fwd.rtx += 1
+                        conn._gaps.append((idx, d, ts - (fwd.rtx_time if seq == fwd.rtx_seq else fwd.nextseqtime)))
+                        fwd.rtx_seq = seq
+                        fwd.rtx_time = ts
+                else:
+                    end = (seq + seglen + 1) & _M if flags & (SYN | FIN) else (seq + seglen) & _M
+            else:
+                end = seq
+            if not marks & _ZWP:
+                if not nextseq or 0 < ((end - nextseq) & _M) < _HALF:
+                    fwd.nextseq = end
+                    fwd.nextseqtime = ts
+                if not fwd.maxseqtobeacked or seq == fwd.maxseqtobeacked:
+                    fwd.maxseqtobeacked = fwd.nextseq
+            fwd.window = win
+            fwd.lastack = ack
+            fwd.lastacktime = ts
+            fwd.lastmarks = marks
+
+            # Wireshark computes the handshake's RTT after the analysis of the segment.
+            if flags & SYN:
+                if flags & ACK:
+                    conn._synack = True
+                else:
+                    conn._mru_syn = ts
+            elif not conn._first_rtt and flags & ACK and conn._mru_syn:
+                conn._first_rtt = ts - conn._mru_syn
+
+            # netbed's own bookkeeping, and the state machine
+            if marks:
+                conn._marks[idx] = marks
+                if marks & _KA:
+                    fwd.ka += 1
+                elif marks & _ZWP:
+                    fwd.zwp += 1
+            if sfr or not conn._settled:
+                s_side = fwd.side
+                r_side = rev.side
+                crossed = False
+                if sfr:
+                    if flags & RST:
+                        conn._rsts.append(d)
+                    if flags & FIN and fwd.fin_idx < 0:
+                        fwd.fin_idx = idx
+                        if rev.fin_idx >= 0:
+                            fin_next = r_side.fin_next
+                            crossed = conn._crossed = not (
+                                flags & ACK and fin_next is not None and ((ack - fin_next) & _M) < _HALF
+                            )
+                if crossed and s_side.state is CLOSE_WAIT:
+                    # This FIN does not acknowledge the peer's, captured earlier: it left before that
+                    # FIN arrived. Replay the simultaneous close: FIN-WAIT-1, then CLOSING.
+                    _undo(conn._changes, d, CLOSE_WAIT)
+                    s_side.state = _EST
+                    on_send(s_side, flags, seq, seglen)
+                    conn._changes.append((idx, d, FIN_WAIT_1))
+                    s_side.state = CLOSING
+                    conn._changes.append((idx, d, CLOSING))
+                    new_state = None
+                else:  # only SYN, FIN and RST move the sender
+                    new_state = on_send(s_side, flags, seq, seglen) if sfr else None
+                if new_state is not None:
+                    conn._changes.append((idx, d, new_state))
+                new_state = on_receive(r_side, flags, seq, ack)
+                if new_state is not None:
+                    conn._changes.append((idx, d ^ 1, new_state))
+                conn._settled = s_side.state is _EST and r_side.state is _EST
+        return self.connections
+
+
+def _undo(changes: list[tuple[int, int, State]], d: int, state: State) -> None:
+    """Drop the last recorded change of direction d into state."""
+    for k in range(len(changes) - 1, -1, -1):
+        if changes[k][1] == d and changes[k][2] is state:
+            del changes[k]
+            return
+
+
+def analyze(
+    source: str | os.PathLike | bytes,
+    names: Mapping[str, str] | None = None,
+    *,
+    keep_segments: bool | Callable[[Connection], bool] = True,
+    allow_truncated: bool = False,
+    stats: ReadStats | None = None,
+) -> list[Connection]:
+    """Read a capture and return its TCP connections in order of first appearance.
+
+    names maps addresses to host names ({"10.0.0.2": "server"}). Without
+    keep_segments only the summaries are kept: memory then grows with the
+    number of connections, not with the number of packets.
+    Raises PcapError when the file is not a readable capture, or when the
+    snap length cut the headers of every TCP packet in it.
+    """
+    from .pcap import PcapError, read_tcp
+
+    stats = stats if stats is not None else ReadStats()
+    analyzer = Analyzer(names, keep_segments, source if isinstance(source, (str, os.PathLike)) else None, stats)
+    # The analysis makes no reference cycles, but the cyclic collector would keep
+    # walking every connection it has built so far: a quarter of the time on large captures.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        analyzer.feed(
+            read_tcp(source, stats=stats, allow_truncated=allow_truncated, options=keep_segments is not False)
+        )
+    finally:
+        if paused:
+            gc.enable()
+    if not analyzer.connections and stats.cut:
+        raise PcapError(
+            f"the snap length cut the IP/TCP headers of {stats.cut} packets and left no readable TCP segment "
+            "(capture with tcpdump -s 0)"
+        )
+    return analyzer.connections
+
+
+analyze_file = analyze
+
+
+def to_json(connections: Iterable[Connection]) -> list[dict]:
+    """Plain data for reports and the CLI: one dict per connection."""
+    out = []
+    for c in connections:
+        out.append(
+            {
+                "id": c.id,
+                "client": str(c.client),
+                "server": str(c.server),
+                "client_name": c.client.name,
+                "server_name": c.server.name,
+                "roles": c.role_reason,
+                "roles_guessed": c.roles_guessed,
+                "start": c.first_ts,
+                "duration": c.duration,
+                "packets": c.packets,
+                "flags": c.flags,
+                "senders": c.senders,
+                "retransmissions": c.retransmissions,
+                "retransmission_gaps": c.retransmission_gaps(),
+                "keepalive_probes": c.keepalive_probes,
+                "zero_window_probes": c.zero_window_probes,
+                "resets": c.resets,
+                "close": c.close_kind.value,
+                "states": c.states,
+                "initial_rtt": c.initial_rtt,
+            }
+        )
+    return out

@@ -1,0 +1,80 @@
+"""Segments as scapy packets, for users who assert with scapy.
+
+Imported only when asked for: the rest of netbed.tcp needs nothing but the
+standard library. A segment is dissected from its frame's bytes, read again
+from the capture file; without a file, a packet is built from its fields.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .connection import Connection
+    from .segments import Segment
+
+__all__ = ["segment_packet", "connection_packets"]
+
+
+def _link_class(link: int, first_byte: int) -> Any:
+    from scapy.layers.inet import IP
+    from scapy.layers.inet6 import IPv6
+    from scapy.layers.l2 import CookedLinux, CookedLinuxV2, Ether, Loopback
+
+    if link == 1:
+        return Ether
+    if link == 113:
+        return CookedLinux
+    if link == 276:
+        return CookedLinuxV2
+    if link in (0, 108):
+        return Loopback
+    if link == 229 or (link in (12, 14, 101) and first_byte >> 4 == 6):
+        return IPv6
+    return IP
+
+
+def segment_packet(seg: Segment) -> Any:
+    """The segment as a scapy packet (its time set to the capture time)."""
+    data = seg.frame_bytes()
+    if data:
+        assert seg._where is not None
+        pkt = _link_class(seg._where[2], data[0])(data)
+    else:
+        pkt = _synthetic(seg)
+    pkt.time = seg.ts
+    return pkt
+
+
+def _synthetic(seg: Segment) -> Any:
+    import struct
+
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet6 import IPv6
+    from scapy.packet import Raw
+
+    ip = IPv6(src=seg.src.ip, dst=seg.dst.ip) if ":" in seg.src.ip else IP(src=seg.src.ip, dst=seg.dst.ip)
+    opts = seg.options.raw
+    header = struct.pack(
+        "!HHIIBBHHH",
+        seg.src.port,
+        seg.dst.port,
+        seg.raw_seq,
+        seg.raw_ack,
+        ((20 + len(opts)) // 4) << 4 | (seg.flags >> 8 & 1),
+        seg.flags & 0xFF,
+        seg.window,
+        0,
+        0,
+    )
+    pkt = ip / TCP(header + opts)
+    if seg.payload_len:
+        pkt = pkt / Raw(b"\0" * seg.payload_len)
+    return pkt
+
+
+def connection_packets(conn: Connection) -> Any:
+    """All of a connection's segments as a scapy PacketList."""
+    from scapy.plist import PacketList
+
+    return PacketList([segment_packet(s) for s in conn.segments], name=conn.label())

@@ -1,0 +1,154 @@
+"""netbed.tcp.ladder: text and SVG ladders, and following a capture that is still being written."""
+
+from __future__ import annotations
+
+import struct
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tcp_craft import AWKWARD, NAMES, frame, write_pcap  # noqa: E402
+
+from netbed.tcp import analyze_file, follow, render_ladder, render_ladder_svg  # noqa: E402
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def conn_of(tmp_path: Path, name: str, names=NAMES):
+    return analyze_file(write_pcap(tmp_path / f"{name}.pcap", AWKWARD[name]()), names)[0]
+
+
+def test_text_ladder(tmp_path):
+    text = render_ladder(conn_of(tmp_path, "four_segment_close"))
+    lines = text.splitlines()
+    assert lines[0] == "connection 0: cli 10.0.0.3:40000 > srv 10.0.0.2:9877"
+    assert lines[1].split()[:4] == ["frame", "time", "cli", "10.0.0.3:40000"] and lines[1].endswith("srv 10.0.0.2:9877")
+    assert lines[2].split() == ["CLOSED", "LISTEN"]
+    syn = lines[3]
+    assert syn.split()[:4] == ["1", "0.000000", "SYN-SENT", "--"] and syn.endswith("SYN-RECEIVED")
+    assert "<mss 1460,sackOK,wscale 7>" in syn and "-->" in syn
+    synack = lines[4]
+    assert "<-- S. seq 0 ack 1 win 502" in synack and "ESTABLISHED" in synack
+    fin = next(line for line in lines if " F. " in line)
+    assert "FIN-WAIT-1" in fin and fin.endswith("CLOSE-WAIT")
+    # the server's state column lines up with its header
+    col = lines[1].index("srv")
+    assert syn.index("SYN-RECEIVED") == col and lines[2].index("LISTEN") == col
+    assert lines[-2] == "close: client-first; retransmissions: 0; keep-alive probes: 0"
+    assert lines[-1].startswith("states: client CLOSED > SYN-SENT > ESTABLISHED")
+
+
+def test_text_ladder_marks_notes_pointer_and_window(tmp_path):
+    conn = conn_of(tmp_path, "crash_then_reboot")
+    text = render_ladder(conn, notes={9: "step 2"}, pointer=13, around=11, context=2)
+    lines = text.splitlines()
+    assert any("[retransmission]" in line and line.endswith("<- step 2") for line in lines)
+    assert any(line.startswith(">>") and " R " in line for line in lines)
+    assert "... 9 earlier segments ..." in text and "later" not in text
+    assert "... 1 later segment ..." in render_ladder(conn, around=10, context=2)
+    assert "RST from server" in text
+
+
+def test_guessed_roles_are_said(tmp_path):
+    text = render_ladder(conn_of(tmp_path, "no_syn"))
+    assert "(roles: SYN not captured; the server is guessed as the lower port)" in text
+
+
+def test_svg_ladder(tmp_path):
+    conn = conn_of(tmp_path, "crash_then_reboot")
+    svg = render_ladder_svg(conn)
+    root = ET.fromstring(svg)  # well-formed and self-contained
+    assert root.tag == f"{SVG}svg" and "http" not in svg.replace("http://www.w3.org/2000/svg", "")
+    arrows = [line for line in root.iter(f"{SVG}line") if line.get("marker-end")]
+    assert len(arrows) == conn.packets
+    red = [a for a in arrows if a.get("stroke") == "#cf222e"]
+    orange = [a for a in arrows if a.get("stroke") == "#d4730b"]
+    assert len(red) == 1 and len(orange) == 5 and all(a.get("stroke-dasharray") for a in orange)
+    texts = " ".join(t.text or "" for t in root.iter(f"{SVG}text"))
+    assert "[retransmission]" in texts and "SYN-SENT" in texts and "TIME-WAIT" not in texts
+    assert "close: reset-by-server" in texts and "1.6 s later" in texts or "later" in texts
+    titles = [t.text for t in root.iter(f"{SVG}title")]
+    assert len(titles) == conn.packets and titles[0].startswith("frame 1: cli > srv S")
+    # arrows slope down in time, and later segments sit lower
+    ys = [float(a.get("y1")) for a in arrows]
+    assert ys == sorted(ys) and all(float(a.get("y2")) > float(a.get("y1")) for a in arrows)
+
+
+def test_svg_escapes_names(tmp_path):
+    conn = conn_of(tmp_path, "four_segment_close", {"10.0.0.3": "<cli&1>"})
+    svg = render_ladder_svg(conn, title='a "title" <b>')
+    ET.fromstring(svg)
+    assert "&lt;cli&amp;1&gt;" in svg
+
+
+# --- follow ---------------------------------------------------------------------------------------
+
+
+def _records(packets) -> list[bytes]:
+    out = []
+    for p in packets:
+        raw = bytes(frame(p, "ether"))
+        t = float(p.time)
+        out.append(struct.pack("<IIII", int(t), round(t % 1 * 1e6), len(raw), len(raw)) + raw)
+    return out
+
+
+HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)
+
+
+def test_follow_a_growing_capture_with_split_records(tmp_path):
+    """Like tcpdump -U: the file appears late, records arrive in pieces, one is cut mid-way for a while."""
+    path = tmp_path / "live.pcap"
+    recs = _records(AWKWARD["four_segment_close"]())
+
+    def writer():
+        time.sleep(0.15)
+        with open(path, "wb", buffering=0) as f:
+            f.write(HEADER[:10])
+            time.sleep(0.05)
+            f.write(HEADER[10:])
+            for rec in recs:
+                f.write(rec[:30])  # a partial record: the reader must wait for the rest
+                time.sleep(0.02)
+                f.write(rec[30:])
+
+    done = threading.Event()
+    th = threading.Thread(target=lambda: (writer(), done.set()))
+    th.start()
+    lines = list(follow(path, NAMES, stop=lambda: done.is_set(), poll=0.01))
+    th.join()
+    segs = [line for line in lines if " -- " in line or "<-- " in line]
+    assert lines[0] == "[0] new connection: cli 10.0.0.3:40000 > srv 10.0.0.2:9877"
+    assert len(segs) == 11
+    assert "SYN-SENT" in segs[0] and segs[0].rstrip().endswith("SYN-RECEIVED")
+    assert "TIME-WAIT" in segs[-2] or "TIME-WAIT" in segs[-3]
+
+
+def test_follow_stops_when_idle_and_does_not_spin(tmp_path):
+    path = write_pcap(tmp_path / "done.pcap", AWKWARD["port_reuse"]())
+    cpu, wall = time.process_time(), time.monotonic()
+    lines = list(follow(path, idle=0.5, poll=0.05))
+    wall = time.monotonic() - wall
+    cpu = time.process_time() - cpu
+    assert sum(1 for line in lines if "new connection" in line) == 2
+    assert any(line.startswith("[1]") for line in lines)
+    assert 0.45 < wall < 3 and cpu < 0.3
+
+
+def test_follow_a_file_that_never_appears_ends_on_stop(tmp_path):
+    deadline = time.monotonic() + 0.3
+    assert list(follow(tmp_path / "never.pcap", stop=lambda: time.monotonic() > deadline, poll=0.05)) == []
+
+
+def test_follow_bad_bytes_raise(tmp_path):
+    from netbed.tcp import PcapError
+
+    path = tmp_path / "bad.pcap"
+    path.write_bytes(b"definitely not a capture")
+    with pytest.raises(PcapError):
+        list(follow(path, idle=0.2, poll=0.05))
