@@ -19,10 +19,12 @@ test: setup test-tools
 setup: $(BIN)/netbed
 	$(BIN)/netbed doctor --fix
 
-# Tools the test suite compares against (tshark) or drives (a browser), from Debian's packages.
+# Tools the test suite compares against (tshark), drives (Chromium) or compiles with (gcc), from Debian's packages.
+TEST_TOOLS := tshark:tshark chromium:chromium chromedriver:chromium-driver gcc:gcc
 test-tools:
-	@command -v tshark >/dev/null || { echo "installing tshark (Debian package) for the tests"; \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends tshark; }
+	@missing=""; for pair in $(TEST_TOOLS); do command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair##*:}"; done; \
+	if [ -n "$$missing" ]; then echo "installing$$missing (Debian packages) for the tests"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; fi
 
 $(BIN)/netbed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -44,7 +44,7 @@ pre { margin: 0; white-space: pre-wrap; font: 12px/1.45 ui-monospace, Menlo, Con
 pre.box { background: var(--soft); border: 1px solid var(--line); border-radius: 6px; padding: 10px; max-height: 420px; overflow: auto; }
 .ladder { overflow-x: auto; border: 1px solid var(--line); border-radius: 6px; padding: 6px; background: #fff; }
 .timeline td.t { font-variant-numeric: tabular-nums; color: var(--muted); width: 90px; }
-.timeline td.who { width: 110px; font-weight: 600; }
+.timeline td.who { width: 150px; font-weight: 600; white-space: nowrap; }
 tr.wire td.who { color: #0969da; } tr.netbed td.who { color: #8250df; } tr.wire td.what { font-family: ui-monospace, Menlo, monospace; font-size: 12px; }
 .links a { margin-right: 16px; }
 """
@@ -67,7 +67,8 @@ def write_html(reports: list[ScenarioReport], path: Path, title: str = "netbed r
     ]
     for r in reports:
         parts.append(_scenario(r, path.parent))
-    parts.append("</main></body></html>")
+    parts.append("</main><script>const h = decodeURIComponent(location.hash.slice(1)); "
+                 "if (h && document.getElementById(h)) document.getElementById(h).open = true;</script></body></html>")
     path.write_text("".join(parts))
     return path
 
@@ -80,7 +81,7 @@ def _scenario(r: ScenarioReport, page_dir: Path) -> str:
         f"<details class='scenario' id='{_e(r.name)}' data-passed='{str(r.passed).lower()}'>",
         f"<summary><span class='verdict {ok}'>{'PASS' if r.passed else 'FAIL'}</span>",
         f"<span class='name'>{_e(r.name)}</span><span class='section'>{_e(d['section'])}</span>",
-        f"<span class='title'>{_e(d['title'])}</span><span class='duration'>{d['duration_s']:.1f} s</span></summary>",
+        f"<span class='title'>{_e(d['title'][:1].upper() + d['title'][1:])}</span><span class='duration'>{d['duration_s']:.1f} s</span></summary>",
         "<div class='body'>",
     ]
     if d.get("doc"):
