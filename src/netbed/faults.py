@@ -29,7 +29,8 @@ from netbed.testbed import Host, Testbed
 CRASH_CHAIN = "NETBED-CRASH"
 PARTITION_CHAIN = "NETBED-PARTITION"
 LOSS_CHAIN = "NETBED-LOSS"      # on INPUT: the sender's segments still cross the bridge, so losses show as retransmissions
-DELAY_CHAIN = "NETBED-DELAY"    # on OUTPUT: the shaper holds what the host sends
+DELAY_CHAIN = "NETBED-DELAY"    # on INPUT too: a packet held on OUTPUT would still count against its
+                                # socket, and TCP Small Queues would throttle the host's bulk sending
 SHAPER_QUEUE = 7
 STATE_DEADLINE = 15.0
 
@@ -181,9 +182,10 @@ def partition(bed: Testbed, a: str, b: str, one_way: bool = False) -> None:
 def impair(bed: Testbed, host: str, how: Impairment) -> str:
     """Make the host's link lossy or slow; returns the mechanism used.
 
-    With netem everything applies to what the host sends. Without it, delay
-    and rate apply to what the host sends, and loss to what reaches it, so
-    the lost segments were on the wire and the capture shows them retransmitted.
+    With netem everything applies to what the host sends. Without it, rate
+    applies to what the host sends (tbf), and loss and delay to what reaches
+    it, so lost segments were on the wire and the capture shows them
+    retransmitted, and a delayed segment shows on the wire before the host sees it.
     """
     _running(bed, host, "impair")
     if _chains(bed, host) & {LOSS_CHAIN, DELAY_CHAIN} or _root_qdisc(bed, host) not in ("", "noqueue"):
@@ -225,8 +227,8 @@ def _impair_without_netem(bed: Testbed, host: str, dev: str, how: Impairment) ->
                            "burst", "16kbit", "latency", "500ms"])
     if how.delay_ms:
         _start_shaper(bed, host, how)
-        _add_chain(bed, host, DELAY_CHAIN, "OUTPUT")
-        _netns(bed, host, ["iptables", "-w", "-A", DELAY_CHAIN, "-o", dev, "-j", "NFQUEUE",
+        _add_chain(bed, host, DELAY_CHAIN, "INPUT")
+        _netns(bed, host, ["iptables", "-w", "-A", DELAY_CHAIN, "-i", dev, "-j", "NFQUEUE",
                            "--queue-num", str(SHAPER_QUEUE), "--queue-bypass"])
 
 
@@ -238,7 +240,7 @@ def heal(bed: Testbed, host: str | None = None) -> list[str]:
         if bed.container(name).status != "running":
             continue
         chains = _chains(bed, name)
-        for chain, hooks in ((PARTITION_CHAIN, ("INPUT",)), (LOSS_CHAIN, ("INPUT",)), (DELAY_CHAIN, ("OUTPUT",))):
+        for chain, hooks in ((PARTITION_CHAIN, ("INPUT",)), (LOSS_CHAIN, ("INPUT",)), (DELAY_CHAIN, ("INPUT",))):
             if chain in chains:
                 _remove_chain(bed, name, chain, hooks)
                 healed.append(f"{name}: {'partition' if chain == PARTITION_CHAIN else 'impairment'}")

@@ -38,6 +38,7 @@ LABEL_RUN_DIR = "org.netbed.run-dir"
 STATE_FILE = "testbed.json"
 COMPOSE_PROJECT = "com.docker.compose.project"
 SUBNET_TRIES = 8
+NOT_HOSTS = {"capture", "viewer"}  # roles of the demo's own services, which netbed's testbeds replace or skip
 
 
 class TestbedError(NetbedError):
@@ -117,8 +118,7 @@ class Testbed:
         self.env = {"NETBED_BRIDGE": self.bridge, "NETBED_CAPTURE_DIR": str(self.run_dir),
                     "NETBED_CAPTURE_FILE": "capture.pcap", "NETBED_IMAGE": engine.IMAGE}
         model = self._config()
-        hosts = [name for name, svc in model["services"].items()
-                 if (svc.get("labels") or {}).get(LABEL_ROLE) != "capture"]
+        hosts = _host_services(model)
         self._write_override(model, hosts, services)
         for attempt in range(SUBNET_TRIES):
             self.env["NETBED_NET"] = free_prefix(cli)
@@ -167,10 +167,7 @@ class Testbed:
                   run_dir=Path(state["run_dir"]), env=state["env"], bridge=state["bridge"],
                   labels=state["labels"],
                   capture=Capture(state["capture"]["container_id"], state["bridge"], Path(state["capture"]["path"])))
-        model = bed._config()
-        hosts = [name for name, svc in model["services"].items()
-                 if (svc.get("labels") or {}).get(LABEL_ROLE) != "capture"]
-        bed.hosts = bed._discover_hosts(cli, hosts)
+        bed.hosts = bed._discover_hosts(cli, _host_services(bed._config()))
         return bed
 
     def down(self) -> None:
@@ -278,6 +275,11 @@ class Testbed:
             first = next(iter(nets.values()), {}) if nets else {}
             hosts[service] = Host(service, container.id, first.get("IPAddress", ""), first.get("MacAddress", ""))
         return hosts
+
+
+def _host_services(model: dict[str, Any]) -> list[str]:
+    return [name for name, svc in model["services"].items()
+            if (svc.get("labels") or {}).get(LABEL_ROLE) not in NOT_HOSTS]
 
 
 def free_prefix(cli: docker.DockerClient) -> str:

@@ -1,8 +1,9 @@
 """The NFQUEUE shaper (netbed.apps.shaper) delays a host's outgoing packets on a real engine.
 
-Two hosts on an internal network; the server's OUTPUT goes through the shaper,
-so each request/response round trip gains the delay once (only one direction
-is shaped). After heal (rule deleted, shaper stopped) the RTT is back to normal.
+Two hosts on an internal network; one direction of the server's traffic (its
+OUTPUT, or its INPUT from the network) goes through the shaper, so each
+request/response round trip gains the delay once. After heal (rule deleted,
+then the shaper stopped) the RTT is back to normal.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from netbed.observe import wait_for
 
 PORT = 9000
 QUEUE = 7
-RULE = ["OUTPUT", "-j", "NFQUEUE", "--queue-num", str(QUEUE), "--queue-bypass"]
+RULES = {"OUTPUT": ["OUTPUT", "-j", "NFQUEUE", "--queue-num", str(QUEUE), "--queue-bypass"],
+         "INPUT": ["INPUT", "!", "-i", "lo", "-j", "NFQUEUE", "--queue-num", str(QUEUE), "--queue-bypass"]}
 
 ECHO_SERVER = f"""
 import socket
@@ -45,6 +47,33 @@ for _ in range(20):
 print(json.dumps(rtts))
 """.format(port=PORT)
 
+# Prints the seconds one TCP connect to the server takes.
+CONNECT_TIMER = f"""
+import socket, sys, time
+start = time.monotonic()
+socket.create_connection((sys.argv[1], {PORT}), timeout=60)
+print(time.monotonic() - start)
+"""
+
+# Sends to the client for 3 s; the client's side prints MB/s received.
+BULK_RECEIVER = """
+import socket, time
+srv = socket.create_server(("0.0.0.0", 9200))
+conn, _ = srv.accept()
+n, start = 0, time.monotonic()
+while data := conn.recv(1 << 20):
+    n += len(data)
+print(n / (time.monotonic() - start) / 1e6)
+"""
+BULK_SENDER = """
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], 9200))
+chunk, start = b"x" * 65536, time.monotonic()
+while time.monotonic() - start < 3:
+    s.sendall(chunk)
+s.close()
+"""
+
 
 @pytest.fixture
 def pair(docker_engine):
@@ -60,8 +89,9 @@ def pair(docker_engine):
         server.reload()
         server_ip = server.attrs["NetworkSettings"]["Networks"][net.name]["IPAddress"]
         server.exec_run(["python3", "-c", ECHO_SERVER], detach=True)
-        wait_for(lambda: client.exec_run(["python3", "-c", f"import socket; socket.create_connection(('{server_ip}', {PORT}), timeout=1)"]).exit_code,
-                 lambda code: code == 0, timeout=20, what="the echo server to listen")
+        probe = f"import socket; socket.create_connection(('{server_ip}', {PORT}), timeout=1)"
+        wait_for(lambda: client.exec_run(["python3", "-c", probe]).exit_code, lambda code: code == 0,
+                 timeout=20, what="the echo server to listen")
         yield server, client, server_ip
     finally:
         for c in made:
@@ -106,30 +136,68 @@ def stop_shaper(helper) -> str:
         helper.remove(force=True)
 
 
-@pytest.mark.parametrize("jitter", [0, 40])
-def test_shaper_adds_the_delay_to_each_round_trip_and_heal_removes_it(docker_engine, pair, jitter):
+@pytest.mark.parametrize("chain,jitter", [("OUTPUT", 0), ("OUTPUT", 40), ("INPUT", 0)])
+def test_shaper_adds_the_delay_to_each_round_trip_and_heal_removes_it(docker_engine, pair, chain, jitter):
     cli, (server, client, server_ip) = docker_engine, pair
     base = statistics.median(rtts(client, server_ip))
     assert base < 10, f"unshaped RTT {base:.1f} ms"
 
     helper = start_shaper(cli, server, "--delay", "100", "--jitter", str(jitter), "--seed", "1")
     try:
-        iptables(cli, server, "-A", *RULE)
+        iptables(cli, server, "-A", *RULES[chain])
         shaped = rtts(client, server_ip)
-        iptables(cli, server, "-D", *RULE)
+        iptables(cli, server, "-D", *RULES[chain])
     finally:
         logs = stop_shaper(helper)
     assert "packets delayed, 0 receive overflows" in logs, logs
-    added = statistics.mean(shaped) - base
+    # Never early; typically on time. (A busy machine can add tens of ms to a single
+    # round trip, so the upper bound is on the median, not on every sample.)
+    added = statistics.median(shaped) - base
     assert 70 <= added <= 130, f"added {added:.1f} ms for 100 ms (RTTs {shaped})"
+    assert min(shaped) >= 100 - jitter - 1, f"a round trip beat the shortest delay: {shaped}"
     if jitter:
-        assert min(shaped) >= 100 - jitter - 5 and max(shaped) <= 100 + jitter + 30, shaped
         assert max(shaped) - min(shaped) > jitter / 2, f"jitter {jitter} ms left RTTs flat: {shaped}"
-    else:
-        assert all(95 <= r <= 130 for r in shaped), shaped
 
     healed = statistics.median(rtts(client, server_ip))
     assert healed < 10, f"RTT {healed:.1f} ms after heal"
+
+
+def test_bulk_tcp_keeps_its_throughput_when_the_receivers_input_is_delayed(docker_engine, pair):
+    """On INPUT the held packets are no longer charged to the sender's socket, so TCP Small
+    Queues does not throttle it (on the sender's OUTPUT, 10 ms of delay cut it to ~0.6 MB/s)."""
+    cli, (server, client, server_ip) = docker_engine, pair
+    client.reload()
+    client_ip = next(iter(client.attrs["NetworkSettings"]["Networks"].values()))["IPAddress"]
+    helper = start_shaper(cli, client, "--delay", "10")
+    try:
+        iptables(cli, client, "-A", *RULES["INPUT"])
+        receiver = client.exec_run(["python3", "-c", BULK_RECEIVER], stream=True)
+        wait_for(lambda: client.exec_run(["ss", "-Htln", "sport = :9200"]).output, bool, timeout=20,
+                 what="the bulk receiver to listen")
+        sent = server.exec_run(["python3", "-c", BULK_SENDER, client_ip])
+        assert sent.exit_code == 0, sent.output.decode()
+        rate = float(b"".join(receiver.output))
+        iptables(cli, client, "-D", *RULES["INPUT"])
+    finally:
+        stop_shaper(helper)
+    assert rate > 20, f"bulk TCP through a 10 ms INPUT shaper: {rate:.2f} MB/s"
+
+
+def test_stopping_the_shaper_releases_the_packets_it_holds(docker_engine, pair):
+    """SIGTERM accepts held packets at once: a SYN held for a 30 s delay completes its connect."""
+    cli, (server, client, server_ip) = docker_engine, pair
+    helper = start_shaper(cli, server, "--delay", "30000")
+    try:
+        iptables(cli, server, "-A", *RULES["INPUT"])
+        connect = client.exec_run(["python3", "-c", CONNECT_TIMER, server_ip], stream=True)
+        wait_for(lambda: server.exec_run(["cat", "/proc/net/netfilter/nfnetlink_queue"]).output.split(),
+                 lambda fields: len(fields) > 2 and int(fields[2]) > 0, timeout=10, what="a packet held in the queue")
+    finally:
+        logs = stop_shaper(helper)
+    assert "done: 0 packets" not in logs, logs
+    assert float(b"".join(connect.output)) < 10, f"the held SYN waited for its delay; {logs}"
+    iptables(cli, server, "-D", *RULES["INPUT"])   # queue-bypass: with no shaper, packets pass
+    assert statistics.median(rtts(client, server_ip)) < 10
 
 
 def test_shaper_without_net_admin_says_so_in_one_line(docker_engine):
