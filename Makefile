@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 
 demo: setup
 	@echo "netbed demo: the client's echoes below; captures land in ./captures/demo.pcap; Ctrl-C stops and removes it all"
-	@trap 'true' INT TERM; docker compose up --abort-on-container-exit; docker compose down --timeout 2 --volumes
+	@trap 'true' INT TERM; docker compose up; docker compose down --timeout 2 --volumes
 
 test: setup test-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -113,6 +113,21 @@ class Testbed:
             raise
         return bed
 
+    @classmethod
+    def _attach_plain_compose(cls, cli: docker.DockerClient, compose_file: Path) -> "Testbed":
+        """A project started with plain `docker compose up` of this file (the demo): faults work on it too."""
+        projects = {c.labels.get(COMPOSE_PROJECT) for c in cli.containers.list(
+            filters={"label": f"com.docker.compose.project.config_files={compose_file}"})}
+        projects.discard(None)
+        if len(projects) != 1:
+            raise TestbedError(f"no testbed is up for {compose_file}: start one with `netbed up` (or `docker compose up`)"
+                               if not projects else f"several projects run {compose_file.name}: choose one with -p")
+        bed = cls(project=projects.pop(), compose_file=compose_file, run_dir=compose_file.parent / "captures",
+                  env={}, bridge="", labels={LABEL_PROJECT: "", LABEL_OWNER: "docker-compose"})
+        bed.bridge = bed._bridge_name(cli)
+        bed.hosts = bed._discover_hosts(cli, _host_services(bed._config()))
+        return bed
+
     def _create(self, cli: docker.DockerClient, services: dict[str, dict[str, Any]], s) -> None:
         self.bridge = "nb" + uuid.uuid5(uuid.NAMESPACE_DNS, self.project).hex[:10]
         self.env = {"NETBED_BRIDGE": self.bridge, "NETBED_CAPTURE_DIR": str(self.run_dir),
@@ -156,9 +171,10 @@ class Testbed:
                 raise TestbedError(f"no testbed {project!r} is up (testbeds up: {known})")
             state = found[project]
         else:
-            mine = [st for st in found.values() if Path(st["compose_file"]) == wanted_file]
+            mine = [st for st in found.values() if Path(st["compose_file"]) == wanted_file
+                    and st["labels"].get(LABEL_OWNER, "").endswith(":cli")]  # not other programs' testbeds
             if not mine:
-                raise TestbedError(f"no testbed is up for {wanted_file}: start one with `netbed up`")
+                return cls._attach_plain_compose(cli, wanted_file)
             if len(mine) > 1:
                 raise TestbedError(f"several testbeds run {wanted_file.name}: choose one with -p "
                                    f"({', '.join(st['project'] for st in mine)})")
@@ -231,8 +247,9 @@ class Testbed:
     # --- Compose plumbing ---------------------------------------------------
 
     def _compose(self, args: list[str], check: bool = True):
+        override = self.run_dir / "netbed.override.json"
         return engine.compose(args, project=self.project,
-                              files=[self.compose_file, self.run_dir / "netbed.override.json"],
+                              files=[self.compose_file] + ([override] if override.is_file() else []),
                               env=self.env, cwd=self.compose_file.parent, check=check)
 
     def _config(self) -> dict[str, Any]:

@@ -349,7 +349,7 @@ def _run(conn: Connection, steps: Sequence[Step], mode: str) -> tuple[tuple | No
     return None, best, (best[-1][1] + 1 if best else 0)
 
 
-def _fail(conn: Connection, steps: Sequence[Step], best: tuple, at: int, why: str) -> ExpectationError:
+def _fail(conn: Connection, steps: Sequence[Step], best: tuple, at: int, mode: str, why: str) -> ExpectationError:
     done = {i for i, _ in best}
     matched: dict[int, list[int]] = {}
     for i, j in best:
@@ -364,7 +364,9 @@ def _fail(conn: Connection, steps: Sequence[Step], best: tuple, at: int, why: st
             mark, note = "[ok]", f"frame {frames}"
         elif i == first_missing:
             after = f"after frame {segs[at - 1].frame}" if 0 < at <= len(segs) else "in the capture"
-            mark, note = "[!!]", f"<- first divergence: not found {after}"
+            stop = next((s for s in segs[at:] if mode == "strict" or not _noise(s)), None) if at else None
+            blocker = f" (frame {stop.frame} fits no step here)" if stop is not None and mode != "loose" else ""
+            mark, note = "[!!]", f"<- first divergence: not found {after}{blocker}"
         else:
             mark, note = "[  ]", ""
         lines.append(f"  {mark} {i + 1:>2}  {st.text:<{width}}  {note}".rstrip())
@@ -471,7 +473,7 @@ class Expect:
         mode = "strict" if strict else "loose" if loose else "default"
         path, best, at = _run(self.conn, parsed, mode)
         if path is None:
-            raise _fail(self.conn, parsed, best, at, "expected sequence not found")
+            raise _fail(self.conn, parsed, best, at, mode, "expected sequence not found")
         per: list[list[Segment]] = [[] for _ in parsed]
         segs = self.conn.segments
         for i, j in path:
