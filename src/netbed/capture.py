@@ -98,3 +98,9 @@ def parse_stats(logs: str) -> CaptureStats | None:
     if len(numbers) < 3:
         return None
     return CaptureStats(numbers["captured"], numbers["received by filter"], numbers["dropped by kernel"])
+
+
+def stop_extra(cli: docker.DockerClient, project: str) -> list[CaptureStats | None]:
+    """Stop the captures started by `netbed capture start` on a testbed (not the testbed's own)."""
+    found = cli.containers.list(filters={"label": [f"org.netbed.project={project}", "org.netbed.capture=extra"]})
+    return [stop(cli, Capture(c.id, "", Path())) for c in found]

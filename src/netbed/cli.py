@@ -12,6 +12,7 @@ from rich.console import Console
 from netbed import engine, faults, observe
 from netbed.errors import NetbedError
 from netbed.progress import Event, Phase
+from netbed.tcp import PcapError
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -262,6 +263,103 @@ def _duration(text: str) -> float:
     return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
 
 
+# --- captures and what they show ---------------------------------------------------------
+
+name_option = click.option("--name", "names", multiple=True, metavar="IP=NAME", help="A host name for an address.")
+
+
+def _names(pairs: tuple[str, ...]) -> dict[str, str]:
+    names = {}
+    for pair in pairs:
+        ip, sep, name = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r}: write it as IP=NAME", param_hint="--name")
+        names[ip] = name
+    return names
+
+
+@cli.command()
+@click.argument("pcap", type=click.Path(dir_okay=False))
+@name_option
+@json_option
+def analyze(pcap: str, names: tuple[str, ...], as_json: bool) -> None:
+    """Each TCP connection of a capture: roles, flags, retransmissions, keepalives, RSTs, close, states."""
+    from netbed.tcp import analyze_file, to_json
+
+    conns = analyze_file(_readable(pcap), _names(names), keep_segments=False)
+    if as_json:
+        _print_json(to_json(conns))
+        return
+    if not conns:
+        out.print("no TCP connection in this capture")
+    for c in conns:
+        out.print(f"[{c.id}] {c.client} ({c.client.name}) > {c.server} ({c.server.name})", markup=False)
+        out.print(f"    flags: {' '.join(c.flags)}", markup=False)
+        out.print(f"    retransmissions: {c.retransmissions}  keepalive probes: {c.keepalive_probes}  "
+                  f"resets: {', '.join(c.resets) or 'none'}  close: {c.close_kind.value}", markup=False)
+        out.print(f"    client: {' > '.join(c.states['client'])}", markup=False)
+        out.print(f"    server: {' > '.join(c.states['server'])}", markup=False)
+
+
+@cli.command()
+@click.argument("pcap", type=click.Path(dir_okay=False))
+@click.option("--conn", "conn_id", type=int, help="Only the connection with this id (see `netbed analyze`).")
+@click.option("--svg", type=click.Path(dir_okay=False), help="Also write the (first) connection as SVG here.")
+@click.option("--follow", is_flag=True, help="Print each segment as the capture grows (Ctrl-C to stop).")
+@name_option
+def ladder(pcap: str, conn_id: int | None, svg: str | None, follow: bool, names: tuple[str, ...]) -> None:
+    """Each connection of a capture as a two-column sequence diagram."""
+    from netbed.tcp import analyze_file, follow as follow_file, render_ladder, render_ladder_svg
+
+    if follow:
+        for line in follow_file(pcap, _names(names)):
+            click.echo(line)
+        return
+    conns = [c for c in analyze_file(_readable(pcap), _names(names)) if conn_id is None or c.id == conn_id]
+    if not conns:
+        raise NetbedError(f"no connection {conn_id} in {pcap}" if conn_id is not None else f"no TCP connection in {pcap}")
+    click.echo("\n\n".join(render_ladder(c) for c in conns))
+    if svg:
+        Path(svg).write_text(render_ladder_svg(conns[0]))
+        err.print(f"SVG: {svg}")
+
+
+def _readable(path: str) -> str:
+    if not Path(path).is_file():
+        raise NetbedError(f"no file {path}: give the path of a pcap or pcapng capture")
+    return path
+
+
+@cli.group()
+def capture() -> None:
+    """Record a testbed's bridge into an extra pcap, from a container (works on any engine)."""
+
+
+@capture.command(name="start")
+@project_option
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), required=True, help="The pcap to write.")
+def capture_start(project: str | None, out_file: str) -> None:
+    from netbed import capture as capture_mod, engine
+
+    bed = _testbed(project)
+    started = capture_mod.start(engine.client(), bed.bridge, Path(out_file),
+                                {**bed.labels, "org.netbed.capture": "extra"})
+    out.print(f"recording {bed.bridge} into {started.path} (`netbed capture stop -p {bed.project}` ends it)")
+
+
+@capture.command(name="stop")
+@project_option
+def capture_stop(project: str | None) -> None:
+    from netbed import capture as capture_mod, engine
+
+    bed = _testbed(project)
+    stopped = capture_mod.stop_extra(engine.client(), bed.project)
+    if not stopped:
+        raise NetbedError(f"no extra capture runs on {bed.project}: start one with `netbed capture start`")
+    for stats in stopped:
+        out.print(f"stopped: {stats}")
+
+
 # --- scenarios ----------------------------------------------------------------------------
 
 
@@ -398,8 +496,11 @@ def main() -> None:
     except click.exceptions.Abort:
         _tear_down_mine()
         sys.exit(130)
-    except NetbedError as exc:
+    except (NetbedError, PcapError) as exc:
         err.print(f"netbed: {exc}", markup=False)
+        sys.exit(1)
+    except OSError as exc:
+        err.print(f"netbed: {exc.filename or ''}: {exc.strerror or exc}", markup=False)
         sys.exit(1)
     except KeyboardInterrupt:
         _tear_down_mine()
