@@ -13,9 +13,7 @@ back from its namespace, never remembered here.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import signal as signals
-import subprocess
 from dataclasses import dataclass
 
 import docker
@@ -24,7 +22,7 @@ import docker.errors
 from netbed import engine
 from netbed.errors import NetbedError
 from netbed.observe import wait_for
-from netbed.testbed import Host, Testbed
+from netbed.testbed import Testbed
 
 CRASH_CHAIN = "NETBED-CRASH"
 PARTITION_CHAIN = "NETBED-PARTITION"
@@ -151,6 +149,7 @@ def reboot(bed: Testbed, host: str) -> None:
     _await_status(bed, host, "exited")
     container.start()
     _await_status(bed, host, "running")
+    bed.isolate(host)
     container.reload()
     nets = container.attrs["NetworkSettings"]["Networks"]
     now = next(iter(nets.values()))
@@ -297,28 +296,8 @@ def _user_processes(bed: Testbed, host: str) -> list[str]:
     return [r[2] for r in rows if len(r) == 3 and r[0] != "1" and r[2] != "ps" and not r[1].startswith("Z")]
 
 
-def _pid(bed: Testbed, host: str) -> int:
-    return int(bed.container(host).attrs["State"]["Pid"])
-
-
-def _in_netns(bed: Testbed, host: str, argv: list[str]) -> tuple[int, str]:
-    """Run a network command inside the host's namespace: nsenter if we can, else a helper container."""
-    if engine.runner_is_root_on_engine_host() and shutil.which(argv[0]):
-        done = subprocess.run(["nsenter", "-t", str(_pid(bed, host)), "-n", *argv], capture_output=True,
-                              text=True, stdin=subprocess.DEVNULL)
-        return done.returncode, done.stdout + done.stderr
-    try:
-        output = engine.client().containers.run(
-            engine.IMAGE, argv, network_mode=f"container:{bed.host(host).container_id}",
-            cap_drop=["ALL"], cap_add=["NET_ADMIN", "NET_RAW"], remove=True, stderr=True,
-            labels={**bed.labels, "org.netbed.role": "fault-helper"})
-        return 0, output.decode(errors="replace")
-    except docker.errors.ContainerError as exc:
-        return exc.exit_status, (exc.stderr or b"").decode(errors="replace")
-
-
 def _netns(bed: Testbed, host: str, argv: list[str], check: bool = True) -> int:
-    code, out = _in_netns(bed, host, argv)
+    code, out = bed.netns(host, argv)
     if check and code != 0:
         last = out.strip().splitlines()[-1] if out.strip() else f"exit status {code}"
         raise FaultError(f"`{' '.join(argv)}` in {host} failed: {last}")
@@ -327,7 +306,7 @@ def _netns(bed: Testbed, host: str, argv: list[str], check: bool = True) -> int:
 
 def _chains(bed: Testbed, host: str) -> set[str]:
     """netbed's iptables chains present in the host's namespace: the fault state, read back."""
-    _, out = _in_netns(bed, host, ["iptables", "-w", "-S"])
+    _, out = bed.netns(host, ["iptables", "-w", "-S"])
     return {line.split()[1] for line in out.splitlines() if line.startswith("-N NETBED-")}
 
 
@@ -346,7 +325,7 @@ def _remove_chain(bed: Testbed, host: str, chain: str, hooks: tuple[str, ...]) -
 
 
 def _interfaces(bed: Testbed, host: str) -> list[str]:
-    _, out = _in_netns(bed, host, ["ip", "-o", "link", "show"])
+    _, out = bed.netns(host, ["ip", "-o", "link", "show"])
     names = [line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line]
     devs = [n for n in names if n != "lo"]
     if not devs:
@@ -355,7 +334,7 @@ def _interfaces(bed: Testbed, host: str) -> list[str]:
 
 
 def _root_qdisc(bed: Testbed, host: str) -> str:
-    _, out = _in_netns(bed, host, ["tc", "qdisc", "show", "dev", _interfaces(bed, host)[0], "root"])
+    _, out = bed.netns(host, ["tc", "qdisc", "show", "dev", _interfaces(bed, host)[0], "root"])
     words = out.split()
     return words[1] if len(words) > 1 else ""
 

@@ -165,7 +165,7 @@ def test_shaper_adds_the_delay_to_each_round_trip_and_heal_removes_it(docker_eng
 def test_bulk_tcp_keeps_its_throughput_when_the_receivers_input_is_delayed(docker_engine, pair):
     """On INPUT the held packets are no longer charged to the sender's socket, so TCP Small
     Queues does not throttle it (on the sender's OUTPUT, 10 ms of delay cut it to ~0.6 MB/s)."""
-    cli, (server, client, server_ip) = docker_engine, pair
+    cli, (server, client, _server_ip) = docker_engine, pair
     client.reload()
     client_ip = next(iter(client.attrs["NetworkSettings"]["Networks"].values()))["IPAddress"]
     helper = start_shaper(cli, client, "--delay", "10")

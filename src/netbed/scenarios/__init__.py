@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from netbed.scenarios.catalogue import Scenario
 from netbed.scenarios.concurrent_server import concurrent_server
+from netbed.scenarios.data_format_binary import data_format_binary
+from netbed.scenarios.data_format_text import data_format_text
+from netbed.scenarios.heartbeat_pause import heartbeat_pause
+from netbed.scenarios.keepalive_crash import keepalive_crash
+from netbed.scenarios.keepalive_reboot import keepalive_reboot
 from netbed.scenarios.lab import Lab, Programs, ScenarioError
 from netbed.scenarios.normal_termination import normal_termination
+from netbed.scenarios.partition_heal import partition_heal
 from netbed.scenarios.server_host_crash import server_host_crash
 from netbed.scenarios.server_host_reboot import server_host_reboot
 from netbed.scenarios.server_host_shutdown import server_host_shutdown
@@ -18,6 +24,12 @@ CATALOGUE: tuple[Scenario, ...] = (
     server_host_crash,
     server_host_reboot,
     server_host_shutdown,
+    keepalive_crash,
+    keepalive_reboot,
+    heartbeat_pause,
+    partition_heal,
+    data_format_text,
+    data_format_binary,
 )
 
 

@@ -144,6 +144,13 @@ class Client:
                 return int(sock.local.rsplit(":", 1)[1])
         raise ScenarioError(f"{self.name} echoed but owns no connection to port {self.lab.programs.port}")
 
+    def expect_connected(self, timeout: float = 10) -> None:
+        """For a client that echoes nothing (--mode idle, sum_client): its `connected` event
+        (with --report) names its connection."""
+        line = self.program.expect_output(r"^event=connected ", timeout=timeout, stream="stderr")
+        self._local_port = int(str(parse_event(line)["local"]).rsplit(":", 1)[1])
+        self.lab.note(self.name, f"connected from port {self._local_port}")
+
 
 @dataclass
 class Lab:
@@ -260,6 +267,23 @@ class Lab:
         except ExpectationError as exc:
             return self.check(name, False, "\n".join(steps), str(exc))
         return self.check(name, True, "\n".join(steps), " ".join(conn.tcpdump_flags))
+
+    # --- more programs ------------------------------------------------------------------
+
+    def client_program(self, program: str, *options: str, port: int | None = None, name: str | None = None) -> Client:
+        """Start another of netbed's client programs (e.g. sum_client) on the client host against the server."""
+        argv = ["python3", "-m", f"netbed.apps.{program}", self.bed.host("server").ip,
+                "--port", str(port or self.programs.port), *options]
+        name = name or program
+        self.note(name, f"starts: {' '.join(argv)}")
+        client = Client(self, argv, name)
+        self.clients.append(client)
+        return client
+
+    def program(self, host: str, argv: list[str], name: str) -> Program:
+        """Start any program on a host (e.g. a second server on another port), on a pseudo-terminal."""
+        self.note(name, f"starts on {host}: {' '.join(argv)}")
+        return Program(self.bed, host, argv)
 
 
 def describe_exit(end: Exit) -> str:
