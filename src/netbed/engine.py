@@ -86,6 +86,9 @@ def compose(args: list[str], *, project: str | None = None, files: list[Path] | 
         raise EngineError("the `docker` command is not installed: run `netbed doctor --fix`") from None
     except subprocess.TimeoutExpired:
         raise EngineError(f"`docker compose {' '.join(args)}` did not finish in {timeout:.0f} s") from None
+    if done.returncode != 0 and compose_version() is None:
+        raise EngineError("Compose v2 is missing (`docker compose`): run `netbed doctor --fix`, "
+                          "or install the Compose v2 CLI plugin")
     if check and done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise EngineError(f"`docker compose {' '.join(args)}` failed: {last}")

@@ -94,6 +94,9 @@ class Testbed:
         `netbed clean` removes it once the process is gone.
         """
         cli = engine.client()
+        if not engine.has_image(cli, engine.IMAGE):
+            raise TestbedError(f"image {engine.IMAGE} is missing (the capture and the hosts run it): "
+                               "run `netbed doctor --fix`")
         compose_file = Path(compose_file or default_compose_file()).resolve()
         if not compose_file.is_file():
             raise TestbedError(f"no compose file at {compose_file}: give the path of a compose file")

@@ -1,0 +1,60 @@
+"""Faults of the environment: each answered with one line, and nothing left half made."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from netbed.testbed import LABEL_PROJECT
+
+
+def netbed(*args: str, env: dict[str, str] | None = None, cwd=None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "netbed", *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})}, cwd=cwd)
+
+
+def projects(cli) -> set[str]:
+    return {c.labels[LABEL_PROJECT] for c in cli.containers.list(all=True, filters={"label": LABEL_PROJECT})}
+
+
+def assert_one_line(done, status: int, message: str) -> None:
+    """The error is the last line on stderr (progress lines may come before it), and no traceback."""
+    assert done.returncode == status, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("netbed: ") and message in last, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_an_invalid_compose_file(tmp_path, docker_engine):
+    bad = tmp_path / "compose.yaml"
+    bad.write_text("services:\n  server: [this is not a service\n")
+    before = projects(docker_engine)
+    done = netbed("up", "-f", str(bad), "--run-dir", str(tmp_path / "run"))
+    assert_one_line(done, 1, "is not a valid compose file")
+    assert projects(docker_engine) <= before
+
+
+def test_compose_v2_missing(tmp_path, docker_engine):
+    empty = tmp_path / "docker-config"
+    empty.mkdir()
+    done = netbed("up", "--run-dir", str(tmp_path / "run"), env={"DOCKER_CONFIG": str(empty), "HOME": str(tmp_path)})
+    assert_one_line(done, 1, "Compose v2 is missing")
+
+
+def test_the_host_image_missing(tmp_path, docker_engine):
+    done = netbed("up", "--run-dir", str(tmp_path / "run"), env={"NETBED_IMAGE": "netbed-no-such-image:latest"})
+    assert_one_line(done, 1, "image netbed-no-such-image:latest is missing")
+
+
+def test_a_compose_file_without_a_host_the_test_needs(tmp_path, docker_engine):
+    other = tmp_path / "compose.yaml"
+    other.write_text("services:\n  lonely:\n    image: netbed-host:latest\n    command: [sleep, infinity]\n"
+                     "    networks: [n]\nnetworks:\n  n:\n    internal: true\n")
+    test = tmp_path / "test_needs_server.py"
+    test.write_text("import pytest\n\n"
+                    f"@pytest.mark.netbed(compose={str(other)!r}, hosts=['server'])\n"
+                    "def test_it(testbed):\n    pass\n")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test)],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 1 and "the compose file has no host server" in done.stdout, done.stdout[-2000:]
