@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from netbed import engine, faults, observe
 from netbed.errors import NetbedError
@@ -19,18 +20,23 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def render_progress(event: Event) -> None:
-    """Draw a progress event as one terminal line: steps, what they do, how long they took."""
+    """Draw a progress event as one terminal line: steps, what they do, how long they took.
+
+    Lines of steps that run side by side (scenarios with --jobs) carry the step's name.
+    """
     took = f" ({event.seconds:.1f} s)" if event.seconds is not None else ""
+    detail = escape(event.detail)
+    said = f": {detail}" if detail else ""
     if event.phase is Phase.START:
-        err.print(f"[bold cyan]>[/] {event.step} ...")
+        err.print(f"[bold cyan]>[/] {event.step}{said or ' ...'}", markup=True)
     elif event.phase is Phase.INFO:
-        err.print(f"    [dim]{event.detail}[/]")
+        err.print(f"  [dim]{event.step}:[/] {detail}")
     elif event.phase is Phase.DONE:
-        err.print(f"[green]✓[/] {event.step}{took}")
+        err.print(f"[green]✓[/] {event.step}{said}{took}")
     elif event.phase is Phase.SKIP:
-        err.print(f"[green]✓[/] {event.step}: {event.detail}, nothing to do{took}")
+        err.print(f"[green]✓[/] {event.step}{said}, nothing to do{took}")
     else:
-        err.print(f"[red]✗[/] {event.step}: {event.detail}{took}")
+        err.print(f"[red]✗[/] {event.step}{said}{took}")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -413,7 +419,7 @@ def run_(names: tuple[str, ...], run_all: bool, out_path: str | None, jobs: int,
         chosen = [s for s in chosen if s.user_programs]
     out_dir = _run_dir(out_path)
     err.print(f"running {len(chosen)} scenario(s), {jobs} at a time; results in {out_dir}")
-    results = runner.run_many(chosen, out_dir, jobs=jobs, programs=programs, keep=keep, report=render_scenario)
+    results = runner.run_many(chosen, out_dir, jobs=jobs, programs=programs, keep=keep, report=render_progress)
     out.print("")
     for r in results:
         verdict = "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
@@ -446,18 +452,6 @@ def report(run_dir: str, junit: str | None) -> None:
     out.print(f"report: {write_html(reports, Path(run_dir) / 'report.html')}")
     if junit:
         out.print(f"JUnit XML: {write_junit(reports, Path(junit))}")
-
-
-def render_scenario(event: Event) -> None:
-    """Scenario progress: one line per step, prefixed with the scenario's name."""
-    if event.phase is Phase.START:
-        err.print(f"[bold cyan]>[/] {event.step}: {event.detail}")
-    elif event.phase is Phase.INFO:
-        err.print(f"  [dim]{event.step}:[/] {event.detail}")
-    elif event.phase is Phase.DONE:
-        err.print(f"[green]✓[/] {event.step}: {event.detail} ({event.seconds:.1f} s)")
-    else:
-        err.print(f"[red]✗[/] {event.step}: {event.detail} ({event.seconds or 0:.1f} s)")
 
 
 def _run_dir(out: str | None):
