@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from netbed.scenarios.catalogue import Scenario
+from netbed.scenarios.accept_abort import accept_abort
 from netbed.scenarios.concurrent_server import concurrent_server
 from netbed.scenarios.data_format_binary import data_format_binary
 from netbed.scenarios.data_format_text import data_format_text
+from netbed.scenarios.eintr import eintr
 from netbed.scenarios.heartbeat_pause import heartbeat_pause
 from netbed.scenarios.keepalive_crash import keepalive_crash
 from netbed.scenarios.keepalive_reboot import keepalive_reboot
@@ -16,11 +18,19 @@ from netbed.scenarios.server_host_crash import server_host_crash
 from netbed.scenarios.server_host_reboot import server_host_reboot
 from netbed.scenarios.server_host_shutdown import server_host_shutdown
 from netbed.scenarios.server_process_killed import server_process_killed
+from netbed.scenarios.sigchld_handler import sigchld_handler
+from netbed.scenarios.sigchld_multiple import sigchld_multiple
+from netbed.scenarios.sigpipe import sigpipe
 
 CATALOGUE: tuple[Scenario, ...] = (
     concurrent_server,
     normal_termination,
+    sigchld_handler,
+    eintr,
+    sigchld_multiple,
+    accept_abort,
     server_process_killed,
+    sigpipe,
     server_host_crash,
     server_host_reboot,
     server_host_shutdown,

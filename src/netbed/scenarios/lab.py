@@ -285,6 +285,18 @@ class Lab:
         self.note(name, f"starts on {host}: {' '.join(argv)}")
         return Program(self.bed, host, argv)
 
+    def server_program(self, *options: str, port: int, name: str, program: str = "echo_server") -> Program:
+        """Start another of netbed's servers on the server host, on another port; return once it listens."""
+        server = self.program("server", ["python3", "-m", f"netbed.apps.{program}", "--port", str(port), *options],
+                              name=name)
+        server.expect_output(r"^event=listening ", timeout=10, stream="stdout")
+        return server
+
+    @staticmethod
+    def events(program: Program) -> list[dict]:
+        """The event lines a program printed so far (netbed's servers on stdout, its clients on stderr)."""
+        return [e for e in map(parse_event, program.stdout + program.stderr) if e]
+
 
 def describe_exit(end: Exit) -> str:
     if end.signal is not None:
