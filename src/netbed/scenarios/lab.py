@@ -168,15 +168,11 @@ class Lab:
 
     def client(self, *options: str, name: str = "client") -> Client:
         """Start a client: netbed's echo_client with `options`, or the user's client command."""
+        if not self.programs.client_cmd:
+            return self.client_program("echo_client", *options, name=name)
         server_ip = self.bed.host("server").ip
-        if self.programs.client_cmd:
-            argv = shlex.split(self.programs.client_cmd.format(server_ip=server_ip, port=self.programs.port))
-        else:
-            argv = ["python3", "-m", "netbed.apps.echo_client", server_ip, "--port", str(self.programs.port), *options]
-        self.note(name, f"starts: {' '.join(argv)}")
-        client = Client(self, argv, name)
-        self.clients.append(client)
-        return client
+        return self._start_client(shlex.split(self.programs.client_cmd.format(server_ip=server_ip,
+                                                                             port=self.programs.port)), name)
 
     def server_events(self) -> list[dict]:
         """The event lines netbed's server printed so far."""
@@ -274,7 +270,9 @@ class Lab:
         """Start another of netbed's client programs (e.g. sum_client) on the client host against the server."""
         argv = ["python3", "-m", f"netbed.apps.{program}", self.bed.host("server").ip,
                 "--port", str(port or self.programs.port), *options]
-        name = name or program
+        return self._start_client(argv, name or program)
+
+    def _start_client(self, argv: list[str], name: str) -> Client:
         self.note(name, f"starts: {' '.join(argv)}")
         client = Client(self, argv, name)
         self.clients.append(client)
