@@ -10,7 +10,6 @@ after SIGKILL.
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import docker.errors
 
 from netbed.engine import IMAGE
 from netbed.errors import NetbedError
+from netbed.observe import WaitTimeout, wait_for
 
 LISTENING_DEADLINE = 20.0
 BUFFER_KIB = 32768  # kernel capture buffer: large enough for bursts of thousands of connections
@@ -62,19 +62,21 @@ def start(cli: docker.DockerClient, bridge: str, path: Path, labels: dict[str, s
         raise CaptureError(f"image {image} is missing: run `netbed doctor --fix`") from None
     except docker.errors.APIError as exc:
         raise CaptureError(f"could not start the capture on {bridge}: {exc.explanation}") from None
-    deadline = time.monotonic() + LISTENING_DEADLINE
-    while time.monotonic() < deadline:
-        logs = container.logs().decode(errors="replace")
-        if "listening on" in logs:
-            return Capture(container.id, bridge, path)
+
+    def seen() -> tuple[str, str]:
         container.reload()
-        if container.status == "exited":
-            container.remove(force=True)
-            last = (logs.strip().splitlines() or ["no output"])[-1]
-            raise CaptureError(f"the capture on {bridge} exited: {last}")
-        time.sleep(0.05)
-    container.remove(force=True)
-    raise CaptureError(f"tcpdump on {bridge} was not listening after {LISTENING_DEADLINE:.0f} s")
+        return container.status, container.logs().decode(errors="replace")
+
+    try:
+        status, logs = wait_for(seen, lambda s: "listening on" in s[1] or s[0] == "exited",
+                                timeout=LISTENING_DEADLINE, what=f"tcpdump to listen on {bridge}")
+    except WaitTimeout:
+        container.remove(force=True)
+        raise CaptureError(f"tcpdump on {bridge} was not listening after {LISTENING_DEADLINE:.0f} s") from None
+    if "listening on" not in logs:
+        container.remove(force=True)
+        raise CaptureError(f"the capture on {bridge} exited: {(logs.strip().splitlines() or ['no output'])[-1]}")
+    return Capture(container.id, bridge, path)
 
 
 def stop(cli: docker.DockerClient, capture: Capture) -> CaptureStats | None:

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import docker
 import docker.errors
 
 from netbed.errors import NetbedError
+from netbed.observe import WaitTimeout, wait_for
 from netbed.progress import Reporter, silent, step
 
 IMAGE = os.environ.get("NETBED_IMAGE", "netbed-host:latest")
@@ -295,15 +295,14 @@ def _start_dockerd(s) -> None:
     with open(DOCKERD_LOG, "ab") as log:
         proc = subprocess.Popen([dockerd], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
-    deadline = time.monotonic() + ENGINE_START_DEADLINE
-    while time.monotonic() < deadline:
-        if _engine_answers():
-            return
-        if proc.poll() is not None:
-            tail = DOCKERD_LOG.read_text(errors="replace").strip().splitlines()[-1:]
-            raise EngineError(f"dockerd exited with status {proc.returncode}: {' '.join(tail)}")
-        time.sleep(0.2)
-    raise EngineError(f"dockerd did not answer within {ENGINE_START_DEADLINE:.0f} s: see {DOCKERD_LOG}")
+    try:
+        wait_for(lambda: _engine_answers() or proc.poll() is not None, timeout=ENGINE_START_DEADLINE,
+                 what="dockerd to answer")
+    except WaitTimeout:
+        raise EngineError(f"dockerd did not answer within {ENGINE_START_DEADLINE:.0f} s: see {DOCKERD_LOG}") from None
+    if proc.poll() is not None and not _engine_answers():
+        tail = DOCKERD_LOG.read_text(errors="replace").strip().splitlines()[-1:]
+        raise EngineError(f"dockerd exited with status {proc.returncode}: {' '.join(tail)}")
 
 
 def _install_compose(s) -> None:
