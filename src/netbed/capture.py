@@ -10,6 +10,7 @@ after SIGKILL.
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import docker.errors
 from netbed.engine import IMAGE
 from netbed.errors import NetbedError
 from netbed.observe import WaitTimeout, wait_for
+from netbed.tcp import read_frames
 
 LISTENING_DEADLINE = 20.0
 BUFFER_KIB = 32768  # kernel capture buffer: large enough for bursts of thousands of connections
@@ -80,15 +82,30 @@ def start(cli: docker.DockerClient, bridge: str, path: Path, labels: dict[str, s
 
 
 def stop(cli: docker.DockerClient, capture: Capture) -> CaptureStats | None:
-    """Stop tcpdump (SIGTERM: it flushes and counts), remove its container, return its counts."""
+    """Stop tcpdump (SIGTERM: it flushes and counts), remove its container, return its counts.
+
+    If tcpdump had already died (the disk filled up, say), the recording is
+    incomplete: that is raised as a CaptureError with tcpdump's last words.
+    """
     try:
         container = cli.containers.get(capture.container_id)
     except docker.errors.NotFound:
         return None
+    died = container.status == "exited" and container.attrs["State"]["ExitCode"] != 0
     container.stop(timeout=5)
     logs = container.logs().decode(errors="replace")
     container.remove(force=True)
-    return parse_stats(logs)
+    if died:
+        last = (logs.strip().splitlines() or ["no output"])[-1]
+        raise CaptureError(f"the capture stopped before the run ended, so {capture.path} is incomplete: {last}")
+    stats = parse_stats(logs)
+    if stats is not None and capture.path.is_file():
+        written = sum(1 for _ in read_frames(str(capture.path), allow_truncated=True))
+        if written < stats.captured:
+            free = shutil.disk_usage(capture.path.parent).free
+            raise CaptureError(f"{capture.path} is incomplete: tcpdump captured {stats.captured} frames but the file "
+                               f"holds {written} ({free // 1024} KiB free on its filesystem: full disk?)")
+    return stats
 
 
 def parse_stats(logs: str) -> CaptureStats | None:

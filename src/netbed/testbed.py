@@ -78,6 +78,7 @@ class Testbed:
     hosts: dict[str, Host] = field(default_factory=dict)
     capture: Capture | None = None
     capture_stats: CaptureStats | None = None
+    capture_error: str = ""  # why the recording is incomplete, if it is
     labels: dict[str, str] = field(default_factory=dict)
 
     # --- life cycle ---------------------------------------------------------
@@ -201,7 +202,10 @@ class Testbed:
         if self.hosts:
             self._compose(["stop", "--timeout", "2"], check=False)
         if self.capture is not None:
-            self.capture_stats = capture_mod.stop(cli, self.capture)
+            try:
+                self.capture_stats = capture_mod.stop(cli, self.capture)
+            except NetbedError as exc:
+                self.capture_error = str(exc)
         self._compose(["down", "--volumes", "--remove-orphans", "--timeout", "0"], check=False)
         for container in cli.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={self.project}"}):
             container.remove(force=True)

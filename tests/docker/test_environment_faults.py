@@ -58,3 +58,25 @@ def test_a_compose_file_without_a_host_the_test_needs(tmp_path, docker_engine):
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test)],
                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert done.returncode == 1 and "the compose file has no host server" in done.stdout, done.stdout[-2000:]
+
+
+def test_disk_full_while_capturing_is_reported(tmp_path, docker_engine):
+    """A run folder on a tiny filesystem: tcpdump dies of ENOSPC and the testbed says its capture is incomplete."""
+    import shutil as sh
+
+    from netbed.testbed import Testbed
+
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], capture_output=True, text=True)
+    assert mounted.returncode == 0, f"this test mounts a 64 KiB tmpfs (needs root): {mounted.stderr}"
+    try:
+        with Testbed.up(run_dir=small, services={"client": {"command": ["sleep", "infinity"]}}) as bed:
+            loop = ("import socket\nfor i in range(300):\n"
+                    f"    s = socket.create_connection(('{bed.host('server').ip}', 9877)); s.sendall(b'x' * 200 + b'\\n');"
+                    " s.recv(300); s.close()\n")
+            assert bed.exec("client", ["python3", "-c", loop]).exit_code == 0
+        assert "is incomplete" in bed.capture_error and "full disk?" in bed.capture_error, bed.capture_error
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
+        sh.rmtree(small, ignore_errors=True)

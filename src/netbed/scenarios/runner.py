@@ -97,6 +97,8 @@ def run(scenario: Scenario, out_root: Path, programs: Programs = Programs(), kee
                                                      f"; tear down with `netbed down -p {bed.project}`"))
         else:
             bed.down()
+            if bed.capture_error:
+                lab.check("the capture recorded the whole run", False, "tcpdump running to the end", bed.capture_error)
     passed = bool(lab.checks) and all(c.passed for c in lab.checks)
     result = Result(scenario.name, scenario.section, scenario.title, passed, round(time.monotonic() - started, 2),
                     settings, lab.checks, lab.timeline, str(out_dir), bed.project, scenario.doc,
