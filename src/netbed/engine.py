@@ -209,7 +209,7 @@ def fix(report: Reporter = silent) -> list[Finding]:
         else:
             _apt_install(["docker.io"], s)
     with step(report, "Docker daemon") as s:
-        if _engine_answers():
+        if answers():
             s.skip("answering")
         else:
             _start_dockerd(s)
@@ -255,7 +255,8 @@ def _base_image(cli: docker.DockerClient) -> str:
     return PUBLIC_BASE if has_image(cli, PUBLIC_BASE) else OFFLINE_BASE
 
 
-def _engine_answers() -> bool:
+def answers() -> bool:
+    """Whether a Docker Engine answers right now (no exception, no waiting)."""
     try:
         docker.from_env(timeout=5).ping()
         return True
@@ -286,23 +287,36 @@ def _start_dockerd(s) -> None:
     _require_debian_root("starting dockerd")
     dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
     pidfile = Path("/var/run/docker.pid")
+    pid = pidfile.read_text().strip() if pidfile.exists() else ""
+    if pid.isdigit() and _process_name(pid) == "dockerd":
+        s.info(f"waiting for the previous dockerd (pid {pid}) to finish shutting down")
+        try:
+            wait_for(lambda: _process_name(pid) != "dockerd", timeout=ENGINE_START_DEADLINE,
+                     what=f"the previous dockerd (pid {pid}) to exit")
+        except WaitTimeout:
+            raise EngineError(f"dockerd (pid {pid}) neither answers nor exits: stop it, then run `netbed doctor --fix`") from None
     if pidfile.exists():
-        pid = pidfile.read_text().strip()
-        if not (pid.isdigit() and Path(f"/proc/{pid}").exists()):
-            s.info(f"removing stale {pidfile}")
-            pidfile.unlink()
+        s.info(f"removing stale {pidfile}")
+        pidfile.unlink(missing_ok=True)
     s.info(f"{dockerd} (log: {DOCKERD_LOG})")
     with open(DOCKERD_LOG, "ab") as log:
         proc = subprocess.Popen([dockerd], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
     try:
-        wait_for(lambda: _engine_answers() or proc.poll() is not None, timeout=ENGINE_START_DEADLINE,
+        wait_for(lambda: answers() or proc.poll() is not None, timeout=ENGINE_START_DEADLINE,
                  what="dockerd to answer")
     except WaitTimeout:
         raise EngineError(f"dockerd did not answer within {ENGINE_START_DEADLINE:.0f} s: see {DOCKERD_LOG}") from None
-    if proc.poll() is not None and not _engine_answers():
+    if proc.poll() is not None and not answers():
         tail = DOCKERD_LOG.read_text(errors="replace").strip().splitlines()[-1:]
         raise EngineError(f"dockerd exited with status {proc.returncode}: {' '.join(tail)}")
+
+
+def _process_name(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _install_compose(s) -> None:

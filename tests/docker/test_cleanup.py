@@ -79,3 +79,24 @@ def test_clean_removes_what_a_killed_run_left_and_nothing_else(tmp_path, docker_
     assert netbed_things(docker_engine, proc.pid) == set()
     assert docker_engine.containers.get(foreign).status == "running"
     assert docker_engine.networks.get(foreign).name == foreign
+
+
+@pytest.mark.engine_stop
+def test_the_engine_stopping_mid_run_gets_one_line_and_clean_recovers(tmp_path, docker_engine):
+    """Stops the local dockerd, so it runs alone (`make test` runs the engine_stop tests after the rest)."""
+    proc = start_run(tmp_path)
+    wait_until_crashed(proc, docker_engine)
+    pid = open("/var/run/docker.pid").read().strip()
+    subprocess.run(["kill", "-TERM", pid], check=True)
+    try:
+        _, err = proc.communicate(timeout=120)
+        last = err.decode().strip().splitlines()[-1]
+        assert proc.returncode == 1
+        assert last.startswith("netbed: the Docker Engine stopped answering during server-host-crash"), last
+        assert "Traceback" not in err.decode()
+    finally:
+        fixed = subprocess.run([sys.executable, "-m", "netbed", "doctor", "--fix"], capture_output=True, text=True)
+        assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    cleaned = subprocess.run([sys.executable, "-m", "netbed", "clean"], capture_output=True, text=True)
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert netbed_things(docker_engine, proc.pid) == set()

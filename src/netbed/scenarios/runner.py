@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netbed import observe
+from netbed import engine, observe
+from netbed.engine import EngineError
 from netbed.errors import NetbedError
 from netbed.progress import Event, Phase, Reporter, silent
 from netbed.scenarios.catalogue import Scenario
@@ -95,6 +96,9 @@ def run(scenario: Scenario, out_root: Path, programs: Programs = Programs(), kee
         if keep:
             report(Event(scenario.name, Phase.INFO, f"kept up: `docker exec -it {bed.host('client').container_id[:12]} bash`"
                                                      f"; tear down with `netbed down -p {bed.project}`"))
+        elif not engine.answers():
+            raise EngineError(f"the Docker Engine stopped answering during {scenario.name}: start it again "
+                              "(`netbed doctor --fix`), then `netbed clean` removes what the run left")
         else:
             bed.down()
             if bed.capture_error:
