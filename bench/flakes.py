@@ -17,7 +17,8 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PYTEST = [sys.executable, "-m", "pytest", "tests/docker", "-q", "-p", "no:cacheprovider", "--durations=8"]
+PYTEST = [sys.executable, "-m", "pytest", "tests/docker", "-q", "-p", "no:cacheprovider", "--durations=8",
+          "-m", "not engine_stop"]  # that one stops the engine: never beside other tests
 
 
 def suite(extra: list[str]) -> tuple[bool, float, str]:
