@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from netbed.report.load import ScenarioReport
-from netbed.tcp import PcapError, analyze, segment_label
+from netbed.tcp import Mark, PcapError, analyze, segment_label
 
 MAX_TIMELINE_PACKETS = 300
 
@@ -97,8 +97,13 @@ def _scenario(r: ScenarioReport, page_dir: Path) -> str:
     svg = r.text("ladder.svg")
     if svg:
         out.append(f"<h3>The key connection, as captured</h3><div class='ladder'>{svg}</div>")
+    conns = _key_connections(r)
+    for conn in conns:
+        strip = retransmission_strip(conn)
+        if strip:
+            out.append(f"<h3>Retransmissions of {_e(conn.client)}, to scale</h3><div class='ladder'>{strip}</div>")
     out.append("<h3>Timeline: faults, programs and packets</h3>")
-    out.append(_timeline(r))
+    out.append(_timeline(r, conns))
     hosts = r.text("hosts.json")
     if hosts:
         out.append("<h3>Hosts at the end of the run</h3>")
@@ -110,21 +115,57 @@ def _scenario(r: ScenarioReport, page_dir: Path) -> str:
     return "".join(out)
 
 
-def _timeline(r: ScenarioReport) -> str:
+def _key_connections(r: ScenarioReport) -> list:
+    """The connections the scenario judged, read back from its capture."""
+    keys = set(r.data.get("connections", []))
+    pcap = r.folder / "capture.pcap"
+    if not keys or not pcap.is_file():
+        return []
+    try:
+        return [c for c in analyze(str(pcap), r.data.get("names", {}), allow_truncated=True) if str(c.client) in keys]
+    except PcapError:
+        return []
+
+
+def retransmission_strip(conn, width: int = 900) -> str:
+    """The most retransmitted segment's sends on a linear time axis: the RTO backoff as it really spaced out."""
+    segs = conn.segments
+    sends: dict[tuple, list] = {}
+    for seg in segs:
+        sends.setdefault((seg.sender, seg.seq, seg.payload_len, seg.letters), []).append(seg)
+    series = max((group for group in sends.values() if any(s.marks & Mark.ANY_RETRANSMISSION for s in group)),
+                 key=len, default=[])
+    if len(series) < 2:
+        return ""
+    end = next((s for s in segs[series[-1].index + 1:] if "R" in s.letters), None)
+    points = series + ([end] if end else [])
+    t0, t1 = points[0].time, points[-1].time
+    span = max(t1 - t0, 1e-6)
+    left, right, y = 30, width - 30, 40
+    x = [left + (p.time - t0) / span * (right - left) for p in points]
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="90" font-family="system-ui, sans-serif" font-size="11">',
+             f'<line x1="{left}" y1="{y}" x2="{right}" y2="{y}" stroke="#8c959f"/>']
+    for i, (px, p) in enumerate(zip(x, points)):
+        color = "#cf222e" if p is end else ("#1f2328" if i == 0 else "#bc4c00")
+        label = "RST" if p is end else ("sent" if i == 0 else f"#{i}")
+        parts.append(f'<line x1="{px:.1f}" y1="{y - 12}" x2="{px:.1f}" y2="{y + 12}" stroke="{color}" stroke-width="2"/>'
+                     f'<text x="{px:.1f}" y="{y - 16}" text-anchor="middle" fill="{color}">{label}</text>')
+        if i and px - x[i - 1] >= 36:  # room for the label
+            gap = p.time - points[i - 1].time
+            parts.append(f'<text x="{(px + x[i - 1]) / 2:.1f}" y="{y + 26}" text-anchor="middle" fill="#656d76">'
+                         f'{gap:.2f} s</text>')
+    parts.append(f'<text x="{left}" y="{y + 44}" fill="#656d76">0 s</text>'
+                 f'<text x="{right}" y="{y + 44}" text-anchor="end" fill="#656d76">{span:.2f} s</text></svg>')
+    return "".join(parts)
+
+
+def _timeline(r: ScenarioReport, conns: list) -> str:
     """The run's moments (faults, lines typed, errors) interleaved with the key connections' segments."""
     rows = [(m["t"], m["who"], m["what"], "netbed" if m["who"] == "netbed" else "program")
             for m in r.data.get("timeline", [])]
-    keys = set(r.data.get("connections", []))
-    pcap = r.folder / "capture.pcap"
-    if keys and pcap.is_file():
-        try:
-            conns = [c for c in analyze(str(pcap), r.data.get("names", {}), allow_truncated=True)
-                     if str(c.client) in keys]
-        except PcapError:
-            conns = []
-        for conn in conns:
-            for seg in conn.segments[:MAX_TIMELINE_PACKETS]:
-                rows.append((seg.ts, f"{seg.src.name} → {seg.dst.name}", segment_label(seg, options=False), "wire"))
+    for conn in conns:
+        for seg in conn.segments[:MAX_TIMELINE_PACKETS]:
+            rows.append((seg.ts, f"{seg.src.name} → {seg.dst.name}", segment_label(seg, options=False), "wire"))
     if not rows:
         return "<p class='sub'>nothing recorded</p>"
     rows.sort(key=lambda row: row[0])

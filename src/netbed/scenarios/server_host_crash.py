@@ -12,7 +12,7 @@ from netbed.scenarios.catalogue import scenario
 from netbed.scenarios.lab import Lab
 
 RETRIES = 5
-GIVE_UP_S = 0.2 * (2 ** (RETRIES + 1) - 1)  # RTO 200 ms doubling: 12.6 s, plus RTT slack
+GIVE_UP_S = round(0.2 * (2 ** (RETRIES + 1) - 1), 1)  # RTO 200 ms doubling: 12.6 s
 
 
 @scenario("server-host-crash", "5.14", user_programs=True,
