@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +69,11 @@ def testbed(request: pytest.FixtureRequest, tmp_path: Path):
         services.setdefault("client", {}).setdefault("command", IDLE)
     root = request.config.getoption("--netbed-artifacts")
     run_dir = Path(root) / re.sub(r"[^\w.-]+", "_", request.node.nodeid) if root else tmp_path / "netbed"
+    keep = request.config.getoption("--netbed-keep")
     try:
-        bed = Testbed.up(compose, run_dir=run_dir, services=services)
+        # a testbed that may be kept outlives this process: `netbed clean` must not take it for a leftover
+        bed = Testbed.up(compose, run_dir=run_dir, services=services,
+                         owner=f"{socket.gethostname()}:kept" if keep else None)
     except EngineError as exc:
         if os.environ.get("CI") == "true":
             pytest.fail(f"Docker is required under CI=true: {exc}", pytrace=False)
@@ -81,7 +85,7 @@ def testbed(request: pytest.FixtureRequest, tmp_path: Path):
     request.node._netbed = bed
     yield bed
     failed = getattr(request.node, "_netbed_failed", False)
-    if failed and request.config.getoption("--netbed-keep"):
+    if failed and keep:
         print(f"\nnetbed: kept {bed.project} up: `docker exec -it {bed.host(next(iter(bed.hosts))).container_id[:12]} bash`;"
               f" tear down with `netbed down -p {bed.project}`")
         return
