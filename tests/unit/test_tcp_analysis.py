@@ -137,6 +137,33 @@ def test_resets(tmp_path):
     assert conn.states == {"client": ["CLOSED", "SYN-SENT", "CLOSED"], "server": ["CLOSED"]}
 
 
+def test_reset_after_both_fins_were_acknowledged_does_not_decide_the_close(tmp_path):
+    """Captured on a loaded host: the server's ACK of the client's FIN, overtaken by its own FIN,
+    reaches the client in TIME-WAIT, whose ACK the closed server answers with an RST."""
+    c = Conversation()
+    c.handshake()
+    c.send("client", "FA")
+    fin_seq = c.snd["server"]
+    c.send("server", "FA")
+    c.send("client", "A")
+    c.send("server", "A", seq=fin_seq, ack=c.rcv["server"])  # the late ACK, sent before the FIN
+    c.send("client", "A")
+    c.send("server", "R", seq=fin_seq + 1, ack=0)
+    [conn] = analyze_file(write_pcap(tmp_path / "late.pcap", c.packets))
+    assert conn.close_kind is CloseKind.CLIENT_FIRST
+    assert conn.resets == ["server"] and conn.first_reset == "server"
+    assert conn.states["client"][-2:] == ["TIME-WAIT", "CLOSED"]
+
+    c = Conversation()  # the same RST before the server's FIN was acknowledged: it is what ended it
+    c.handshake()
+    c.send("client", "FA")
+    fin_seq = c.snd["server"]
+    c.send("server", "FA", lost=True)
+    c.send("server", "R", seq=fin_seq + 1, ack=0)
+    [conn] = analyze_file(write_pcap(tmp_path / "rst.pcap", c.packets))
+    assert conn.close_kind is CloseKind.RESET_BY_SERVER
+
+
 def test_half_closed_and_open(tmp_path):
     c = Conversation()
     c.handshake()

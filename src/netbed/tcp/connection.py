@@ -68,7 +68,9 @@ class CloseKind(StrEnum):
     SIMULTANEOUS = "simultaneous"  # each side sent its FIN before it saw the other's
     HALF_CLOSED_BY_CLIENT = "half-closed-by-client"  # only the client's FIN
     HALF_CLOSED_BY_SERVER = "half-closed-by-server"
-    RESET_BY_CLIENT = "reset-by-client"  # an RST ended it; the first RST was the client's
+    RESET_BY_CLIENT = "reset-by-client"  # an RST ended it; the first RST was the client's (an RST
+    # after both FINs were sent and acknowledged ended nothing: it answers a late segment, as a
+    # closed port does, and the close stays the FINs' kind)
     RESET_BY_SERVER = "reset-by-server"
     REFUSED = "refused"  # the SYN drew an RST: nothing listened
 
@@ -151,6 +153,7 @@ class Connection:
         "_initial",
         "_gaps",
         "_rsts",
+        "_first_rst_idx",
         "_synack",
         "_crossed",
         "_mru_syn",
@@ -208,6 +211,7 @@ class Connection:
         self._changes: list[tuple[int, int, State]] = []  # (segment index, direction, new state)
         self._gaps: list[tuple[int, int, int]] = []  # (segment index, direction, ns since previous send)
         self._rsts: list[int] = []  # direction of each RST
+        self._first_rst_idx = -1
         self._synack = False
         self._crossed = False
         self._mru_syn = 0
@@ -322,8 +326,9 @@ class Connection:
 
     @property
     def close_kind(self) -> CloseKind:
-        """How the connection ended; an RST wins over FINs, since it is what ended it."""
-        if self._rsts:
+        """How the connection ended; an RST wins over FINs, since it is what ended it, unless
+        both FINs were acknowledged before it."""
+        if self._rsts and not self._closed_before(self._first_rst_idx):
             by = self.role_of(self._rsts[0])
             if by == "server" and not self._synack and self._initial[0] == State.CLOSED:
                 return CloseKind.REFUSED
@@ -339,6 +344,20 @@ class Connection:
         if sfin >= 0:
             return CloseKind.HALF_CLOSED_BY_SERVER
         return CloseKind.OPEN
+
+    def _closed_before(self, index: int) -> bool:
+        """Both sides had closed by FINs (TIME-WAIT or CLOSED) before segment ``index``.
+
+        Seen on a loaded host: its ACK of the peer's FIN, overtaken on the way out by its own
+        FIN (a veth queues per CPU), reaches the peer in TIME-WAIT, which answers it with an
+        ACK, which the closed socket answers with an RST.
+        """
+        last: dict[int, State] = {}
+        for idx, d, state in self._changes:
+            if idx >= index:
+                break
+            last[d] = state
+        return len(last) == 2 and all(s in (State.TIME_WAIT, State.CLOSED) for s in last.values())
 
     @property
     def states(self) -> dict[str, list[str]]:
@@ -598,6 +617,8 @@ class Analyzer:
                 crossed = False
                 if sfr:
                     if flags & RST:
+                        if not conn._rsts:
+                            conn._first_rst_idx = idx
                         conn._rsts.append(d)
                     if flags & FIN and fwd.fin_idx < 0:
                         fwd.fin_idx = idx
