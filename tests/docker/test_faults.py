@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
@@ -154,14 +156,29 @@ def test_impair_delay_slows_the_handshake_by_the_amount_asked(bed):
     faults.heal(bed, "client")
 
 
-def test_impair_loss_shows_as_retransmissions_in_the_proportion_asked(bed):
+RTO_MAX = Path("/proc/sys/net/ipv4/tcp_rto_max_ms")  # Linux 6.15 and later
+
+
+@pytest.fixture
+def lossy_bed(tmp_path):
+    """As bed, with the server's retransmission timeout capped at 1 s where the kernel allows it."""
+    server = {"sysctls": {"net.ipv4.tcp_rto_max_ms": "1000"}} if RTO_MAX.exists() else {}
+    with Testbed.up(run_dir=tmp_path, services={
+            "client": {"command": IDLE, "sysctls": {"net.ipv4.tcp_retries2": "5"}}, "server": server}) as bed:
+        yield bed
+
+
+def test_impair_loss_shows_as_retransmissions_in_the_proportion_asked(lossy_bed):
     """Each echo lost on its way into the client is sent again, so retransmitted / sent estimates the loss.
 
     The connection is made before the impairment (a lost SYN-ACK waits 1 s,
-    then 2 s, ...: not what is measured here). Each line may wait through
-    eight losses in a row (RTO 0.2 s doubling: 51 s); the proportion must lie
-    within four standard errors of the 30 % asked.
+    then 2 s, ...: not what is measured here). With the server's RTO capped at
+    1 s, a line's 60 s allow some fifty losses in a row (0.3^50: never);
+    without the cap (kernels before 6.15) eight (RTO 0.2 s doubling: 51 s;
+    nine in a row, 0.3^9 per line, fail about one run in 800). The proportion
+    must lie within four standard errors of the 30 % asked (one in 16,000).
     """
+    bed = lossy_bed
     client = connected_client(bed)
     faults.impair(bed, "client", faults.Impairment(loss_pct=30))
     for n in range(60):
