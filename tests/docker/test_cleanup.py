@@ -23,9 +23,14 @@ def netbed_things(cli, pid: int) -> set[str]:
 
 
 def start_run(tmp_path) -> subprocess.Popen:
-    """`netbed run server-host-crash` (it waits ~13 s on TCP timers: time to interrupt it)."""
+    """`netbed run server-host-crash` (it waits ~13 s on TCP timers: time to interrupt it).
+
+    SIGINT is given back its default: under a shell's background job (`make test &`,
+    a CI runner) it arrives ignored, and an ignored Ctrl-C is not what is tested here.
+    """
     return subprocess.Popen([sys.executable, "-m", "netbed", "run", "server-host-crash", "--out", str(tmp_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, bufsize=0)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, bufsize=0,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_until_crashed(proc, cli, timeout: float = 60) -> None:
