@@ -25,6 +25,8 @@ NAMES = {"10.0.0.3": "cli", "10.0.0.2": "srv"}
 T0 = 1_700_000_000.0
 
 LINKTYPES = {"ether": 1, "sll": 113, "sll2": 276, "raw": 101}
+TUNNELS = ("pppoe", "mpls", "ipip", "gre", "gre-ether", "vxlan", "geneve", "l2tp")
+"""Ways the TCP/IP packet can travel inside an Ethernet frame, as captures made on real links carry it."""
 
 
 def other(who: str) -> str:
@@ -140,10 +142,49 @@ def frame(pkt: Packet, link: str) -> Packet:
         )
     elif link == "raw":
         out = pkt
+    elif link in TUNNELS:
+        out = Ether(src="02:42:0a:00:00:03", dst="02:42:0a:00:00:02") / _tunnel(pkt, link)
     else:
         raise ValueError(link)
     out.time = pkt.time
     return out
+
+
+def _tunnel(pkt: Packet, how: str) -> Packet:
+    """The IP packet inside a shim or tunnel; the outer addresses (TEST-NET-1) are the tunnel's own."""
+    from scapy.contrib.geneve import GENEVE
+    from scapy.contrib.mpls import MPLS
+    from scapy.layers.inet import UDP
+    from scapy.layers.l2 import GRE
+    from scapy.layers.l2tp import L2TP
+    from scapy.layers.ppp import PPP, PPPoE
+    from scapy.layers.vxlan import VXLAN
+
+    ppp_proto = 0x57 if IPv6 in pkt else 0x21
+    outer = IP(src="192.0.2.1", dst="192.0.2.2")
+    inner_ether = Ether(src="02:42:0a:00:00:13", dst="02:42:0a:00:00:12", type=0x86DD if IPv6 in pkt else 0x0800)
+    if how == "pppoe":
+        return PPPoE(sessionid=7) / PPP(proto=ppp_proto) / pkt
+    if how == "mpls":
+        return MPLS(label=16, s=0) / MPLS(label=17, s=1) / pkt
+    if how == "ipip":
+        return outer / pkt
+    if how == "gre":  # with a key and a sequence number, which lengthen the header
+        return outer / GRE(key_present=1, key=5, seqnum_present=1, sequence_number=3) / pkt
+    if how == "gre-ether":
+        return outer / GRE(proto=0x6558) / inner_ether / pkt
+    if how == "vxlan":
+        return outer / UDP(sport=51234, dport=4789) / VXLAN(vni=42) / inner_ether / pkt
+    if how == "geneve":
+        return outer / UDP(sport=51234, dport=6081) / GENEVE(vni=42, proto=0x6558) / inner_ether / pkt
+    if how == "l2tp":  # with the optional length and sequence numbers, and PPP's address and control bytes
+        return (
+            outer
+            / UDP(sport=1701, dport=1701)
+            / L2TP(hdr="length+sequence", tunnel_id=1, session_id=2, ns=0, nr=0)
+            / PPP(b"\xff\x03" + struct.pack("!H", ppp_proto) + bytes(pkt))
+        )
+    raise ValueError(how)
 
 
 def write_pcap(
@@ -151,7 +192,7 @@ def write_pcap(
 ) -> Path:
     """A pcap file written by scapy's PcapWriter."""
     path = Path(path)
-    w = PcapWriter(str(path), linktype=LINKTYPES[link], endianness=endian, nano=nano, sync=True)
+    w = PcapWriter(str(path), linktype=LINKTYPES.get(link, 1), endianness=endian, nano=nano, sync=True)
     for p in packets:
         w.write(frame(p, link))
     w.close()

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tcp_craft import T0, Conversation, frame, write_pcap, write_pcapng  # noqa: E402
+from tcp_craft import T0, TUNNELS, Conversation, frame, write_pcap, write_pcapng  # noqa: E402
 
 from netbed.tcp import PcapError, ReadStats, analyze_file, read_frames, read_tcp  # noqa: E402
 
@@ -125,6 +125,53 @@ def test_ip_fragments_are_counted_not_decoded(tmp_path):
     stats = ReadStats()
     assert analyze_file(tmp_path / "f.pcap", stats=stats) == []
     assert stats.fragments == stats.frames == 4
+
+
+@pytest.mark.parametrize("ipv6", [False, True], ids=["ipv4", "ipv6"])
+@pytest.mark.parametrize("how", TUNNELS)
+def test_tcp_inside_shims_and_tunnels_is_the_inner_connection(tmp_path, how, ipv6):
+    c = _echo(ipv6=ipv6)
+    [conn] = analyze_file(write_pcap(tmp_path / f"{how}.pcap", c.packets, link=how))
+    assert conn.flags == EXPECTED_FLAGS
+    assert str(conn.client) == ("[fd00::3]:40000" if ipv6 else "10.0.0.3:40000")
+    assert conn.segments[3].payload_len == 6
+    assert conn.segments[3].payload() == b"hello\n"  # scapy dissects the same frame down to it
+
+
+@pytest.mark.parametrize("how", TUNNELS)
+def test_a_tunnel_cut_anywhere_is_counted_never_misread(tmp_path, how):
+    """Every snap length of a tunnelled SYN: the frame is counted as cut until the inner TCP header is whole."""
+    c = Conversation()
+    c.send("client", "S")
+    raw = bytes(frame(c.packets[0], how))
+    for n in range(len(raw) + 1):
+        data = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)
+        data += struct.pack("<IIII", 1, 0, n, len(raw)) + raw[:n]
+        stats = ReadStats()
+        tcp = list(read_tcp(data, stats=stats))
+        assert stats.frames == 1
+        if n < len(raw):  # the SYN has no options: its last 20 bytes are the TCP header
+            assert tcp == [] and stats.cut + stats.not_tcp == 1
+        else:
+            [(_ts, _key, seq, *_rest)] = tcp
+            assert seq == 1000
+
+
+def test_udp_on_a_tunnel_port_that_is_not_a_tunnel_is_not_tcp(tmp_path):
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import GRE, Ether
+    from scapy.packet import Raw
+    from scapy.utils import wrpcap
+
+    pkts = [
+        Ether() / IP() / UDP(sport=40000, dport=4789) / Raw(b"\0" * 4),  # too short for VXLAN + Ethernet
+        Ether() / IP() / UDP(sport=1701, dport=1701) / Raw(b"\xc8\x02" + b"\0" * 20),  # an L2TP control message
+        Ether() / IP() / GRE(routing_present=1) / Raw(b"\0" * 40),  # source routed GRE: not followed
+    ]
+    wrpcap(str(tmp_path / "u.pcap"), pkts)
+    stats = ReadStats()
+    assert analyze_file(tmp_path / "u.pcap", stats=stats) == []
+    assert stats.frames == stats.not_tcp == 3
 
 
 # --- bad input ---------------------------------------------------------------------------------

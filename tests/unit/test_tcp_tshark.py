@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tcp_craft import AWKWARD, messy, write_pcap, write_pcapng  # noqa: E402
+from tcp_craft import AWKWARD, TUNNELS, messy, write_pcap, write_pcapng  # noqa: E402
 
 from netbed.tcp import Mark, analyze_file  # noqa: E402
 
@@ -145,3 +145,10 @@ def test_messy_traffic_agrees_with_tshark(tshark, tmp_path):
         packets += messy(seed, port=20000 + 10 * seed, t0=1_700_000_000.0 + 60 * seed)
     packets.sort(key=lambda p: float(p.time))
     _compare(tshark, write_pcap(tmp_path / "messy.pcap", packets))
+
+
+@pytest.mark.parametrize("how", TUNNELS)
+def test_tunnelled_traffic_agrees_with_tshark(tshark, tmp_path, how):
+    """The inner connection, as Wireshark sees it through PPPoE, MPLS, GRE, VXLAN, Geneve or L2TP."""
+    packets = AWKWARD["out_of_order_duplicate_lost"]() + messy(7, port=30000, t0=1_700_000_100.0)
+    _compare(tshark, write_pcap(tmp_path / f"{how}.pcap", packets, link=how))

@@ -9,7 +9,8 @@ bounded whatever the size of the capture and the per-packet cost stays low
 Formats: pcap (both byte orders, microsecond and nanosecond timestamps) and
 pcapng (both byte orders, any ``if_tsresol``, several sections and
 interfaces). Link types: Ethernet (with VLAN tags), Linux cooked captures
-SLL and SLL2, raw IP, BSD loopback. Network: IPv4 and IPv6.
+SLL and SLL2, raw IP, BSD loopback. Network: IPv4 and IPv6, also inside
+PPPoE, MPLS and the common tunnels (IP in IP, GRE, VXLAN, Geneve, L2TPv2).
 
 Anything malformed raises :class:`PcapError` with a one-line message; a
 packet whose headers the snap length cut is skipped and counted in
@@ -349,6 +350,173 @@ def _pcapng_records(src: _Source, allow_truncated: bool, stats: ReadStats | None
         # other blocks (statistics, name resolution, custom, ...) carry no packets
 
 
+# --- below the link layer: IP, and whatever carries it ----------------------------------------
+
+_MAX_LAYERS = 8
+"""How many shims and tunnels deep the reader looks for TCP (a loop guard; real captures nest two or three)."""
+
+_PPP_TO_ETHERTYPE = {0x0021: 0x0800, 0x0057: 0x86DD}
+_IP_TUNNELS = frozenset((4, 41, 47, 17))  # IPv4 in IP, IPv6 in IP, GRE, UDP (for the UDP tunnels)
+_UDP_TUNNELS = (4789, 6081, 1701)  # VXLAN, Geneve, L2TP: the ports Wireshark decodes them on by default
+
+
+def _ethernet(buf: bytes, p: int, end: int) -> tuple[int, int]:
+    """(ethertype, offset of what follows) of an Ethernet header at p, past any VLAN tags."""
+    etype = _U16.unpack_from(buf, p + 12)[0]
+    p += 14
+    while etype == 0x8100 or etype == 0x88A8:
+        if p + 4 > end:
+            break
+        etype = _U16.unpack_from(buf, p + 2)[0]
+        p += 4
+    return etype, p
+
+
+def _find_tcp(buf: bytes, p: int, end: int, etype: int, stats: ReadStats) -> tuple[bool, int, int, int] | None:
+    """Find the TCP header under the link layer: (IPv6?, IP offset, TCP offset, TCP length).
+
+    Goes through the shims and tunnels that captures made elsewhere carry
+    (PPPoE, MPLS, IP in IP, GRE, VXLAN, Geneve, L2TPv2), as Wireshark does, so
+    a connection inside a tunnel is the inner one. None when there is no TCP,
+    after counting why in stats.
+    """
+    u16 = _U16.unpack_from
+    for _ in range(_MAX_LAYERS):
+        if etype == 0x0800:
+            if p + 20 > end:
+                stats.cut += 1
+                return None
+            vihl, total, frag, proto = _IP4.unpack_from(buf, p)
+            if proto != 6 and proto not in _IP_TUNNELS:
+                stats.not_tcp += 1
+                return None
+            if frag & 0x3FFF:
+                stats.fragments += 1
+                return None
+            ihl = (vihl & 15) << 2
+            if ihl < 20:
+                stats.bogus += 1
+                return None
+            t = p + ihl
+            seglen = (total or (end - p)) - ihl
+        elif etype == 0x86DD:
+            if p + 40 > end:
+                stats.cut += 1
+                return None
+            plen6, proto = _IP6.unpack_from(buf, p)
+            t = p + 40
+            seglen = plen6 or (end - t)
+            while proto in _IPV6_EXT or proto == 44:
+                if t + 8 > end:
+                    break
+                if proto == 44:  # fragment header
+                    if u16(buf, t + 2)[0] & 0xFFF9:  # offset or more-fragments
+                        stats.fragments += 1
+                        return None
+                    hl = 8
+                    proto = buf[t]
+                else:
+                    proto, ext = _EXT6.unpack_from(buf, t)
+                    hl = (ext + 1) << 3
+                t += hl
+                seglen -= hl
+        else:
+            inner = _under_shim(buf, p, end, etype)
+            if inner is None:
+                stats.not_tcp += 1
+                return None
+            etype, p = inner
+            continue
+        if proto == 6:
+            if t + 20 > end:
+                stats.cut += 1
+                return None
+            return etype == 0x86DD, p, t, seglen
+        inner = _under_tunnel(buf, t, min(end, t + seglen), proto)
+        if inner is None:
+            stats.not_tcp += 1
+            return None
+        etype, p = inner
+    stats.not_tcp += 1
+    return None
+
+
+def _under_shim(buf: bytes, p: int, end: int, etype: int) -> tuple[int, int] | None:
+    """(ethertype, offset) of what a link-level shim at p carries: a PPPoE session or an MPLS label stack."""
+    if etype == 0x8864:  # PPPoE session: 6 bytes of PPPoE, 2 of PPP protocol
+        if p + 8 > end:
+            return None
+        inner = _PPP_TO_ETHERTYPE.get(_U16.unpack_from(buf, p + 6)[0])
+        return None if inner is None else (inner, p + 8)
+    if etype == 0x8847 or etype == 0x8848:  # MPLS: labels up to the bottom of the stack, then IP by version
+        while p + 4 <= end:
+            bottom = buf[p + 2] & 1
+            p += 4
+            if bottom:
+                if p < end and buf[p] >> 4 in (4, 6):
+                    return (0x0800 if buf[p] >> 4 == 4 else 0x86DD), p
+                return None
+    return None
+
+
+def _under_tunnel(buf: bytes, t: int, end: int, proto: int) -> tuple[int, int] | None:
+    """(ethertype, offset) of the packet an IP payload of this protocol carries; None if it is not a tunnel."""
+    u16 = _U16.unpack_from
+    if proto == 4:
+        return 0x0800, t
+    if proto == 41:
+        return 0x86DD, t
+    if proto == 47:  # GRE version 0 (RFC 2784/2890); routing (RFC 1701) is not followed
+        if t + 4 > end:
+            return None
+        flags, inner = u16(buf, t)[0], u16(buf, t + 2)[0]
+        if flags & 0x4007:
+            return None
+        t += 4 + 4 * ((flags >> 15) + (flags >> 13 & 1) + (flags >> 12 & 1))
+        if inner == 0x6558:  # transparent Ethernet bridging
+            return _ethernet(buf, t, end) if t + 14 <= end else None
+        return inner, t
+    if proto == 17 and t + 8 <= end:
+        sport, dport = u16(buf, t)[0], u16(buf, t + 2)[0]
+        port = dport if dport in _UDP_TUNNELS else sport
+        u = t + 8
+        if port == 4789:  # VXLAN: 8 bytes, then Ethernet
+            return _ethernet(buf, u + 8, end) if u + 22 <= end else None
+        if port == 6081 and u + 8 <= end:  # Geneve: 8 bytes and options, then by protocol type
+            inner = u16(buf, u + 2)[0]
+            u += 8 + ((buf[u] & 0x3F) << 2)
+            if inner == 0x6558:
+                return _ethernet(buf, u, end) if u + 14 <= end else None
+            return inner, u
+        if port == 1701 and u + 6 <= end:
+            return _under_l2tp(buf, u, end)
+    return None
+
+
+def _under_l2tp(buf: bytes, u: int, end: int) -> tuple[int, int] | None:
+    """(ethertype, offset) of the IP packet in an L2TPv2 data message (RFC 2661) carrying PPP."""
+    flags = _U16.unpack_from(buf, u)[0]
+    if flags & 0x8000 or flags & 0xF != 2:  # a control message, or not version 2
+        return None
+    u += 6 + 2 * (flags >> 14 & 1) + 4 * (flags >> 11 & 1)
+    if flags & 0x0200:  # offset size, then that many bytes of padding
+        if u + 2 > end:
+            return None
+        u += 2 + _U16.unpack_from(buf, u)[0]
+    if u + 2 <= end and buf[u] == 0xFF and buf[u + 1] == 0x03:  # PPP address and control
+        u += 2
+    if u >= end:
+        return None
+    if buf[u] & 1:  # a compressed (one-byte) PPP protocol field
+        proto, u = buf[u], u + 1
+    elif u + 2 <= end:
+        proto, u = _U16.unpack_from(buf, u)[0], u + 2
+    else:
+        return None
+    inner = _PPP_TO_ETHERTYPE.get(proto)
+    return None if inner is None else (inner, u)
+
+
 # --- decoding -----------------------------------------------------------------------------
 
 
@@ -361,10 +529,7 @@ def _decode(
     options=False leaves the option bytes out (b""): a summary never looks at them.
     """
     u16 = _U16.unpack_from
-    ip4 = _IP4.unpack_from
-    ip6 = _IP6.unpack_from
     tcp = _TCP.unpack_from
-    ext6 = _EXT6.unpack_from
     fast = _ETH_IP4_TCP.unpack_from
     raw_links = _RAW_LINKS
     frames = 0
@@ -402,13 +567,7 @@ def _decode(
                 if caplen < 14:
                     stats.cut += 1
                     continue
-                etype = u16(buf, off + 12)[0]
-                p = off + 14
-                while etype == 0x8100 or etype == 0x88A8:
-                    if p + 4 > end:
-                        break
-                    etype = u16(buf, p + 2)[0]
-                    p += 4
+                etype, p = _ethernet(buf, off, end)
             elif link == 113:  # Linux cooked v1
                 if caplen < 16:
                     stats.cut += 1
@@ -440,56 +599,10 @@ def _decode(
             else:
                 stats.unknown_link += 1
                 continue
-            if etype == 0x0800:
-                if p + 20 > end:
-                    stats.cut += 1
-                    continue
-                vihl, total, frag, proto = ip4(buf, p)
-                if proto != 6:
-                    stats.not_tcp += 1
-                    continue
-                if frag & 0x3FFF:
-                    stats.fragments += 1
-                    continue
-                ihl = (vihl & 15) << 2
-                if ihl < 20:
-                    stats.bogus += 1
-                    continue
-                t = p + ihl
-                seglen = (total or (end - p)) - ihl
-            elif etype == 0x86DD:
-                if p + 40 > end:
-                    stats.cut += 1
-                    continue
-                plen6, nh = ip6(buf, p)
-                t = p + 40
-                seglen = plen6 or (end - t)
-                while nh in _IPV6_EXT or nh == 44:
-                    if t + 8 > end:
-                        break
-                    if nh == 44:  # fragment header
-                        if u16(buf, t + 2)[0] & 0xFFF9:  # offset or more-fragments
-                            nh = -1
-                            break
-                        hl = 8
-                        nh = buf[t]
-                    else:
-                        nh, ext = ext6(buf, t)
-                        hl = (ext + 1) << 3
-                    t += hl
-                    seglen -= hl
-                if nh != 6:
-                    if nh == -1:
-                        stats.fragments += 1
-                    else:
-                        stats.not_tcp += 1
-                    continue
-            else:
-                stats.not_tcp += 1
+            found = _find_tcp(buf, p, end, etype, stats)
+            if found is None:
                 continue
-            if t + 20 > end:
-                stats.cut += 1
-                continue
+            v6, p, t, seglen = found
             seq, ack, hoff, flags, win = tcp(buf, t)
             hl = (hoff >> 4) << 2
             if hl < 20 or hl > seglen:
@@ -498,10 +611,10 @@ def _decode(
             if hoff & 1:
                 flags |= 0x100
             n_tcp += 1
-            if etype == 0x0800:
-                key = buf[p + 12 : t + 4] if t == p + 20 else buf[p + 12 : p + 20] + buf[t : t + 4]
-            else:
+            if v6:
                 key = buf[p + 8 : p + 40] + buf[t : t + 4]
+            else:
+                key = buf[p + 12 : t + 4] if t == p + 20 else buf[p + 12 : p + 20] + buf[t : t + 4]
             yield (
                 ts,
                 key,

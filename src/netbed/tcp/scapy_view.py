@@ -34,10 +34,20 @@ def _link_class(link: int, first_byte: int) -> Any:
     return IP
 
 
+def _register_encapsulations() -> None:
+    """Scapy dissects PPPoE, MPLS and the tunnels (as netbed.tcp.pcap reads them) only once these are imported."""
+    import scapy.contrib.geneve  # noqa: F401
+    import scapy.contrib.mpls  # noqa: F401
+    import scapy.layers.l2tp  # noqa: F401
+    import scapy.layers.ppp  # noqa: F401
+    import scapy.layers.vxlan  # noqa: F401
+
+
 def segment_packet(seg: Segment) -> Any:
     """The segment as a scapy packet (its time set to the capture time)."""
     data = seg.frame_bytes()
     if data:
+        _register_encapsulations()
         assert seg._where is not None
         pkt = _link_class(seg._where[2], data[0])(data)
     else:
