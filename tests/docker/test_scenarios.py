@@ -55,6 +55,18 @@ def test_scenario_with_the_users_c_programs(name, c_pair, tmp_path):
     assert result.passed, failures(result)
 
 
+SOCAT_ECHO_SERVER = "socat TCP-LISTEN:{port},reuseaddr,fork EXEC:cat"
+
+
+@pytest.mark.parametrize("name", USER_SCENARIOS)
+def test_scenario_with_a_server_netbed_did_not_write(name, tmp_path):
+    """socat forks a child per connection, as the book's server does, but is nobody's test program."""
+    result = runner.run(find([name])[0], tmp_path, Programs(server_cmd=SOCAT_ECHO_SERVER))
+    assert result.passed, failures(result)
+    report = json.loads((tmp_path / name / "report.json").read_text())
+    assert report["settings"]["server"] == SOCAT_ECHO_SERVER
+
+
 @pytest.mark.parametrize("server_cmd, verdict", [
     ("/opt/mine/no-such-program", "exited at once"),
     ("/opt/mine/echo-server 9999", "never listened on port 9877"),
