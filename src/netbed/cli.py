@@ -290,9 +290,10 @@ def _names(pairs: tuple[str, ...]) -> dict[str, str]:
 @json_option
 def analyze(pcap: str, names: tuple[str, ...], as_json: bool) -> None:
     """Each TCP connection of a capture: roles, flags, retransmissions, keepalives, RSTs, close, states."""
-    from netbed.tcp import analyze_file, to_json
+    from netbed.tcp import ReadStats, analyze_file, to_json
 
-    conns = analyze_file(_readable(pcap), _names(names), keep_segments=False)
+    stats = ReadStats()
+    conns = analyze_file(_readable(pcap), _names(names), keep_segments=False, stats=stats)
     if as_json:
         _print_json(to_json(conns))
         return
@@ -305,6 +306,7 @@ def analyze(pcap: str, names: tuple[str, ...], as_json: bool) -> None:
                   f"resets: {', '.join(c.resets) or 'none'}  close: {c.close_kind.value}", markup=False)
         out.print(f"    client: {' > '.join(c.states['client'])}", markup=False)
         out.print(f"    server: {' > '.join(c.states['server'])}", markup=False)
+    out.print(stats.describe(), markup=False)
 
 
 @cli.command()

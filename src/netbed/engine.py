@@ -228,6 +228,7 @@ def fix(report: Reporter = silent) -> list[Finding]:
             s.skip(base)
         else:
             _bootstrap_base(cli, s)
+            _untag_superseded_bases(cli, s)
     with step(report, f"image {IMAGE}") as s:
         if image_state(cli) == "current":
             s.skip("current")
@@ -374,6 +375,19 @@ def _bootstrap_base(cli: docker.DockerClient, s) -> None:
             raise EngineError(f"docker import failed: {done.stderr.strip()}")
     finally:
         shutil.rmtree(rootfs, ignore_errors=True)
+
+
+def _untag_superseded_bases(cli: docker.DockerClient, s) -> None:
+    """Older offline bases (another package list) are netbed's own and now unused: their tags go."""
+    repository = OFFLINE_BASE.split(":")[0]
+    for image in cli.images.list(name=repository):
+        for tag in image.tags:
+            if tag != OFFLINE_BASE:
+                s.info(f"removing the superseded base {tag}")
+                try:
+                    cli.images.remove(tag)
+                except docker.errors.APIError as e:
+                    s.info(f"left {tag}: {e.explanation or e}")
 
 
 def _debian_mirror() -> str:

@@ -70,3 +70,18 @@ def test_compose_up_runs_the_demo_as_written(tmp_path, docker_engine):
 def test_compose_file_is_valid(docker_engine):
     done = engine.compose(["config", "-q"], files=[default_compose_file()], check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_new_offline_base_untags_the_ones_it_supersedes(docker_engine):
+    """Only netbed-base tags other than the current one go; the images they named stay if anything else uses them."""
+    from netbed.progress import silent, step
+
+    host = docker_engine.images.get(engine.IMAGE)
+    old = f"{engine.OFFLINE_BASE.split(':')[0]}:superseded-{uuid.uuid4().hex[:8]}"
+    host.tag(old)
+    had_current_base = engine.has_image(docker_engine, engine.OFFLINE_BASE)
+    with step(silent, "base image") as s:
+        engine._untag_superseded_bases(docker_engine, s)
+    assert not docker_engine.images.list(name=old), f"{old} is still tagged"
+    assert engine.IMAGE in docker_engine.images.get(host.id).tags, "the image behind the old tag stays"
+    assert engine.has_image(docker_engine, engine.OFFLINE_BASE) == had_current_base, "the current base stays"

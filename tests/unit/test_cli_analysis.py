@@ -56,3 +56,21 @@ def test_bad_files_get_one_line_and_exit_1(tmp_path, reboot_pcap, content, messa
 def test_a_missing_file_is_named(tmp_path):
     done = netbed("analyze", str(tmp_path / "nope.pcap"))
     assert done.returncode == 1 and "no file" in done.stderr
+
+
+def test_analyze_says_what_it_read_and_what_it_left_out(tmp_path, reboot_pcap):
+    from scapy.layers.inet import IP, UDP, fragment
+    from scapy.layers.l2 import ARP, Ether
+    from scapy.packet import Raw
+    from scapy.utils import rdpcap, wrpcap
+
+    big = IP(src="10.0.0.3", dst="10.0.0.2", proto=6) / Raw(b"x" * 3000)
+    extra = [Ether() / ARP(), Ether() / IP() / UDP(), *(Ether() / f for f in fragment(big, 1000))]
+    mixed = tmp_path / "mixed.pcap"
+    wrpcap(str(mixed), list(rdpcap(str(reboot_pcap))) + extra)
+    done = netbed("analyze", str(mixed))
+    assert done.returncode == 0, done.stderr
+    tcp = len(rdpcap(str(reboot_pcap)))
+    assert done.stdout.splitlines()[-1] == (
+        f"{tcp + 5} frames read, {tcp} TCP, 2 not TCP, 3 IP fragments (not reassembled)"
+    )

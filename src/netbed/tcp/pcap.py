@@ -95,6 +95,22 @@ class ReadStats:
     unknown_link: int = 0
     truncated_tail: bool = False  # the last record was incomplete (allowed with allow_truncated)
 
+    def describe(self) -> str:
+        """One line: the frames read, the TCP among them, and why the others were left out."""
+        parts = [f"{self.frames} frames read", f"{self.tcp} TCP"]
+        for count, what in (
+            (self.not_tcp, "not TCP"),
+            (self.fragments, "IP fragments (not reassembled)"),
+            (self.cut, "cut by the snap length before the TCP header"),
+            (self.bogus, "with impossible headers"),
+            (self.unknown_link, "on a link type netbed does not read"),
+        ):
+            if count:
+                parts.append(f"{count} {what}")
+        if self.truncated_tail:
+            parts.append("the last one incomplete")
+        return ", ".join(parts)
+
 
 # A decoded TCP segment as the hot path passes it on: a plain tuple, no object per packet:
 # (ts_ns, key, seq, ack, flags, window, payload_len, options, frame_no, data_offset, caplen, link)
