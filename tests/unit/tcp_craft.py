@@ -24,7 +24,7 @@ SERVER = ("10.0.0.2", 9877)
 NAMES = {"10.0.0.3": "cli", "10.0.0.2": "srv"}
 T0 = 1_700_000_000.0
 
-LINKTYPES = {"ether": 1, "sll": 113, "sll2": 276, "raw": 101}
+LINKTYPES = {"ether": 1, "sll": 113, "sll2": 276, "raw": 101, "ppp": 9, "ppp-hdlc": 50, "ipoib": 242}
 TUNNELS = ("pppoe", "mpls", "ipip", "gre", "gre-ether", "vxlan", "geneve", "l2tp")
 """Ways the TCP/IP packet can travel inside an Ethernet frame, as captures made on real links carry it."""
 
@@ -142,6 +142,10 @@ def frame(pkt: Packet, link: str) -> Packet:
         )
     elif link == "raw":
         out = pkt
+    elif link in ("ppp", "ppp-hdlc"):  # address and control, then the protocol: 0x21 IPv4, 0x57 IPv6
+        out = Raw(b"\xff\x03" + struct.pack("!H", 0x57 if IPv6 in pkt else 0x21)) / pkt
+    elif link == "ipoib":  # Linux's header: destination and source hardware addresses, type, reserved
+        out = Raw(bytes(40) + struct.pack("!HH", proto, 0)) / pkt
     elif link in TUNNELS:
         out = Ether(src="02:42:0a:00:00:03", dst="02:42:0a:00:00:02") / _tunnel(pkt, link)
     else:
@@ -546,6 +550,19 @@ def port_reuse() -> list[Packet]:
     return first.packets
 
 
+def ip_lengths_that_lie() -> list[Packet]:
+    """IP total lengths the frame contradicts: 0 (as TSO captures show) and more than the frame holds."""
+    c = Conversation()
+    c.handshake()
+    c.send("client", "PA", b"hello\n")[IP].len = 0
+    c.send("server", "A", dt=0.0001)
+    c.send("server", "PA", b"hello\n", dt=0.0001)
+    for _ in range(2):  # the second is a duplicate ACK, whatever the first's length claimed
+        c.send("client", "A", dt=0.0001)[IP].len = 820
+    c.close("client")
+    return c.packets
+
+
 AWKWARD = {
     f.__name__: f
     for f in (
@@ -566,5 +583,6 @@ AWKWARD = {
         syn_retransmitted,
         crash_then_reboot,
         port_reuse,
+        ip_lengths_that_lie,
     )
 }

@@ -8,10 +8,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
 from test_tcp_tshark import _compare, tshark  # noqa: E402,F401  (tshark is a fixture)
 
-from netbed.tcp import CloseKind, analyze_file  # noqa: E402
+from netbed.tcp import CloseKind, PcapError, analyze_file  # noqa: E402
 
 ELSEWHERE = Path(__file__).parent.parent / "data" / "elsewhere"
 
@@ -44,3 +46,31 @@ def test_isp_capture_with_pppoe_and_ipv6_in_l2tp():
 def test_captures_made_elsewhere_agree_with_tshark(tshark, tmp_path):  # noqa: F811
     for name in ("http.pcap", "nb6-http.pcap"):
         _compare(tshark, ELSEWHERE / name)
+
+
+TCPDUMP = ELSEWHERE / "tcpdump"
+LONE_FIRST_FRAGMENT = "a lone first IP fragment with a TCP header: tshark dissects it, netbed counts a fragment"
+KNOWN_DIFFERENCES = {
+    "bgp-aigp.pcap": "Juniper's Ethernet link type, which netbed does not read",
+    "bgp-bgp_capabilities_print-oobr-1.pcap": LONE_FIRST_FRAGMENT,
+    "bgp-bgp_capabilities_print-oobr-2.pcap": LONE_FIRST_FRAGMENT,
+    "bgp_pmsi_tunnel-oobr.pcap": LONE_FIRST_FRAGMENT,
+    "rpki-rtr-oobr.pcap": LONE_FIRST_FRAGMENT,
+}
+ONLY_CUT_TCP = "tcp_header_heapoverflow.pcap"  # its one TCP header is cut; tshark refuses the file
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in TCPDUMP.glob("*.pcap*") if p.name != ONLY_CUT_TCP))
+def test_tcpdumps_own_test_captures_agree_with_tshark(tshark, name):  # noqa: F811
+    """Every capture with TCP in tcpdump 4.99.3's test suite: real traffic, odd links, fuzzed headers."""
+    if name in KNOWN_DIFFERENCES:
+        with pytest.raises(AssertionError):  # still different, for the reason given
+            _compare(tshark, TCPDUMP / name)
+    else:
+        _compare(tshark, TCPDUMP / name)
+
+
+def test_a_capture_whose_only_tcp_header_is_cut_is_one_clear_error():
+    with pytest.raises(PcapError, match=r"^the snap length cut the TCP headers of 1 packets") as caught:
+        analyze_file(TCPDUMP / ONLY_CUT_TCP)
+    assert "\n" not in str(caught.value)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).parent))
 from tcp_craft import T0, TUNNELS, Conversation, frame, write_pcap, write_pcapng  # noqa: E402
 
-from netbed.tcp import PcapError, ReadStats, analyze_file, read_frames, read_tcp  # noqa: E402
+from netbed.tcp import Mark, PcapError, ReadStats, analyze_file, read_frames, read_tcp  # noqa: E402
 
 
 def _echo(ipv6: bool = False) -> Conversation:
@@ -43,6 +43,15 @@ def test_pcap_every_byte_order_resolution_and_link(tmp_path, link, endian, nano)
     assert str(conn.client) == "10.0.0.3:40000" and str(conn.server) == "10.0.0.2:9877"
     assert conn.first_ts == pytest.approx(float(c.packets[0].time), abs=1e-6)
     assert conn.segments[3].payload_len == 6
+
+
+@pytest.mark.parametrize("link", ["ppp", "ppp-hdlc", "ipoib"])
+@pytest.mark.parametrize("ipv6", [False, True], ids=["ipv4", "ipv6"])
+def test_point_to_point_and_infiniband_links(tmp_path, link, ipv6):
+    c = _echo(ipv6=ipv6)
+    [conn] = analyze_file(write_pcap(tmp_path / "x.pcap", c.packets, link=link))
+    assert conn.flags == EXPECTED_FLAGS
+    assert conn.segments[3].payload() == b"hello\n"  # scapy dissects the same link type down to it
 
 
 @pytest.mark.parametrize("link", ["ether", "sll", "sll2", "raw"])
@@ -125,6 +134,26 @@ def test_ip_fragments_are_counted_not_decoded(tmp_path):
     stats = ReadStats()
     assert analyze_file(tmp_path / "f.pcap", stats=stats) == []
     assert stats.fragments == stats.frames == 4
+
+
+def test_an_ip_length_the_frame_contradicts_gives_way_to_the_frame(tmp_path):
+    from tcp_craft import ip_lengths_that_lie
+
+    [conn] = analyze_file(write_pcap(tmp_path / "x.pcap", ip_lengths_that_lie()))
+    assert [s.payload_len for s in conn.segments[3:8]] == [6, 0, 6, 0, 0]
+    assert [s.marks for s in conn.segments[6:8]] == [Mark.NONE, Mark.DUPLICATE_ACK]
+
+
+def test_a_header_cut_before_the_protocol_is_known_is_not_a_cut_tcp_header(tmp_path):
+    """-s 20 on Ethernet keeps 6 bytes of IP: nothing says those frames were TCP, so no snap length error."""
+    c = _echo()
+    data = bytearray(write_pcap(tmp_path / "x.pcap", c.packets).read_bytes()[:24])
+    for pkt in c.packets:
+        raw = bytes(frame(pkt, "ether"))
+        data += struct.pack("<IIII", 1, 0, 20, len(raw)) + raw[:20]
+    stats = ReadStats()
+    assert analyze_file(bytes(data), stats=stats) == []
+    assert stats.cut == 11 and stats.tcp_cut == 0
 
 
 @pytest.mark.parametrize("ipv6", [False, True], ids=["ipv4", "ipv6"])

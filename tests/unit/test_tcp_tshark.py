@@ -132,7 +132,7 @@ def test_awkward_captures_agree_with_tshark(tshark, tmp_path, name):
     _compare(tshark, path)
 
 
-@pytest.mark.parametrize("link", ["sll", "sll2", "raw"])
+@pytest.mark.parametrize("link", ["sll", "sll2", "raw", "ppp", "ppp-hdlc", "ipoib"])
 def test_pcapng_and_other_links_agree_with_tshark(tshark, tmp_path, link):
     packets = AWKWARD["out_of_order_duplicate_lost"]()
     _compare(tshark, write_pcapng(tmp_path / "x.pcapng", packets, link=link, endian=">", tsresol=9))

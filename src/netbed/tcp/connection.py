@@ -687,9 +687,9 @@ def analyze(
     finally:
         if paused:
             gc.enable()
-    if not analyzer.connections and stats.cut:
+    if not analyzer.connections and stats.tcp_cut:
         raise PcapError(
-            f"the snap length cut the IP/TCP headers of {stats.cut} packets and left no readable TCP segment "
+            f"the snap length cut the TCP headers of {stats.tcp_cut} packets and left no readable TCP segment "
             "(capture with tcpdump -s 0)"
         )
     return analyzer.connections

@@ -9,7 +9,7 @@ bounded whatever the size of the capture and the per-packet cost stays low
 Formats: pcap (both byte orders, microsecond and nanosecond timestamps) and
 pcapng (both byte orders, any ``if_tsresol``, several sections and
 interfaces). Link types: Ethernet (with VLAN tags), Linux cooked captures
-SLL and SLL2, raw IP, BSD loopback. Network: IPv4 and IPv6, also inside
+SLL and SLL2, raw IP, BSD loopback, PPP, IP over InfiniBand. Network: IPv4 and IPv6, also inside
 PPPoE, MPLS and the common tunnels (IP in IP, GRE, VXLAN, Geneve, L2TPv2).
 
 Anything malformed raises :class:`PcapError` with a one-line message; a
@@ -63,10 +63,13 @@ class LinkType(IntEnum):
     RAW_OPENBSD = 12
     RAW_BSD = 14
     RAW = 101
+    PPP = 9
+    PPP_HDLC = 50
     LOOP = 108
     LINUX_SLL = 113
     IPV4 = 228
     IPV6 = 229
+    IPOIB = 242
     LINUX_SLL2 = 276
 
 
@@ -89,7 +92,8 @@ class ReadStats:
     frames: int = 0
     tcp: int = 0
     not_tcp: int = 0
-    cut: int = 0  # IP or TCP header cut by the snap length
+    cut: int = 0  # a header cut by the snap length before the TCP header was whole
+    tcp_cut: int = 0  # of those, the ones known to be TCP (their IP header said so)
     bogus: int = 0  # impossible header values (TCP header length < 20, IP length too small)
     fragments: int = 0  # IP fragments (not reassembled)
     unknown_link: int = 0
@@ -371,7 +375,7 @@ def _pcapng_records(src: _Source, allow_truncated: bool, stats: ReadStats | None
 _MAX_LAYERS = 8
 """How many shims and tunnels deep the reader looks for TCP (a loop guard; real captures nest two or three)."""
 
-_PPP_TO_ETHERTYPE = {0x0021: 0x0800, 0x0057: 0x86DD}
+_PPP_TO_ETHERTYPE = {0x0021: 0x0800, 0x0057: 0x86DD, 0x0281: 0x8847, 0x0283: 0x8848}
 _IP_TUNNELS = frozenset((4, 41, 47, 17))  # IPv4 in IP, IPv6 in IP, GRE, UDP (for the UDP tunnels)
 _UDP_TUNNELS = (4789, 6081, 1701)  # VXLAN, Geneve, L2TP: the ports Wireshark decodes them on by default
 
@@ -388,8 +392,14 @@ def _ethernet(buf: bytes, p: int, end: int) -> tuple[int, int]:
     return etype, p
 
 
-def _find_tcp(buf: bytes, p: int, end: int, etype: int, stats: ReadStats) -> tuple[bool, int, int, int] | None:
+def _find_tcp(
+    buf: bytes, p: int, end: int, wend: int, etype: int, stats: ReadStats
+) -> tuple[bool, int, int, int] | None:
     """Find the TCP header under the link layer: (IPv6?, IP offset, TCP offset, TCP length).
+
+    end is where the captured bytes end, wend where the frame ended on the
+    wire: an IP length beyond wend is not believed (Wireshark takes the
+    frame's length then, as it does for a length of 0, which TSO captures show).
 
     Goes through the shims and tunnels that captures made elsewhere carry
     (PPPoE, MPLS, IP in IP, GRE, VXLAN, Geneve, L2TPv2), as Wireshark does, so
@@ -414,14 +424,14 @@ def _find_tcp(buf: bytes, p: int, end: int, etype: int, stats: ReadStats) -> tup
                 stats.bogus += 1
                 return None
             t = p + ihl
-            seglen = (total or (end - p)) - ihl
+            seglen = (total if 0 < total <= wend - p else wend - p) - ihl
         elif etype == 0x86DD:
             if p + 40 > end:
                 stats.cut += 1
                 return None
             plen6, proto = _IP6.unpack_from(buf, p)
             t = p + 40
-            seglen = plen6 or (end - t)
+            seglen = plen6 if 0 < plen6 <= wend - t else wend - t
             while proto in _IPV6_EXT or proto == 44:
                 if t + 8 > end:
                     break
@@ -446,9 +456,12 @@ def _find_tcp(buf: bytes, p: int, end: int, etype: int, stats: ReadStats) -> tup
         if proto == 6:
             if t + 20 > end:
                 stats.cut += 1
+                stats.tcp_cut += 1
                 return None
             return etype == 0x86DD, p, t, seglen
-        inner = _under_tunnel(buf, t, min(end, t + seglen), proto)
+        wend = t + seglen
+        end = min(end, wend)
+        inner = _under_tunnel(buf, t, end, proto)
         if inner is None:
             stats.not_tcp += 1
             return None
@@ -519,11 +532,16 @@ def _under_l2tp(buf: bytes, u: int, end: int) -> tuple[int, int] | None:
         if u + 2 > end:
             return None
         u += 2 + _U16.unpack_from(buf, u)[0]
-    if u + 2 <= end and buf[u] == 0xFF and buf[u + 1] == 0x03:  # PPP address and control
+    return _ppp(buf, u, end)
+
+
+def _ppp(buf: bytes, u: int, end: int) -> tuple[int, int] | None:
+    """(ethertype, offset) of the packet in a PPP frame at u (RFC 1661), with or without address and control."""
+    if u + 2 <= end and buf[u] == 0xFF and buf[u + 1] == 0x03:
         u += 2
     if u >= end:
         return None
-    if buf[u] & 1:  # a compressed (one-byte) PPP protocol field
+    if buf[u] & 1:  # a compressed (one-byte) protocol field
         proto, u = buf[u], u + 1
     elif u + 2 <= end:
         proto, u = _U16.unpack_from(buf, u)[0], u + 2
@@ -551,14 +569,15 @@ def _decode(
     frames = 0
     n_tcp = 0
     try:
-        for ts, link, buf, off, caplen, _wire, foff in records:
+        for ts, link, buf, off, caplen, wire, foff in records:
             frames += 1
             if link == 1 and caplen >= 54:
                 # Fast path for the common frame, Ethernet + IPv4 without options + TCP: one unpack.
                 etype, vihl, total, frag, proto, seq, ack, hoff, flags, win = fast(buf, off)
                 if etype == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x3FFF:
                     hl = (hoff >> 4) << 2
-                    seglen = (total or caplen - 14) - 20
+                    room = (wire if wire > caplen else caplen) - 14  # as in _find_tcp
+                    seglen = (total if 0 < total <= room else room) - 20
                     if 20 <= hl <= seglen:
                         n_tcp += 1
                         if hoff & 1:
@@ -612,10 +631,22 @@ def _decode(
                     fam = int.from_bytes(buf[off : off + 4], "big")
                 etype = 0x0800 if fam == 2 else 0x86DD if fam in _AF_INET6 else 0
                 p = off + 4
+            elif link == 9 or link == 50:  # PPP, PPP in HDLC-like framing
+                inner = _ppp(buf, off, end)
+                if inner is None:
+                    stats.not_tcp += 1
+                    continue
+                etype, p = inner
+            elif link == 242:  # IP over InfiniBand as Linux captures it: two 20-byte addresses, type, reserved
+                if caplen < 44:
+                    stats.cut += 1
+                    continue
+                etype = u16(buf, off + 40)[0]
+                p = off + 44
             else:
                 stats.unknown_link += 1
                 continue
-            found = _find_tcp(buf, p, end, etype, stats)
+            found = _find_tcp(buf, p, end, off + (wire if wire > caplen else caplen), etype, stats)
             if found is None:
                 continue
             v6, p, t, seglen = found

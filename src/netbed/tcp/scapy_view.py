@@ -16,22 +16,20 @@ if TYPE_CHECKING:
 __all__ = ["segment_packet", "connection_packets"]
 
 
-def _link_class(link: int, first_byte: int) -> Any:
+def _dissect(link: int, data: bytes) -> Any:
+    """The frame's bytes as scapy layers, from the link-layer header down."""
     from scapy.layers.inet import IP
     from scapy.layers.inet6 import IPv6
     from scapy.layers.l2 import CookedLinux, CookedLinuxV2, Ether, Loopback
+    from scapy.layers.ppp import HDLC, PPP
+    from scapy.packet import Raw
 
-    if link == 1:
-        return Ether
-    if link == 113:
-        return CookedLinux
-    if link == 276:
-        return CookedLinuxV2
-    if link in (0, 108):
-        return Loopback
-    if link == 229 or (link in (12, 14, 101) and first_byte >> 4 == 6):
-        return IPv6
-    return IP
+    by_link = {1: Ether, 113: CookedLinux, 276: CookedLinuxV2, 0: Loopback, 108: Loopback, 9: PPP, 50: HDLC, 229: IPv6}
+    if link == 242:  # scapy has no IP-over-InfiniBand layer: its 44-byte header stays raw
+        return Raw(data[:44]) / _dissect(101, data[44:])
+    if link in by_link:
+        return by_link[link](data)
+    return (IPv6 if data and data[0] >> 4 == 6 else IP)(data)  # the raw IP links
 
 
 def _register_encapsulations() -> None:
@@ -49,7 +47,7 @@ def segment_packet(seg: Segment) -> Any:
     if data:
         _register_encapsulations()
         assert seg._where is not None
-        pkt = _link_class(seg._where[2], data[0])(data)
+        pkt = _dissect(seg._where[2], data)
     else:
         pkt = _synthetic(seg)
     pkt.time = seg.ts
