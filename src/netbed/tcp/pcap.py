@@ -398,8 +398,10 @@ def _find_tcp(
     """Find the TCP header under the link layer: (IPv6?, IP offset, TCP offset, TCP length).
 
     end is where the captured bytes end, wend where the frame ended on the
-    wire: an IP length beyond wend is not believed (Wireshark takes the
-    frame's length then, as it does for a length of 0, which TSO captures show).
+    wire: an IP length beyond wend is not believed and the frame's length is
+    taken, as Wireshark does. So is a length of 0, which captures of TSO and
+    BIG TCP super-packets show (Wireshark 4.0 does that for IPv4 only and
+    calls such an IPv6 packet malformed).
 
     Goes through the shims and tunnels that captures made elsewhere carry
     (PPPoE, MPLS, IP in IP, GRE, VXLAN, Geneve, L2TPv2), as Wireshark does, so
