@@ -9,8 +9,9 @@ bounded whatever the size of the capture and the per-packet cost stays low
 Formats: pcap (both byte orders, microsecond and nanosecond timestamps) and
 pcapng (both byte orders, any ``if_tsresol``, several sections and
 interfaces). Link types: Ethernet (with VLAN tags), Linux cooked captures
-SLL and SLL2, raw IP, BSD loopback, PPP, IP over InfiniBand. Network: IPv4 and IPv6, also inside
-PPPoE, MPLS and the common tunnels (IP in IP, GRE, VXLAN, Geneve, L2TPv2).
+SLL and SLL2, raw IP, BSD loopback, PPP, IP over InfiniBand. Network: IPv4
+and IPv6, also inside PPPoE, MPLS and the common tunnels (IP in IP, GRE,
+VXLAN, Geneve, L2TPv2).
 
 Anything malformed raises :class:`PcapError` with a one-line message; a
 packet whose headers the snap length cut is skipped and counted in
