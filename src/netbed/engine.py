@@ -381,8 +381,8 @@ def _untag_superseded_bases(cli: docker.DockerClient, s) -> None:
     """Older offline bases (another package list) are netbed's own and now unused: their tags go."""
     repository = OFFLINE_BASE.split(":")[0]
     for image in cli.images.list(name=repository):
-        for tag in image.tags:
-            if tag != OFFLINE_BASE:
+        for tag in image.tags:  # all the image's tags: other names for it (netbed-host's) are not ours to drop
+            if tag.startswith(f"{repository}:") and tag != OFFLINE_BASE:
                 s.info(f"removing the superseded base {tag}")
                 try:
                     cli.images.remove(tag)
