@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from netbed.testbed import LABEL_PROJECT
+from netbed.testbed import LABEL_RUN_DIR
 
 
 def netbed(*args: str, env: dict[str, str] | None = None, cwd=None) -> subprocess.CompletedProcess[str]:
@@ -14,8 +14,11 @@ def netbed(*args: str, env: dict[str, str] | None = None, cwd=None) -> subproces
                           env={**os.environ, **(env or {})}, cwd=cwd)
 
 
-def projects(cli) -> set[str]:
-    return {c.labels[LABEL_PROJECT] for c in cli.containers.list(all=True, filters={"label": LABEL_PROJECT})}
+def made_for(cli, run_dir) -> list[str]:
+    """What the engine holds for this run folder: another test's testbed, up at the same time, is not counted."""
+    label = {"label": f"{LABEL_RUN_DIR}={run_dir.resolve()}"}
+    return ([f"container {c.name}" for c in cli.containers.list(all=True, filters=label)]
+            + [f"network {n.name}" for n in cli.networks.list(filters=label)])
 
 
 def assert_one_line(done, status: int, message: str) -> None:
@@ -29,10 +32,9 @@ def assert_one_line(done, status: int, message: str) -> None:
 def test_an_invalid_compose_file(tmp_path, docker_engine):
     bad = tmp_path / "compose.yaml"
     bad.write_text("services:\n  server: [this is not a service\n")
-    before = projects(docker_engine)
     done = netbed("up", "-f", str(bad), "--run-dir", str(tmp_path / "run"))
     assert_one_line(done, 1, "is not a valid compose file")
-    assert projects(docker_engine) <= before
+    assert made_for(docker_engine, tmp_path / "run") == []
 
 
 def test_compose_v2_missing(tmp_path, docker_engine):
