@@ -101,27 +101,62 @@ def _records(packets) -> list[bytes]:
 HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)
 
 
+class _Pacer:
+    """Lets a writer go on only once the reader has read all there is.
+
+    The follower asks stop() only when it finds no file or no more bytes; two
+    such questions after a write mean that a read after the write came back
+    empty, so the reader has met the file exactly as written so far.
+    """
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.asked = 0
+        self.done = False
+
+    def stop(self) -> bool:
+        with self.cond:
+            self.asked += 1
+            self.cond.notify_all()
+            return self.done
+
+    def wait_for_reader(self) -> None:
+        with self.cond:
+            start = self.asked
+            assert self.cond.wait_for(lambda: self.asked >= start + 2, timeout=10), "the follower stopped reading"
+
+    def finish(self) -> None:
+        with self.cond:
+            self.done = True
+
+
 def test_follow_a_growing_capture_with_split_records(tmp_path):
-    """Like tcpdump -U: the file appears late, records arrive in pieces, one is cut mid-way for a while."""
+    """Like tcpdump -U: the file appears late, records arrive in pieces, each cut mid-way until read so."""
     path = tmp_path / "live.pcap"
     recs = _records(AWKWARD["four_segment_close"]())
+    pacer = _Pacer()
+
+    failed: list[BaseException] = []
 
     def writer():
-        time.sleep(0.15)
-        with open(path, "wb", buffering=0) as f:
-            f.write(HEADER[:10])
-            time.sleep(0.05)
-            f.write(HEADER[10:])
-            for rec in recs:
-                f.write(rec[:30])  # a partial record: the reader must wait for the rest
-                time.sleep(0.02)
-                f.write(rec[30:])
+        try:
+            pacer.wait_for_reader()  # it has looked for the file and not found it
+            with open(path, "wb", buffering=0) as f:
+                pieces = [HEADER[:10], HEADER[10:]] + [part for rec in recs for part in (rec[:30], rec[30:])]
+                for piece in pieces:
+                    f.write(piece)
+                    pacer.wait_for_reader()  # a partial header or record: the reader must wait for the rest
+        except BaseException as e:  # noqa: BLE001  (re-raised in the test below)
+            failed.append(e)
+        finally:
+            pacer.finish()
 
-    done = threading.Event()
-    th = threading.Thread(target=lambda: (writer(), done.set()))
+    th = threading.Thread(target=writer)
     th.start()
-    lines = list(follow(path, NAMES, stop=lambda: done.is_set(), poll=0.01))
+    lines = list(follow(path, NAMES, stop=pacer.stop, poll=0.01))
     th.join()
+    if failed:
+        raise failed[0]
     segs = [line for line in lines if " -- " in line or "<-- " in line]
     assert lines[0] == "[0] new connection: cli 10.0.0.3:40000 > srv 10.0.0.2:9877"
     assert len(segs) == 11

@@ -574,12 +574,13 @@ def _decode(
     try:
         for ts, link, buf, off, caplen, wire, foff in records:
             frames += 1
+            wire = wire if wire > caplen else caplen  # a capture may claim less on the wire than it holds
             if link == 1 and caplen >= 54:
                 # Fast path for the common frame, Ethernet + IPv4 without options + TCP: one unpack.
                 etype, vihl, total, frag, proto, seq, ack, hoff, flags, win = fast(buf, off)
                 if etype == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x3FFF:
                     hl = (hoff >> 4) << 2
-                    room = (wire if wire > caplen else caplen) - 14  # as in _find_tcp
+                    room = wire - 14  # an IP length beyond the frame is not believed, as in _find_tcp
                     seglen = (total if 0 < total <= room else room) - 20
                     if 20 <= hl <= seglen:
                         n_tcp += 1
@@ -649,7 +650,7 @@ def _decode(
             else:
                 stats.unknown_link += 1
                 continue
-            found = _find_tcp(buf, p, end, off + (wire if wire > caplen else caplen), etype, stats)
+            found = _find_tcp(buf, p, end, off + wire, etype, stats)
             if found is None:
                 continue
             v6, p, t, seglen = found

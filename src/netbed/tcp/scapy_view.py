@@ -17,7 +17,15 @@ __all__ = ["segment_packet", "connection_packets"]
 
 
 def _dissect(link: int, data: bytes) -> Any:
-    """The frame's bytes as scapy layers, from the link-layer header down."""
+    """The frame's bytes as scapy layers, from the link-layer header down.
+
+    Scapy dissects PPPoE, MPLS and the tunnels (as netbed.tcp.pcap reads them)
+    only once their modules are imported, hence the imports kept for that alone.
+    """
+    import scapy.contrib.geneve  # noqa: F401
+    import scapy.contrib.mpls  # noqa: F401
+    import scapy.layers.l2tp  # noqa: F401
+    import scapy.layers.vxlan  # noqa: F401
     from scapy.layers.inet import IP
     from scapy.layers.inet6 import IPv6
     from scapy.layers.l2 import CookedLinux, CookedLinuxV2, Ether, Loopback
@@ -32,20 +40,10 @@ def _dissect(link: int, data: bytes) -> Any:
     return (IPv6 if data and data[0] >> 4 == 6 else IP)(data)  # the raw IP links
 
 
-def _register_encapsulations() -> None:
-    """Scapy dissects PPPoE, MPLS and the tunnels (as netbed.tcp.pcap reads them) only once these are imported."""
-    import scapy.contrib.geneve  # noqa: F401
-    import scapy.contrib.mpls  # noqa: F401
-    import scapy.layers.l2tp  # noqa: F401
-    import scapy.layers.ppp  # noqa: F401
-    import scapy.layers.vxlan  # noqa: F401
-
-
 def segment_packet(seg: Segment) -> Any:
     """The segment as a scapy packet (its time set to the capture time)."""
     data = seg.frame_bytes()
     if data:
-        _register_encapsulations()
         assert seg._where is not None
         pkt = _dissect(seg._where[2], data)
     else:
