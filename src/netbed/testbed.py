@@ -26,7 +26,7 @@ import docker
 import docker.errors
 
 from netbed import capture as capture_mod
-from netbed import engine
+from netbed import engine, guard
 from netbed.capture import Capture, CaptureStats
 from netbed.errors import NetbedError
 from netbed.progress import Reporter, silent, step
@@ -39,7 +39,7 @@ LABEL_RUN_DIR = "org.netbed.run-dir"
 STATE_FILE = "testbed.json"
 COMPOSE_PROJECT = "com.docker.compose.project"
 SUBNET_TRIES = 8
-NOT_HOSTS = {"capture", "viewer"}  # roles of the demo's own services, which netbed's testbeds replace or skip
+NOT_HOSTS = {"capture", "viewer", "isolator"}  # roles of the demo's own services, which netbed's testbeds replace or skip
 
 
 class TestbedError(NetbedError):
@@ -54,6 +54,7 @@ class Host:
     container_id: str
     ip: str
     mac: str
+    gateways: tuple[str, ...] = ()  # the bridge's own addresses on the machine's side: never to be reached
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class Testbed:
     capture_stats: CaptureStats | None = None
     capture_error: str = ""  # why the recording is incomplete, if it is
     labels: dict[str, str] = field(default_factory=dict)
+    _machine_ns: str = field(default="", repr=False)
 
     # --- life cycle ---------------------------------------------------------
 
@@ -139,6 +141,9 @@ class Testbed:
                     "NETBED_CAPTURE_FILE": "capture.pcap", "NETBED_IMAGE": engine.IMAGE}
         model = self._config()
         hosts = _host_services(model)
+        external = {name for name, net in (model.get("networks") or {}).items() if (net or {}).get("external")}
+        guard.check_services(model["services"], hosts, external)
+        guard.check_services(services, hosts, external)
         self._write_override(model, hosts, services)
         for attempt in range(SUBNET_TRIES):
             self.env["NETBED_NET"] = free_prefix(cli)
@@ -233,7 +238,12 @@ class Testbed:
         return self.run_dir / "capture.pcap"
 
     def container(self, host: str):
-        """The host's container, fresh from the engine."""
+        """The host's container, fresh from the engine, to act on: refused if its namespaces are not its own."""
+        container = self._container(host)
+        guard.check_container(host, container.attrs, {h.container_id for h in self.hosts.values()})
+        return container
+
+    def _container(self, host: str):
         try:
             return engine.client().containers.get(self.host(host).container_id)
         except docker.errors.NotFound:
@@ -241,7 +251,7 @@ class Testbed:
 
     def status(self, host: str) -> str:
         """'running', 'paused', 'exited', ... as the engine says."""
-        return self.container(host).status
+        return self._container(host).status
 
     def exec(self, host: str, argv: list[str]) -> ExecResult:
         """Run a command to completion in a host (an argument list, never a shell string)."""
@@ -258,33 +268,47 @@ class Testbed:
         short-lived helper container sharing the namespace (0.15 s; works on
         a paused host too). Returns the exit status and the output.
         """
+        container = self.container(host)
         if engine.runner_is_root_on_engine_host() and shutil.which(argv[0]):
-            pid = str(self.container(host).attrs["State"]["Pid"])
-            done = subprocess.run(["nsenter", "-t", pid, "-n", *argv], capture_output=True, text=True,
-                                  stdin=subprocess.DEVNULL)
-            return done.returncode, done.stdout + done.stderr
+            return _nsenter(host, container.attrs["State"]["Pid"], argv)
         try:
             output = engine.client().containers.run(
-                engine.IMAGE, argv, network_mode=f"container:{self.host(host).container_id}",
+                engine.IMAGE, guard.in_own_namespace(argv, self._machine_netns()),
+                network_mode=f"container:{container.id}",
                 cap_drop=["ALL"], cap_add=["NET_ADMIN", "NET_RAW"], remove=True, stderr=True,
                 labels={**self.labels, LABEL_ROLE: "fault-helper"})
             return 0, output.decode(errors="replace")
         except docker.errors.ContainerError as exc:
+            if exc.exit_status == guard.REFUSED_STATUS:
+                raise guard.RefusedError(f"netbed will not change the network of {host}: its namespace is the "
+                                         "machine's own") from None
             return exc.exit_status, (exc.stderr or b"").decode(errors="replace")
         except docker.errors.APIError as exc:  # e.g. the host is not running: it has no namespace
             return 1, str(exc.explanation or exc)
 
+    def _machine_netns(self) -> str:
+        """The engine machine's network namespace ("net:[N]"), as a helper on the machine's network reads it."""
+        if not self._machine_ns:
+            self._machine_ns = engine.client().containers.run(
+                engine.IMAGE, ["readlink", "/proc/self/ns/net"], network_mode="host", cap_drop=["ALL"],
+                remove=True, labels={**self.labels, LABEL_ROLE: "fault-helper"}).decode().strip()
+        return self._machine_ns
+
     def isolate(self, host: str) -> None:
-        """Take away the default route Docker gives even on internal networks.
+        """Take away the default route Docker gives even on internal networks, and the bridge's own address.
 
         Then a host reaching for any address outside its testbed fails at once
-        with "Network is unreachable", and nothing is sent onto the bridge.
+        ("Network is unreachable", or "No route to host" for the bridge's
+        address, which is the machine's), and nothing is sent onto the bridge.
         """
         for family in ("-4", "-6"):
             self.netns(host, ["ip", family, "route", "del", "default"])
+        for gateway in self.host(host).gateways:
+            family = "-6" if ":" in gateway else "-4"
+            self.netns(host, ["ip", family, "route", "replace", "unreachable", gateway])
 
     def logs(self, host: str) -> str:
-        return self.container(host).logs().decode(errors="replace")
+        return self._container(host).logs().decode(errors="replace")
 
     # --- Compose plumbing ---------------------------------------------------
 
@@ -311,7 +335,8 @@ class Testbed:
                                f"its hosts are {', '.join(hosts)}")
         override = {
             "services": {name: {"labels": self.labels, **services.get(name, {})} for name in hosts},
-            "networks": {name: {"labels": self.labels} for name in model.get("networks", {})
+            # every network netbed creates is internal, whatever the file says: nothing leaves the testbed
+            "networks": {name: {"labels": self.labels, "internal": True} for name in model.get("networks", {})
                          if not (model["networks"][name] or {}).get("external")},
         }
         (self.run_dir / "netbed.override.json").write_text(json.dumps(override, indent=2))
@@ -330,10 +355,32 @@ class Testbed:
             service = container.labels.get("com.docker.compose.service")
             if service not in names:
                 continue
-            nets = container.attrs["NetworkSettings"]["Networks"]
+            nets = container.attrs["NetworkSettings"]["Networks"] or {}
             first = next(iter(nets.values()), {}) if nets else {}
-            hosts[service] = Host(service, container.id, first.get("IPAddress", ""), first.get("MacAddress", ""))
+            gateways = tuple(gw for net in nets.values() for gw in (net.get("Gateway"), net.get("IPv6Gateway")) if gw)
+            hosts[service] = Host(service, container.id, first.get("IPAddress", ""), first.get("MacAddress", ""),
+                                  gateways)
         return hosts
+
+
+def _nsenter(host: str, pid: int, argv: list[str]) -> tuple[int, str]:
+    """Run `argv` in the network namespace of process `pid`, never the machine's own.
+
+    The namespace is opened once, checked, and entered through that same
+    descriptor, so a container that stops and a PID reused in between
+    cannot redirect the command to the machine.
+    """
+    try:
+        fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+    except OSError:
+        return 1, f"{host} has no network namespace (is it running?)"
+    try:
+        guard.check_namespace(os.fstat(fd).st_ino, guard.machine_netns_inodes(), host)
+        done = subprocess.run(["nsenter", f"--net=/proc/self/fd/{fd}", *argv], capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, pass_fds=(fd,))
+        return done.returncode, done.stdout + done.stderr
+    finally:
+        os.close(fd)
 
 
 def _host_services(model: dict[str, Any]) -> list[str]:
