@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from netbed import engine, guard
-from netbed.testbed import LABEL_RUN_DIR, Testbed, _nsenter
+from netbed.observe import wait_for
+from netbed.testbed import LABEL_RUN_DIR, Testbed, _nsenter, default_compose_file, free_prefix
 
 import machine_state
 
@@ -213,3 +214,28 @@ def test_the_machine_state_check_puts_back_what_a_fault_would_change(tmp_path):
         assert before.differences(machine_state.snapshot(inside)) == {}
     finally:
         subprocess.run(["ip", "netns", "del", name])
+
+
+def test_the_demo_hosts_cannot_reach_the_machine_either(tmp_path, docker_engine):
+    """Plain `docker compose up` of compose.yaml: its one-shot isolators take the same routes away."""
+    project = f"netbed-demo-{uuid.uuid4().hex[:8]}"
+    prefix = free_prefix(docker_engine)
+    env = {"NETBED_NET": prefix, "NETBED_BRIDGE": f"nbd{uuid.uuid4().hex[:8]}", "NETBED_CAPTURE_DIR": str(tmp_path)}
+    run = lambda *args, check=True: engine.compose(list(args), project=project,  # noqa: E731
+                                                   files=[default_compose_file()], env=env, check=check)
+    try:
+        run("up", "-d")
+        for host in ("client", "server"):
+            routes = wait_for(lambda: run("exec", "-T", host, "ip", "route").stdout,
+                              lambda out: f"unreachable {prefix}.1" in out, timeout=20,
+                              what=f"the demo's {host} to lose its routes to the machine")
+            assert "default" not in routes
+        with socket.create_server(("0.0.0.0", 0)) as listener:  # the test's own, on the machine
+            port = listener.getsockname()[1]
+            probe = (f"import socket\ntry:\n    socket.create_connection(('{prefix}.1', {port}), timeout=3)\n"
+                     "except OSError as e:\n    print(e.strerror)\n")
+            assert run("exec", "-T", "client", "python3", "-c", probe).stdout.strip() == "No route to host"
+        wait_for(lambda: run("logs", "client").stdout, lambda log: "line 2" in log, timeout=30,
+                 what="the demo still echoing")
+    finally:
+        run("down", "--volumes", "--timeout", "2", check=False)
