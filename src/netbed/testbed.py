@@ -65,7 +65,7 @@ class ExecResult:
 
 
 def default_compose_file() -> Path:
-    return engine.repo_root() / "compose.yaml"
+    return engine.default_compose_file()
 
 
 @dataclass
