@@ -120,7 +120,7 @@ def default_compose_file() -> Path:
     return _packaged("compose.yaml")
 
 
-def build_context() -> list[tuple[str, Path]]:
+def build_context(package: Path = PACKAGE) -> list[tuple[str, Path]]:
     """What the host image is built from, laid out as in a checkout: images/Dockerfile and src/netbed/.
 
     The same layout whether netbed runs from a checkout or a wheel, so one
@@ -128,10 +128,10 @@ def build_context() -> list[tuple[str, Path]]:
     doctor --fix` anywhere. Compiled files stay out: the hosts run the
     standard-library code with their own Python.
     """
-    files = [("images/Dockerfile", _packaged("images/Dockerfile"))]
-    files += sorted((f"src/netbed/{p.relative_to(PACKAGE).as_posix()}", p) for p in PACKAGE.rglob("*")
+    files = [("images/Dockerfile", _packaged("images/Dockerfile", package))]
+    files += sorted((f"src/netbed/{p.relative_to(package).as_posix()}", p) for p in package.rglob("*")
                     if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".so", ".pyd", ".pyc")
-                    and p.parts[len(PACKAGE.parts)] != "images")
+                    and p.parts[len(package.parts)] != "images")
     return files
 
 
@@ -144,10 +144,10 @@ def context_digest(files: list[tuple[str, Path]]) -> str:
     return digest.hexdigest()[:16]
 
 
-def _packaged(name: str) -> Path:
-    path = PACKAGE / name
+def _packaged(name: str, package: Path = PACKAGE) -> Path:
+    path = package / name
     if not path.is_file():
-        raise EngineError(f"netbed's {name} is missing from {PACKAGE}: reinstall netbed (`pip install netbed`)")
+        raise EngineError(f"netbed's {name} is missing from {package}: reinstall netbed (`pip install netbed`)")
     return path
 
 

@@ -79,7 +79,7 @@ def test_up_refuses_a_host_that_would_share_the_machine(case, tmp_path, docker_e
     assert last.startswith(f"netbed: refused: {said}"), done.stderr
     assert "Traceback" not in done.stderr
     made = [c.id for c in docker_engine.containers.list(all=True, sparse=True, filters={"label": LABEL_RUN_DIR})
-            if c.labels[LABEL_RUN_DIR].startswith(str(tmp_path))]
+            if c.attrs["Labels"][LABEL_RUN_DIR].startswith(str(tmp_path))]  # a sparse listing: no Config
     made += [n.name for n in docker_engine.networks.list(filters={"label": LABEL_RUN_DIR})
              if n.attrs["Labels"][LABEL_RUN_DIR].startswith(str(tmp_path))]
     assert made == [], "nothing was created"
