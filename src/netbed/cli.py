@@ -97,7 +97,7 @@ def _project_name(name: str) -> str:
 
 
 def _new_folder(path: str) -> Path:
-    from netbed.scenarios.folders import check_new_folder
+    from netbed.folders import check_new_folder
 
     return check_new_folder(path)
 
@@ -415,7 +415,8 @@ def capture_start(project: str | None, out_file: str) -> None:
 
     bed = _testbed(project)
     started = capture_mod.start(engine.client(), bed.bridge, Path(out_file),
-                                {**bed.labels, "org.netbed.capture": "extra"})
+                                {**bed.labels, "org.netbed.capture": "extra"},
+                                max_frames=capture_mod.max_frames_from_env())
     out.print(f"recording {bed.bridge} into {started.path} (`netbed capture stop -p {bed.project}` ends it)")
 
 
@@ -473,7 +474,7 @@ def run_(names: tuple[str, ...], run_all: bool, out_path: str | None, jobs: int,
          junit: str | None) -> None:
     """Run scenarios, each on its own testbed; exit 0 only if every check passed."""
     from netbed.scenarios import CATALOGUE, Programs, ScenarioError, find, runner
-    from netbed.scenarios.folders import run_folder
+    from netbed.folders import run_folder
 
     if bool(names) == run_all:
         raise click.UsageError("name the scenarios to run, or give --all (`netbed list` shows them)")

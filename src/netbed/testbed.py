@@ -30,6 +30,7 @@ from netbed import capture as capture_mod
 from netbed import engine, guard
 from netbed.capture import Capture, CaptureStats
 from netbed.errors import NetbedError
+from netbed.folders import missing_top, remove_made
 from netbed.progress import Reporter, silent, step
 
 LABEL_PROJECT = "org.netbed.project"
@@ -96,7 +97,9 @@ class Testbed:
         `services` adds Compose settings per service (command, sysctls, environment, ...)
         through the override file, e.g. {"client": {"sysctls": {"net.ipv4.tcp_retries2": 5}}}.
         `owner` labels who may tear it down: by default this process, so that
-        `netbed clean` removes it once the process is gone.
+        `netbed clean` removes it once the process is gone, and its capture
+        stops by itself then. The capture stops at NETBED_CAPTURE_MAX_PACKETS
+        frames (1,000,000); `down()` then sets `capture_error` to say so.
         """
         cli = engine.client()
         if not engine.has_image(cli, engine.IMAGE):
@@ -105,6 +108,7 @@ class Testbed:
         compose_file = Path(compose_file or default_compose_file()).resolve()
         if not compose_file.is_file():
             raise TestbedError(f"no compose file at {compose_file}: give the path of a compose file")
+        max_frames = capture_mod.max_frames_from_env()
         named = project is not None
         project = check_project_name(project) if named else f"netbed-{uuid.uuid4().hex[:10]}"
         run_dir = Path(run_dir or Path.cwd() / "runs" / project).resolve()
@@ -113,18 +117,18 @@ class Testbed:
                   LABEL_STARTED: datetime.now(timezone.utc).isoformat(timespec="seconds")}
         if named:
             _claim(cli, project, labels)  # before anything is made: a second `up` of it changes nothing
-        made_dir = not run_dir.exists()
+        made = missing_top(run_dir)
         bed = cls(project=project, compose_file=compose_file, run_dir=run_dir, env={}, bridge="",
                   labels=labels)
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
             with step(report, f"testbed {project} up") as s:
-                bed._create(cli, services or {}, s)
+                bed._create(cli, services or {}, s, max_frames, lifeline=owner is None)
                 s.info(f"bridge {bed.bridge}, capture {bed.capture.path if bed.capture else '-'}")
         except BaseException:
             bed.down()
-            if made_dir:  # a failed up leaves no folder behind
-                shutil.rmtree(run_dir, ignore_errors=True)
+            if made is not None:  # a failed up leaves no folder behind
+                remove_made(run_dir, made)
             raise
         return bed
 
@@ -144,7 +148,8 @@ class Testbed:
         bed.hosts = bed._discover_hosts(cli, _host_services(model), model)
         return bed
 
-    def _create(self, cli: docker.DockerClient, services: dict[str, dict[str, Any]], s) -> None:
+    def _create(self, cli: docker.DockerClient, services: dict[str, dict[str, Any]], s, max_frames: int,
+                lifeline: bool) -> None:
         self.bridge = "nb" + uuid.uuid5(uuid.NAMESPACE_DNS, self.project).hex[:10]
         self.env = {"NETBED_BRIDGE": self.bridge, "NETBED_CAPTURE_DIR": str(self.run_dir),
                     "NETBED_CAPTURE_FILE": "capture.pcap", "NETBED_IMAGE": engine.IMAGE}
@@ -171,7 +176,8 @@ class Testbed:
             self._compose(["down", "--volumes", "--remove-orphans"], check=False)
         self.bridge = self._bridge_name(cli)
         s.info(f"capture on {self.bridge}")
-        self.capture = capture_mod.start(cli, self.bridge, self.run_dir / "capture.pcap", self.labels)
+        self.capture = capture_mod.start(cli, self.bridge, self.run_dir / "capture.pcap", self.labels,
+                                         max_frames=max_frames, overwrite=True, lifeline=lifeline)
         self._compose(["up", "-d", "--no-deps", "--no-recreate", "--no-build", "--pull", "never", *hosts])
         self.hosts = self._discover_hosts(cli, hosts)
         for name in self.hosts:
@@ -179,7 +185,8 @@ class Testbed:
         (self.run_dir / STATE_FILE).write_text(json.dumps({
             "project": self.project, "compose_file": str(self.compose_file), "run_dir": str(self.run_dir),
             "env": self.env, "bridge": self.bridge, "labels": self.labels,
-            "capture": {"container_id": self.capture.container_id, "path": str(self.capture.path)},
+            "capture": {"container_id": self.capture.container_id, "path": str(self.capture.path),
+                        "max_frames": self.capture.max_frames},
         }, indent=2))
 
     @classmethod
@@ -209,7 +216,8 @@ class Testbed:
         bed = cls(project=state["project"], compose_file=Path(state["compose_file"]),
                   run_dir=Path(state["run_dir"]), env=state["env"], bridge=state["bridge"],
                   labels=state["labels"],
-                  capture=Capture(state["capture"]["container_id"], state["bridge"], Path(state["capture"]["path"])))
+                  capture=Capture(state["capture"]["container_id"], state["bridge"], Path(state["capture"]["path"]),
+                                  state["capture"].get("max_frames", capture_mod.MAX_FRAMES)))
         model = bed._config()
         bed.hosts = bed._discover_hosts(cli, _host_services(model), model)
         return bed

@@ -20,7 +20,7 @@ import pytest
 
 from netbed import faults
 from netbed.errors import NetbedError
-from netbed.scenarios.folders import RunFolderError, run_folder
+from netbed.folders import RunFolderError, run_folder
 from netbed.scenarios.programs import Command, Programs, ProgramsError
 from netbed.testbed import check_project_name
 

@@ -48,11 +48,11 @@ def run_folder(out: str | Path | None = None, root: str | Path = "runs") -> Iter
     root = Path(root)
     if out is not None:
         path = Path(out)
-        made = _missing_top(path)
+        made = missing_top(path)
         check_new_folder(path)
         path.mkdir(parents=True, exist_ok=True)
     else:
-        made = _missing_top(root)
+        made = missing_top(root)
         path = _new_timestamp_folder(root)
         made = made or path
     marker = path / MARKER
@@ -70,7 +70,7 @@ def run_folder(out: str | Path | None = None, root: str | Path = "runs") -> Iter
             if out is None:
                 _link_latest(root, path)
         else:
-            _remove_made(path, made)
+            remove_made(path, made)
 
 
 def _new_timestamp_folder(root: Path) -> Path:
@@ -95,16 +95,16 @@ def _link_latest(root: Path, path: Path) -> None:
         tmp.replace(latest)  # atomic: runs/latest always names a whole run
 
 
-def _missing_top(path: Path) -> Path | None:
+def missing_top(path: str | Path) -> Path | None:
     """The outermost folder of `path` that does not exist yet (what making it would create)."""
-    path = path.absolute()
+    path = Path(path).absolute()
     top = None
     while not path.exists():
         top, path = path, path.parent
     return top
 
 
-def _remove_made(path: Path, made: Path | None) -> None:
+def remove_made(path: Path, made: Path | None) -> None:
     """Remove what this run made: its folder's contents, and the folders it created (empty ones only above)."""
     if made is None:  # the folder was there and empty: only its contents are this run's
         for child in path.iterdir():
