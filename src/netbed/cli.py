@@ -102,6 +102,15 @@ def _new_folder(path: str) -> Path:
     return check_new_folder(path)
 
 
+def _output_file(path: str) -> str:
+    """A file netbed writes at the end: its folder must be there now, not after a long run."""
+    if not Path(path).resolve().parent.is_dir():
+        raise NetbedError(f"{Path(path).resolve().parent} is not a folder: create it first")
+    if Path(path).is_dir():
+        raise NetbedError(f"{path} is a folder: give a file name")
+    return path
+
+
 def _new_file(path: str) -> str:
     if os.path.lexists(path):
         raise NetbedError(f"{path} exists: netbed does not overwrite files; choose another name or remove it")
@@ -371,7 +380,8 @@ def analyze(pcap: str, names: tuple[str, ...], as_json: bool) -> None:
 @cli.command()
 @click.argument("pcap", type=click.Path(dir_okay=False))
 @click.option("--conn", "conn_id", type=int, help="Only the connection with this id (see `netbed analyze`).")
-@click.option("--svg", type=click.Path(dir_okay=False), help="Also write the (first) connection as SVG here.")
+@click.option("--svg", type=click.Path(dir_okay=False), callback=_checked(_output_file),
+              help="Also write the (first) connection as SVG here.")
 @click.option("--follow", is_flag=True, help="Print each segment as the capture grows (Ctrl-C to stop).")
 @name_option
 def ladder(pcap: str, conn_id: int | None, svg: str | None, follow: bool, names: tuple[str, ...]) -> None:
@@ -468,7 +478,8 @@ def list_(as_json: bool) -> None:
 @click.option("--image", help="Image for the hosts (default netbed-host).")
 @click.option("--port", type=click.IntRange(1, 65535), default=9877, show_default=True, help="The server's port.")
 @click.option("--html", "html_report", is_flag=True, help="Also write DIR/report.html.")
-@click.option("--junit", type=click.Path(dir_okay=False), help="Also write JUnit XML to this file.")
+@click.option("--junit", type=click.Path(dir_okay=False), callback=_checked(_output_file),
+              help="Also write JUnit XML to this file.")
 def run_(names: tuple[str, ...], run_all: bool, out_path: str | None, jobs: int, keep: bool, server_cmd: str | None,
          client_cmd: str | None, mounts: tuple[str, ...], image: str | None, port: int, html_report: bool,
          junit: str | None) -> None:
@@ -518,7 +529,8 @@ def run_(names: tuple[str, ...], run_all: bool, out_path: str | None, jobs: int,
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(), default="runs/latest")
-@click.option("--junit", type=click.Path(dir_okay=False), help="Also write JUnit XML to this file.")
+@click.option("--junit", type=click.Path(dir_okay=False), callback=_checked(_output_file),
+              help="Also write JUnit XML to this file.")
 def report(run_dir: str, junit: str | None) -> None:
     """Write RUN_DIR/report.html: one self-contained page for a run (default runs/latest)."""
     from netbed.report import load_run, write_html, write_junit

@@ -115,6 +115,7 @@ class Testbed:
         labels = {LABEL_PROJECT: project, LABEL_RUN_DIR: str(run_dir),
                   LABEL_OWNER: owner or owner_id(),
                   LABEL_STARTED: datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        _check_run_dir_free(cli, run_dir, project)
         if named:
             _claim(cli, project, labels)  # before anything is made: a second `up` of it changes nothing
         made = missing_top(run_dir)
@@ -427,6 +428,17 @@ def check_project_name(name: str) -> str:
         raise TestbedError(f"project name {name!r} is not valid: use lowercase letters, digits, '-' and '_', "
                            "starting with a letter or digit")
     return name
+
+
+def _check_run_dir_free(cli: docker.DockerClient, run_dir: Path, project: str) -> None:
+    """A testbed's folder is its own: another testbed that is up there keeps its capture and state."""
+    state = run_dir / STATE_FILE
+    try:
+        other = json.loads(state.read_text()).get("project", "")
+    except (OSError, ValueError, AttributeError):
+        return
+    if other and other != project and cli.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={other}"}):
+        raise TestbedError(f"{run_dir} is the folder of testbed {other}, which is up: give this one another folder")
 
 
 def _claim(cli: docker.DockerClient, project: str, labels: dict[str, str]) -> None:

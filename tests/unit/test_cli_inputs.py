@@ -97,6 +97,10 @@ RUN = ["run", "normal-termination"]
     ([*RUN, "--client-cmd", "client 'unbalanced"], "no closing quotation"),
     ([*RUN, "--server-cmd", "   "], "is empty"),
     ([*RUN, "--server-cmd", "server {server_ip}"], "{server_ip} is not known to the server"),
+    ([*RUN, "--image", "Bad Name"], "is not an image name"),
+    ([*RUN, "--junit", "nofolder/junit.xml"], "is not a folder"),
+    (["report", "runs/earlier", "--junit", "nofolder/junit.xml"], "is not a folder"),
+    (["ladder", "exists.pcap", "--svg", "nofolder/x.svg"], "is not a folder"),
     (["run", "--all", "--jobs", "17"], "--jobs"),
     ([*RUN, "--port", "0"], "--port"),
 ])

@@ -19,6 +19,9 @@ from netbed.errors import NetbedError
 PORT = 9877
 PLACEHOLDERS = {"server": ("port",), "client": ("server_ip", "port")}
 """What each command may name: the server's port, and for the client the server's address too."""
+IMAGE_REF = re.compile(r"([A-Za-z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+([._-]+[a-z0-9]+)*(/[a-z0-9]+([._-]+[a-z0-9]+)*)*"
+                       r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?")
+"""Docker's image reference grammar, simplified: [registry/]path[:tag][@digest], path in lowercase."""
 FORBIDDEN_SOURCES = (Path("/"), Path("/var/run/docker.sock"), Path("/run/docker.sock"))
 
 
@@ -110,6 +113,8 @@ class Programs:
             if isinstance(value, str):
                 object.__setattr__(self, f"{role}_cmd", Command.parse(value, role))
         object.__setattr__(self, "mounts", tuple(m if isinstance(m, Mount) else Mount.parse(m) for m in self.mounts))
+        if self.image is not None and not IMAGE_REF.fullmatch(self.image):
+            raise ProgramsError(f"--image {self.image!r} is not an image name: write it as NAME[:TAG], in lowercase")
         if not 1 <= self.port <= 65535:
             raise ProgramsError(f"port {self.port} is not a TCP port (1-65535)")
 
