@@ -164,6 +164,17 @@ def test_a_capture_that_reaches_its_limit_fails_the_verdict_and_says_why(tmp_pat
     assert sum(1 for _ in read_frames(str(tmp_path / "normal-termination" / "capture.pcap"))) == 12
 
 
+def test_netbed_down_notes_a_capture_that_reached_its_limit(docker_engine, project, tmp_path):
+    assert netbed("up", "-p", project, cwd=tmp_path, env={"NETBED_CAPTURE_MAX_PACKETS": "5"}).returncode == 0
+    capture = docker_engine.containers.list(all=True, filters={"label": [f"{LABEL_PROJECT}={project}",
+                                                                      "org.netbed.role=capture"]})[0]
+    wait_for(lambda: docker_engine.containers.get(capture.id).status, lambda s: s == "exited", timeout=30,
+             what="the demo client's echoes to fill the capture's 5 frames")
+    done = netbed("down", "-p", project, cwd=tmp_path)
+    assert done.returncode == 0 and f"{project} is down" in done.stdout
+    assert "limit of 5 frames" in done.stderr and "NETBED_CAPTURE_MAX_PACKETS" in done.stderr, done.stderr
+
+
 def test_the_capture_gets_its_one_file_and_nothing_else(bed, docker_engine):
     container = docker_engine.containers.get(bed.capture.container_id)
     mounts = [(m["Source"], m["Destination"], m["RW"]) for m in container.attrs["Mounts"]]

@@ -93,6 +93,7 @@ RUN = ["run", "normal-termination"]
     ([*RUN, "--mount", "bin:/opt/mine:rx"], "the mode is ro or rw"),
     ([*RUN, "--mount", "nosuch:/opt/mine"], "does not exist"),
     ([*RUN, "--mount", "/:/host"], "never gives a host /"),
+    ([*RUN, "--mount", "/var/run/docker.sock:/var/run/docker.sock"], "/var/run/docker.sock"),
     ([*RUN, "--server-cmd", '/bin/echo "oops'], "no closing quotation"),
     ([*RUN, "--client-cmd", "client 'unbalanced"], "no closing quotation"),
     ([*RUN, "--server-cmd", "   "], "is empty"),
