@@ -144,8 +144,9 @@ def _attach_stdin(cli: docker.DockerClient, container_id: str):
 def stop(cli: docker.DockerClient, capture: Capture) -> CaptureStats | None:
     """Stop tcpdump (SIGTERM: it flushes and counts), remove its container, return its counts.
 
-    If tcpdump had already died (the disk filled up, say), the recording is
-    incomplete: that is raised as a CaptureError with tcpdump's last words.
+    If tcpdump had already ended (its frame limit, the bridge or the owner
+    gone, a full disk), the recording is incomplete: that is raised as a
+    CaptureError that says why (CaptureLimitReached for the limit).
     """
     try:
         container = cli.containers.get(capture.container_id)
@@ -156,6 +157,8 @@ def stop(cli: docker.DockerClient, capture: Capture) -> CaptureStats | None:
     container.stop(timeout=5)
     logs = container.logs().decode(errors="replace")
     container.remove(force=True)
+    if capture.lifeline is not None:
+        capture.lifeline.close()
     if died:  # tcpdump's own error, e.g. "pcap_loop: The interface disappeared" when the testbed was removed
         said = [line for line in logs.strip().splitlines() if "tcpdump:" in line and "listening on" not in line]
         last = (said or logs.strip().splitlines() or ["no output"])[-1]
