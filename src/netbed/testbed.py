@@ -328,7 +328,9 @@ class Testbed:
         """
         for family in ("-4", "-6"):
             self.netns(host, ["ip", family, "route", "del", "default"])
-        for gateway in self.host(host).gateways:
+        # read now: a host that was stopped when this testbed was attached had no gateways to record
+        fresh = _gateways(self._container(host).attrs["NetworkSettings"]["Networks"] or {})
+        for gateway in sorted(set(self.host(host).gateways) | set(fresh)):
             family = "-6" if ":" in gateway else "-4"
             self.netns(host, ["ip", family, "route", "replace", "unreachable", gateway])
 
@@ -388,9 +390,13 @@ class Testbed:
             ip, mac = first.get("IPAddress", ""), first.get("MacAddress", "")
             if not ip and model is not None:
                 ip, mac = _static_address(model, service)
-            gateways = tuple(gw for net in nets.values() for gw in (net.get("Gateway"), net.get("IPv6Gateway")) if gw)
-            hosts[service] = Host(service, container.id, ip, mac, gateways)
+            hosts[service] = Host(service, container.id, ip, mac, _gateways(nets))
         return hosts
+
+
+def _gateways(nets: dict[str, Any]) -> tuple[str, ...]:
+    """The bridge's own addresses (the machine's side) in a container's network settings."""
+    return tuple(gw for net in nets.values() for gw in (net.get("Gateway"), net.get("IPv6Gateway")) if gw)
 
 
 def _nsenter(host: str, pid: int, argv: list[str]) -> tuple[int, str]:

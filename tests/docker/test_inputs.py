@@ -124,6 +124,8 @@ def test_reboot_of_an_exited_host_brings_it_back_at_its_address(bed):
     assert container.status == "running"
     now = next(iter(container.attrs["NetworkSettings"]["Networks"].values()))
     assert (now["IPAddress"], now["MacAddress"]) == (server.ip, server.mac)
+    routes = bed.netns("server", ["ip", "-4", "route", "show"])[1]
+    assert f"unreachable {now['Gateway']}" in routes and "default" not in routes, routes  # isolated again
     status = netbed("status", "-p", bed.project)
     assert server.ip in status.stdout
 
