@@ -125,6 +125,17 @@ def test_a_run_that_fails_leaves_no_folder_and_keeps_runs_latest(here):
     assert os.readlink(here / "runs" / "latest") == "earlier"
 
 
+def test_commands_with_braces_and_placeholders_get_past_the_parser(here):
+    """Braces are not special: such a run reaches the engine (here: none), no traceback, nothing left."""
+    before = snapshot(here)
+    done = netbed(*RUN, "--server-cmd", "socat TCP-LISTEN:{port},reuseaddr,fork EXEC:cat",
+                  "--client-cmd", "sh -c 'read l; { echo \"$l\"; } ' {server_ip}", "--mount", "bin:/opt/mine:ro",
+                  cwd=here)
+    assert done.returncode == 1 and "no Docker Engine answers" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert snapshot(here) == before
+
+
 def test_a_failed_run_into_a_new_out_folder_removes_it_and_a_first_run_leaves_no_runs_folder(tmp_path):
     assert netbed(*RUN, "--out", "a/b/c", cwd=tmp_path).returncode == 1
     assert netbed(*RUN, cwd=tmp_path).returncode == 1
