@@ -59,9 +59,12 @@ def project(docker_engine, tmp_path):
     name = f"nbt-{uuid.uuid4().hex[:8]}"
     yield name
     netbed("down", "-p", name, cwd=tmp_path)
-    for c in docker_engine.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={name}"}):
-        c.remove(force=True)
-    assert containers(docker_engine, f"{name}-2") == {}, "a refused up makes nothing"
+    for project in (name, f"{name}-2"):  # whatever `down` could not remove
+        for key in (LABEL_PROJECT, COMPOSE_PROJECT):
+            for c in docker_engine.containers.list(all=True, filters={"label": f"{key}={project}"}):
+                c.remove(force=True)
+            for n in docker_engine.networks.list(filters={"label": f"{key}={project}"}):
+                n.remove()
 
 
 # --- up of a project that is up ----------------------------------------------------------------
@@ -78,6 +81,7 @@ def test_a_second_up_of_a_project_is_refused_and_the_first_is_untouched(docker_e
 
     one_line(netbed("up", "-p", f"{project}-2", "--run-dir", str(pcap.parent), cwd=tmp_path), 1,
              f"is the folder of testbed {project}, which is up")
+    assert containers(docker_engine, f"{project}-2") == {}, "a refused up makes nothing"
     assert containers(docker_engine, project) == before, "the running testbed was not touched"
     assert pcap.stat().st_size >= size, "its capture was not overwritten"
     done = netbed("status", "-p", project, "--json", cwd=tmp_path)
