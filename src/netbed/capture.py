@@ -18,6 +18,7 @@ it writes, never a folder, and an existing file is never overwritten.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -35,6 +36,7 @@ from netbed.tcp import read_frames
 LISTENING_DEADLINE = 20.0
 BUFFER_KIB = 32768  # kernel capture buffer: large enough for bursts of thousands of connections
 MAX_FRAMES = 1_000_000
+MAX_FRAMES_CEILING = 2**31 - 1  # tcpdump's -c is an int
 MAX_FRAMES_ENV = "NETBED_CAPTURE_MAX_PACKETS"
 LABEL_PATH = "org.netbed.capture-path"
 LABEL_LIMIT = "org.netbed.capture-max-frames"
@@ -75,7 +77,7 @@ def max_frames_from_env(env: dict[str, str] | None = None) -> int:
     text = (os.environ if env is None else env).get(MAX_FRAMES_ENV, "").strip()
     if not text:
         return MAX_FRAMES
-    if not text.isdigit() or not 1 <= int(text) <= 2**31 - 1:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_FRAMES_CEILING:
         raise CaptureError(f"{MAX_FRAMES_ENV}={text!r}: give a whole number of frames, 1 or more")
     return int(text)
 
@@ -95,11 +97,14 @@ def start(cli: docker.DockerClient, bridge: str, path: Path, labels: dict[str, s
     """Start recording `bridge` into `path`; return once tcpdump is listening (so no frame is missed).
 
     `path` must be new unless `overwrite`. With `lifeline`, the recording
-    also stops when this process is gone (keep the returned Capture).
+    also stops when this process is gone (keep the returned Capture). On
+    failure nothing is left: no container, no file.
     """
+    if not 1 <= max_frames <= MAX_FRAMES_CEILING:
+        raise CaptureError(f"a capture's limit is 1 to {MAX_FRAMES_CEILING} frames, not {max_frames}")
     path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    try:  # the container gets this one file, made here (a bind mount of a missing file would make a folder)
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY | (os.O_TRUNC if overwrite else os.O_EXCL), 0o644))
     except FileExistsError:
         raise CaptureError(f"{path} exists: netbed does not overwrite files; choose another name or remove it") from None
@@ -107,6 +112,7 @@ def start(cli: docker.DockerClient, bridge: str, path: Path, labels: dict[str, s
     argv = ["sh", "-c", SCRIPT, "capture", "1" if lifeline else "0",
             "-i", bridge, "-U", "--immediate-mode", "-Z", "root", "-n", "-B", str(BUFFER_KIB),
             "-c", str(max_frames), "-w", inside]
+    container = attached = None
     try:
         container = cli.containers.create(
             image, argv, network_mode="host", cap_drop=["ALL"], cap_add=["NET_RAW", "NET_ADMIN", "SETUID", "SETGID"],
@@ -115,25 +121,34 @@ def start(cli: docker.DockerClient, bridge: str, path: Path, labels: dict[str, s
             init=True)
         attached = _attach_stdin(cli, container.id) if lifeline else None
         container.start()
-    except docker.errors.ImageNotFound:
-        raise CaptureError(f"image {image} is missing: run `netbed doctor --fix`") from None
-    except docker.errors.APIError as exc:
-        raise CaptureError(f"could not start the capture on {bridge}: {exc.explanation}") from None
+        _await_listening(container, bridge)
+    except BaseException as exc:
+        if container is not None:
+            with contextlib.suppress(docker.errors.APIError):
+                container.remove(force=True)
+        if attached is not None:
+            attached.close()
+        path.unlink(missing_ok=True)
+        if isinstance(exc, docker.errors.ImageNotFound):
+            raise CaptureError(f"image {image} is missing: run `netbed doctor --fix`") from None
+        if isinstance(exc, docker.errors.APIError):
+            raise CaptureError(f"could not start the capture on {bridge}: {exc.explanation}") from None
+        raise
+    return Capture(container.id, bridge, path, max_frames, attached)
 
+
+def _await_listening(container, bridge: str) -> None:
     def seen() -> tuple[str, str]:
         container.reload()
         return container.status, container.logs().decode(errors="replace")
 
     try:
-        status, logs = wait_for(seen, lambda s: "listening on" in s[1] or s[0] == "exited",
-                                timeout=LISTENING_DEADLINE, what=f"tcpdump to listen on {bridge}")
+        _, logs = wait_for(seen, lambda s: "listening on" in s[1] or s[0] == "exited",
+                           timeout=LISTENING_DEADLINE, what=f"tcpdump to listen on {bridge}")
     except WaitTimeout:
-        container.remove(force=True)
         raise CaptureError(f"tcpdump on {bridge} was not listening after {LISTENING_DEADLINE:.0f} s") from None
     if "listening on" not in logs:
-        container.remove(force=True)
         raise CaptureError(f"the capture on {bridge} exited: {(logs.strip().splitlines() or ['no output'])[-1]}")
-    return Capture(container.id, bridge, path, max_frames, attached)
 
 
 def _attach_stdin(cli: docker.DockerClient, container_id: str):

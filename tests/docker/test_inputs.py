@@ -190,6 +190,14 @@ def test_the_capture_gets_its_one_file_and_nothing_else(bed, docker_engine):
         capture_mod.start(docker_engine, bed.bridge, bed.pcap, {})
 
 
+def test_a_capture_that_cannot_start_leaves_no_file_and_no_container(docker_engine, tmp_path):
+    name = f"nbt{uuid.uuid4().hex[:8]}"
+    with pytest.raises(capture_mod.CaptureError, match="No such device"):
+        capture_mod.start(docker_engine, name, tmp_path / "x.pcap", {LABEL_PROJECT: name})
+    assert list(tmp_path.iterdir()) == []
+    assert containers(docker_engine, name) == {}
+
+
 def test_a_capture_stops_when_its_bridge_is_gone(docker_engine, tmp_path):
     name = f"nbt{uuid.uuid4().hex[:8]}"
     labels = {LABEL_PROJECT: name}

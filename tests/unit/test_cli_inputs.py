@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from netbed import faults
+from netbed import capture, faults
 from netbed.errors import NetbedError
 from netbed.folders import RunFolderError, run_folder
 from netbed.scenarios.programs import Command, Programs, ProgramsError
@@ -227,3 +227,19 @@ def test_two_runs_never_share_a_folder(tmp_path):
             (folder / "s").mkdir()
             (folder / "s" / "report.json").write_text("{}")
     assert (tmp_path / "runs" / "latest").resolve() == a.resolve()  # the last to finish
+
+
+@pytest.mark.parametrize("value", ["lots", "0", "-5", "1.5", str(2**31)])
+def test_the_capture_limit_from_the_environment_is_a_whole_number(value):
+    with pytest.raises(capture.CaptureError, match="NETBED_CAPTURE_MAX_PACKETS"):
+        capture.max_frames_from_env({"NETBED_CAPTURE_MAX_PACKETS": value})
+    assert capture.max_frames_from_env({}) == capture.MAX_FRAMES
+    assert capture.max_frames_from_env({"NETBED_CAPTURE_MAX_PACKETS": "25"}) == 25
+
+
+def test_a_capture_never_overwrites_a_file(tmp_path):
+    mine = tmp_path / "mine.pcap"
+    mine.write_bytes(b"mine")
+    with pytest.raises(capture.CaptureError, match="exists"):
+        capture.start(None, "nb-any", mine, {})  # refused before the engine is asked anything
+    assert mine.read_bytes() == b"mine"
