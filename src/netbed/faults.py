@@ -207,9 +207,9 @@ def partition(bed: Testbed, a: str, b: str, one_way: bool = False) -> None:
     try:
         for receiver, _ in pairs:
             made = PARTITION_CHAIN not in _chains(bed, receiver)
+            done.append((receiver, made))
             if made:
                 _add_chain(bed, receiver, PARTITION_CHAIN, "INPUT")
-            done.append((receiver, made))
             _netns(bed, receiver, ["iptables", "-w", "-A", PARTITION_CHAIN, *rules[receiver]])
     except BaseException:
         for receiver, made in done:  # all or nothing
