@@ -162,10 +162,13 @@ def test_a_report_that_is_not_netbeds_is_named_in_one_line(content, says, tmp_pa
     assert not (tmp_path / "report.html").exists()
 
 
-def test_ladder_follow_says_what_it_waits_for_and_refuses_a_folder_that_is_not_there(tmp_path):
-    missing = netbed("ladder", "--follow", str(tmp_path / "nofolder" / "x.pcap"), cwd=tmp_path)
+@pytest.mark.parametrize("command", [["netbed", "ladder"], ["netbed.tcp"]])  # the CLI, and the demo's live ladder
+def test_ladder_follow_says_what_it_waits_for_and_refuses_a_folder_that_is_not_there(command, tmp_path):
+    module, *verb = command
+    missing = subprocess.run([sys.executable, "-m", module, *verb, "--follow", str(tmp_path / "nofolder" / "x.pcap")],
+                             capture_output=True, text=True, timeout=60)
     assert missing.returncode == 1 and "no folder" in missing.stderr and missing.stderr.count("\n") == 1
-    follow = subprocess.Popen([sys.executable, "-m", "netbed", "ladder", "--follow", str(tmp_path / "later.pcap")],
+    follow = subprocess.Popen([sys.executable, "-m", module, *verb, "--follow", str(tmp_path / "later.pcap")],
                               stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
         first = follow.stderr.readline()
