@@ -33,7 +33,7 @@ def check_new_folder(path: str | Path) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise RunFolderError(f"{path} is a file: --out takes a folder of its own")
-    if (path / MARKER).exists():
+    if _writer_alive(path / MARKER):
         raise RunFolderError(f"another run is writing {path}: give each run its own --out")
     if path.is_dir() and any(path.iterdir()):
         raise RunFolderError(f"{path} already holds files (another run's?): give a new or empty folder, "
@@ -71,6 +71,15 @@ def run_folder(out: str | Path | None = None, root: str | Path = "runs") -> Iter
                 _link_latest(root, path)
         else:
             remove_made(path, made)
+
+
+def _writer_alive(marker: Path) -> bool:
+    """Whether the run that claimed a folder is still running (a killed run's marker stays behind)."""
+    try:
+        pid = int(marker.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return marker.exists()
+    return Path(f"/proc/{pid}").exists()
 
 
 def _new_timestamp_folder(root: Path) -> Path:

@@ -246,3 +246,12 @@ def test_a_capture_never_overwrites_a_file(tmp_path):
     with pytest.raises(capture.CaptureError, match="exists"):
         capture.start(None, "nb-any", mine, {})  # refused before the engine is asked anything
     assert mine.read_bytes() == b"mine"
+
+
+def test_a_folder_left_by_a_killed_run_is_not_taken_for_a_live_one(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / ".netbed-run").write_text(dead.stdout)
+    with pytest.raises(RunFolderError, match="already holds files"):
+        with run_folder(tmp_path / "out"):
+            pass
