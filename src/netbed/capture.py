@@ -211,13 +211,14 @@ def stop_extra(cli: docker.DockerClient, project: str) -> list[CaptureStats | No
 
     All are stopped; then the first that ended early (its limit, a watchdog) is raised.
     """
-    found = cli.containers.list(all=True, filters={"label": [f"org.netbed.project={project}",
-                                                             "org.netbed.capture=extra"]})
+    found = cli.containers.list(all=True, sparse=True, filters={"label": [f"org.netbed.project={project}",
+                                                                          "org.netbed.capture=extra"]})
     stats, errors = [], []
     for c in found:
+        labels = c.attrs.get("Labels") or {}
         try:
-            stats.append(stop(cli, Capture(c.id, "", Path(c.labels.get(LABEL_PATH, "")),
-                                           int(c.labels.get(LABEL_LIMIT, MAX_FRAMES)))))
+            stats.append(stop(cli, Capture(c.id, "", Path(labels.get(LABEL_PATH, "")),
+                                           int(labels.get(LABEL_LIMIT, MAX_FRAMES)))))
         except CaptureError as exc:
             errors.append(exc)
     if errors:

@@ -443,7 +443,8 @@ def _check_run_dir_free(cli: docker.DockerClient, run_dir: Path, project: str) -
         other = json.loads(state.read_text()).get("project", "")
     except (OSError, ValueError, AttributeError):
         return
-    if other and other != project and cli.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={other}"}):
+    if other and other != project and cli.containers.list(all=True, sparse=True,
+                                                          filters={"label": f"{LABEL_PROJECT}={other}"}):
         raise TestbedError(f"{run_dir} is the folder of testbed {other}, which is up: give this one another folder")
 
 
@@ -462,8 +463,9 @@ def _claim(cli: docker.DockerClient, project: str, labels: dict[str, str]) -> No
         if exc.status_code == 409:
             raise TestbedError(already) from None
         raise TestbedError(f"could not claim the project name {project}: {exc.explanation or exc}") from None
-    others = [c for key in (COMPOSE_PROJECT, LABEL_PROJECT)
-              for c in cli.containers.list(all=True, filters={"label": f"{key}={project}"}) if c.id != claim.id]
+    others = [c for key in (COMPOSE_PROJECT, LABEL_PROJECT)  # sparse: no inspect of a container that may vanish
+              for c in cli.containers.list(all=True, sparse=True, filters={"label": f"{key}={project}"})
+              if c.id != claim.id]
     if others or cli.networks.list(filters={"label": f"{COMPOSE_PROJECT}={project}"}):
         claim.remove(force=True)
         raise TestbedError(already)
