@@ -455,7 +455,8 @@ def _claim(cli: docker.DockerClient, project: str, labels: dict[str, str]) -> No
     refused before it touches anything, so the winner is never harmed. A
     project made some other way (the demo, an older netbed) is seen by its labels.
     """
-    already = f"{project} is already up: tear it down first (`netbed down -p {project}`) or choose another -p"
+    already = (f"{project} is already up: tear it down first (`netbed down -p {project}`, or `netbed clean` "
+               "if the run that made it was killed) or choose another -p")
     try:
         claim = cli.containers.create(engine.IMAGE, ["true"], name=f"netbed-claim-{project}", network_mode="none",
                                       labels={**labels, LABEL_ROLE: "claim"})
