@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import click
 from rich.console import Console
@@ -62,10 +65,65 @@ def doctor(fix: bool, as_json: bool) -> None:
         sys.exit(1)
 
 
+# --- checking input at parse time --------------------------------------------------------
+
+
+class Finite(click.FloatRange):
+    """A float in a range that is also a number: click's FloatRange lets nan (and inf with no max) through."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+def _checked(check: Callable[[Any], Any]):
+    """A click callback that runs one of the API's own checks, so a bad value is a usage error (exit 2)."""
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is None:
+            return value
+        try:
+            return check(value)
+        except NetbedError as exc:
+            raise click.BadParameter(str(exc).removeprefix(f"{ctx.info_name}: "), ctx=ctx, param=param) from None
+    return callback
+
+
+def _project_name(name: str) -> str:
+    from netbed.testbed import check_project_name
+
+    return check_project_name(name)
+
+
+def _new_folder(path: str) -> Path:
+    from netbed.folders import check_new_folder
+
+    return check_new_folder(path)
+
+
+def _output_file(path: str) -> str:
+    """A file netbed writes at the end: its folder must be there now, not after a long run."""
+    if not Path(path).resolve().parent.is_dir():
+        raise NetbedError(f"{Path(path).resolve().parent} is not a folder: create it first")
+    if Path(path).is_dir():
+        raise NetbedError(f"{path} is a folder: give a file name")
+    return path
+
+
+def _new_file(path: str) -> str:
+    if os.path.lexists(path):
+        raise NetbedError(f"{path} exists: netbed does not overwrite files; choose another name or remove it")
+    if not Path(path).resolve().parent.is_dir():
+        raise NetbedError(f"{Path(path).resolve().parent} is not a folder: create it first")
+    return path
+
+
 # --- testbeds -------------------------------------------------------------------------
 
-project_option = click.option("-p", "--project", help="The testbed's project name (default: the one running ./compose.yaml).")
-file_option = click.option("-f", "--file", "compose_file", type=click.Path(dir_okay=False),
+project_option = click.option("-p", "--project", callback=_checked(_project_name),
+                              help="The testbed's project name (default: the one running ./compose.yaml).")
+file_option = click.option("-f", "--file", "compose_file", type=click.Path(dir_okay=False, exists=True),
                            help="Compose file (default: compose.yaml here, else netbed's).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
@@ -115,6 +173,8 @@ def down(project: str | None, compose_file: str | None) -> None:
     bed = _testbed(project, compose_file)
     bed.down()
     out.print(f"{bed.project} is down; capture kept at {bed.pcap}")
+    if bed.capture_error:
+        err.print(f"netbed: note: {bed.capture_error}", markup=False)
 
 
 @cli.command()
@@ -188,8 +248,10 @@ for _name, _help in (("pause", "Freeze a host's processes; its kernel keeps answ
 
 @cli.command()
 @click.argument("host")
-@click.option("--signal", "sig", default="SIGKILL", show_default=True)
-@click.option("--pid", type=int, help="One process inside the host (e.g. a forked child) instead of the whole host.")
+@click.option("--signal", "sig", default="SIGKILL", show_default=True, callback=_checked(faults.signal_name),
+              help="A name (SIGTERM, TERM) or number.")
+@click.option("--pid", type=int, callback=_checked(faults.check_pid),
+              help="One process inside the host (e.g. a forked child, 2 or more) instead of the whole host.")
 @project_option
 def kill(host: str, sig: str, pid: int | None, project: str | None) -> None:
     """Kill a host's main process, or one process in it."""
@@ -199,7 +261,8 @@ def kill(host: str, sig: str, pid: int | None, project: str | None) -> None:
 
 @cli.command()
 @click.argument("host")
-@click.option("--grace", type=click.FloatRange(min=0), default=2.0, show_default=True, help="Seconds before SIGKILL.")
+@click.option("--grace", type=Finite(0, faults.GRACE_MAX_S), default=2.0, show_default=True,
+              help="Seconds before SIGKILL.")
 @project_option
 def shutdown(host: str, grace: float, project: str | None) -> None:
     """Orderly shutdown: SIGTERM to every process, SIGKILL after the grace period."""
@@ -214,6 +277,8 @@ def shutdown(host: str, grace: float, project: str | None) -> None:
 @project_option
 def partition(a: str, b: str, one_way: bool, project: str | None) -> None:
     """Cut the link between two hosts."""
+    if a == b:
+        raise click.UsageError(f"{a} and {b} are the same host: name the two ends of the link")
     faults.partition(_testbed(project), a, b, one_way=one_way)
     out.print(f"partition: {a} {'->' if one_way else '<->'} {b} cut")
 
@@ -229,17 +294,20 @@ def heal(host: str | None, project: str | None) -> None:
 
 @cli.command()
 @click.argument("host")
-@click.option("--delay", type=click.FloatRange(min=0), default=0, help="Added delay, ms.")
-@click.option("--jitter", type=click.FloatRange(min=0), default=0, help="Delay jitter, ms.")
-@click.option("--loss", type=click.FloatRange(0, 100), default=0, help="Loss, percent.")
-@click.option("--rate", type=click.FloatRange(min=0), default=0, help="Rate limit, kbit/s.")
-@click.option("--duplicate", type=click.FloatRange(0, 100), default=0, help="Duplicates, percent (netem only).")
-@click.option("--reorder", type=click.FloatRange(0, 100), default=0, help="Reordering, percent (netem only).")
+@click.option("--delay", type=Finite(0, faults.DELAY_MAX_MS), default=0, help="Added delay, ms (at most a minute).")
+@click.option("--jitter", type=Finite(0, faults.DELAY_MAX_MS), default=0, help="Delay jitter, ms (at most the delay).")
+@click.option("--loss", type=Finite(0, 100), default=0, help="Loss, percent.")
+@click.option("--rate", type=Finite(*faults.RATE_KBIT), help="Rate limit, kbit/s (1 to 1000000).")
+@click.option("--duplicate", type=Finite(0, 100), default=0, help="Duplicates, percent (netem only).")
+@click.option("--reorder", type=Finite(0, 100), default=0, help="Reordering, percent (netem only).")
 @project_option
-def impair(host: str, delay: float, jitter: float, loss: float, rate: float, duplicate: float,
+def impair(host: str, delay: float, jitter: float, loss: float, rate: float | None, duplicate: float,
            reorder: float, project: str | None) -> None:
     """Make a host's outgoing link slow or lossy."""
-    how = faults.Impairment(delay, jitter, loss, rate, duplicate, reorder)
+    try:
+        how = faults.Impairment(delay, jitter, loss, rate or 0, duplicate, reorder)
+    except faults.FaultError as exc:
+        raise click.UsageError(str(exc).removeprefix("impair: ")) from None
     mechanism = faults.impair(_testbed(project), host, how)
     out.print(f"impair: {host} impaired through {mechanism}")
 
@@ -312,7 +380,8 @@ def analyze(pcap: str, names: tuple[str, ...], as_json: bool) -> None:
 @cli.command()
 @click.argument("pcap", type=click.Path(dir_okay=False))
 @click.option("--conn", "conn_id", type=int, help="Only the connection with this id (see `netbed analyze`).")
-@click.option("--svg", type=click.Path(dir_okay=False), help="Also write the (first) connection as SVG here.")
+@click.option("--svg", type=click.Path(dir_okay=False), callback=_checked(_output_file),
+              help="Also write the (first) connection as SVG here.")
 @click.option("--follow", is_flag=True, help="Print each segment as the capture grows (Ctrl-C to stop).")
 @name_option
 def ladder(pcap: str, conn_id: int | None, svg: str | None, follow: bool, names: tuple[str, ...]) -> None:
@@ -320,6 +389,10 @@ def ladder(pcap: str, conn_id: int | None, svg: str | None, follow: bool, names:
     from netbed.tcp import analyze_file, follow as follow_file, render_ladder, render_ladder_svg
 
     if follow:
+        if not Path(pcap).parent.is_dir():
+            raise NetbedError(f"no folder {Path(pcap).parent} for {pcap}: give the path of a capture (it may not exist yet)")
+        err.print(f"following {pcap}{'' if Path(pcap).exists() else ' (waiting for it to appear)'}; Ctrl-C to stop",
+                  markup=False)
         for line in follow_file(pcap, _names(names)):
             click.echo(line)
         return
@@ -345,13 +418,15 @@ def capture() -> None:
 
 @capture.command(name="start")
 @project_option
-@click.option("--out", "out_file", type=click.Path(dir_okay=False), required=True, help="The pcap to write.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), required=True, callback=_checked(_new_file),
+              help="The pcap to write (a new file: an existing one is never overwritten).")
 def capture_start(project: str | None, out_file: str) -> None:
     from netbed import capture as capture_mod, engine
 
     bed = _testbed(project)
     started = capture_mod.start(engine.client(), bed.bridge, Path(out_file),
-                                {**bed.labels, "org.netbed.capture": "extra"})
+                                {**bed.labels, "org.netbed.capture": "extra"},
+                                max_frames=capture_mod.max_frames_from_env())
     out.print(f"recording {bed.bridge} into {started.path} (`netbed capture stop -p {bed.project}` ends it)")
 
 
@@ -390,21 +465,27 @@ def list_(as_json: bool) -> None:
 @cli.command(name="run")
 @click.argument("names", nargs=-1)
 @click.option("--all", "run_all", is_flag=True, help="Run the whole catalogue.")
-@click.option("--out", "out_path", type=click.Path(file_okay=False), help="Run folder (default runs/<timestamp>, linked as runs/latest).")
+@click.option("--out", "out_path", type=click.Path(file_okay=False), callback=_checked(_new_folder),
+              help="Run folder, new or empty: runs never share one (default runs/<timestamp>, linked as runs/latest).")
 @click.option("--jobs", type=click.IntRange(1, 16), default=1, show_default=True, help="Scenarios at a time.")
 @click.option("--keep", is_flag=True, help="Leave each testbed up for inspection.")
-@click.option("--server-cmd", help="Your server, e.g. \"/opt/mine/echo-server\" ({port} is replaced).")
-@click.option("--client-cmd", help="Your client, e.g. \"/opt/mine/echo-client {server_ip}\".")
-@click.option("--mount", "mounts", multiple=True, help="HOST_PATH:CONTAINER_PATH for your programs (repeatable).")
+@click.option("--server-cmd", help="Your server, e.g. \"/opt/mine/echo-server {port}\". Split into words as a "
+              "shell would, never run by one; {port} becomes the port, other braces stay as typed.")
+@click.option("--client-cmd", help="Your client, e.g. \"/opt/mine/echo-client {server_ip}\"; "
+              "{server_ip} and {port} are replaced, other braces stay as typed.")
+@click.option("--mount", "mounts", multiple=True,
+              help="HOST_PATH:CONTAINER_PATH[:ro|rw] for your programs (repeatable).")
 @click.option("--image", help="Image for the hosts (default netbed-host).")
 @click.option("--port", type=click.IntRange(1, 65535), default=9877, show_default=True, help="The server's port.")
 @click.option("--html", "html_report", is_flag=True, help="Also write DIR/report.html.")
-@click.option("--junit", type=click.Path(dir_okay=False), help="Also write JUnit XML to this file.")
+@click.option("--junit", type=click.Path(dir_okay=False), callback=_checked(_output_file),
+              help="Also write JUnit XML to this file.")
 def run_(names: tuple[str, ...], run_all: bool, out_path: str | None, jobs: int, keep: bool, server_cmd: str | None,
          client_cmd: str | None, mounts: tuple[str, ...], image: str | None, port: int, html_report: bool,
          junit: str | None) -> None:
     """Run scenarios, each on its own testbed; exit 0 only if every check passed."""
     from netbed.scenarios import CATALOGUE, Programs, ScenarioError, find, runner
+    from netbed.folders import run_folder
 
     if bool(names) == run_all:
         raise click.UsageError("name the scenarios to run, or give --all (`netbed list` shows them)")
@@ -412,16 +493,19 @@ def run_(names: tuple[str, ...], run_all: bool, out_path: str | None, jobs: int,
         chosen = list(CATALOGUE) if run_all else find(list(names))
     except ScenarioError as exc:
         raise click.UsageError(str(exc)) from None
-    programs = Programs(server_cmd, client_cmd, mounts, image, port)
+    try:
+        programs = Programs(server_cmd, client_cmd, mounts, image, port)
+    except NetbedError as exc:
+        raise click.UsageError(str(exc)) from None
     if programs.user:
         refused = [s.name for s in chosen if not s.user_programs]
         if refused and not run_all:
             raise click.UsageError(f"{', '.join(refused)} need netbed's own programs; "
                                    "`netbed list` marks the scenarios that take yours")
         chosen = [s for s in chosen if s.user_programs]
-    out_dir = _run_dir(out_path)
-    err.print(f"running {len(chosen)} scenario(s), {jobs} at a time; results in {out_dir}")
-    results = runner.run_many(chosen, out_dir, jobs=jobs, programs=programs, keep=keep, report=render_progress)
+    with run_folder(out_path) as out_dir:
+        err.print(f"running {len(chosen)} scenario(s), {jobs} at a time; results in {out_dir}")
+        results = runner.run_many(chosen, out_dir, jobs=jobs, programs=programs, keep=keep, report=render_progress)
     out.print("")
     for r in results:
         verdict = "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
@@ -445,7 +529,8 @@ def run_(names: tuple[str, ...], run_all: bool, out_path: str | None, jobs: int,
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(), default="runs/latest")
-@click.option("--junit", type=click.Path(dir_okay=False), help="Also write JUnit XML to this file.")
+@click.option("--junit", type=click.Path(dir_okay=False), callback=_checked(_output_file),
+              help="Also write JUnit XML to this file.")
 def report(run_dir: str, junit: str | None) -> None:
     """Write RUN_DIR/report.html: one self-contained page for a run (default runs/latest)."""
     from netbed.report import load_run, write_html, write_junit
@@ -454,22 +539,6 @@ def report(run_dir: str, junit: str | None) -> None:
     out.print(f"report: {write_html(reports, Path(run_dir) / 'report.html')}")
     if junit:
         out.print(f"JUnit XML: {write_junit(reports, Path(junit))}")
-
-
-def _run_dir(out: str | None):
-    import time
-    from pathlib import Path
-
-    if out:
-        return Path(out)
-    root = Path("runs")
-    path = root / time.strftime("%Y%m%d-%H%M%S")
-    path.mkdir(parents=True, exist_ok=True)
-    latest = root / "latest"
-    if latest.is_symlink() or not latest.exists():
-        latest.unlink(missing_ok=True)
-        latest.symlink_to(path.name)
-    return path
 
 
 def _interrupted(signum: int, _frame) -> None:
@@ -485,6 +554,10 @@ def main() -> None:
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:  # one line: what is wrong, and where the help is
+        where = exc.ctx.command_path if exc.ctx else "netbed"
+        err.print(f"{where}: {exc.format_message()} (`{where} -h` for help)", markup=False)
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()

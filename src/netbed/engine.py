@@ -167,6 +167,10 @@ def has_image(cli: docker.DockerClient, name: str) -> bool:
         return True
     except docker.errors.ImageNotFound:
         return False
+    except docker.errors.APIError as exc:
+        if exc.status_code == 400:  # not even a valid reference: no such image either
+            return False
+        raise
 
 
 def kernel_has_netem(cli: docker.DockerClient) -> bool:

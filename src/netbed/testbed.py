@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -29,6 +30,7 @@ from netbed import capture as capture_mod
 from netbed import engine, guard
 from netbed.capture import Capture, CaptureStats
 from netbed.errors import NetbedError
+from netbed.folders import missing_top, remove_made
 from netbed.progress import Reporter, silent, step
 
 LABEL_PROJECT = "org.netbed.project"
@@ -39,6 +41,7 @@ LABEL_RUN_DIR = "org.netbed.run-dir"
 STATE_FILE = "testbed.json"
 COMPOSE_PROJECT = "com.docker.compose.project"
 SUBNET_TRIES = 8
+PROJECT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")  # Compose's rule for project names
 NOT_HOSTS = {"capture", "viewer", "isolator"}  # roles of the demo's own services, which netbed's testbeds replace or skip
 
 
@@ -94,7 +97,9 @@ class Testbed:
         `services` adds Compose settings per service (command, sysctls, environment, ...)
         through the override file, e.g. {"client": {"sysctls": {"net.ipv4.tcp_retries2": 5}}}.
         `owner` labels who may tear it down: by default this process, so that
-        `netbed clean` removes it once the process is gone.
+        `netbed clean` removes it once the process is gone, and its capture
+        stops by itself then. The capture stops at NETBED_CAPTURE_MAX_PACKETS
+        frames (1,000,000); `down()` then sets `capture_error` to say so.
         """
         cli = engine.client()
         if not engine.has_image(cli, engine.IMAGE):
@@ -103,20 +108,28 @@ class Testbed:
         compose_file = Path(compose_file or default_compose_file()).resolve()
         if not compose_file.is_file():
             raise TestbedError(f"no compose file at {compose_file}: give the path of a compose file")
-        project = project or f"netbed-{uuid.uuid4().hex[:10]}"
+        max_frames = capture_mod.max_frames_from_env()
+        named = project is not None
+        project = check_project_name(project) if named else f"netbed-{uuid.uuid4().hex[:10]}"
         run_dir = Path(run_dir or Path.cwd() / "runs" / project).resolve()
-        run_dir.mkdir(parents=True, exist_ok=True)
         labels = {LABEL_PROJECT: project, LABEL_RUN_DIR: str(run_dir),
                   LABEL_OWNER: owner or owner_id(),
                   LABEL_STARTED: datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        _check_run_dir_free(cli, run_dir, project)
+        if named:
+            _claim(cli, project, labels)  # before anything is made: a second `up` of it changes nothing
+        made = missing_top(run_dir)
         bed = cls(project=project, compose_file=compose_file, run_dir=run_dir, env={}, bridge="",
                   labels=labels)
         try:
+            run_dir.mkdir(parents=True, exist_ok=True)
             with step(report, f"testbed {project} up") as s:
-                bed._create(cli, services or {}, s)
+                bed._create(cli, services or {}, s, max_frames, lifeline=owner is None)
                 s.info(f"bridge {bed.bridge}, capture {bed.capture.path if bed.capture else '-'}")
         except BaseException:
             bed.down()
+            if made is not None:  # a failed up leaves no folder behind
+                remove_made(run_dir, made)
             raise
         return bed
 
@@ -132,10 +145,12 @@ class Testbed:
         bed = cls(project=projects.pop(), compose_file=compose_file, run_dir=compose_file.parent / "captures",
                   env={}, bridge="", labels={LABEL_PROJECT: "", LABEL_OWNER: "docker-compose"})
         bed.bridge = bed._bridge_name(cli)
-        bed.hosts = bed._discover_hosts(cli, _host_services(bed._config()))
+        model = bed._config()
+        bed.hosts = bed._discover_hosts(cli, _host_services(model), model)
         return bed
 
-    def _create(self, cli: docker.DockerClient, services: dict[str, dict[str, Any]], s) -> None:
+    def _create(self, cli: docker.DockerClient, services: dict[str, dict[str, Any]], s, max_frames: int,
+                lifeline: bool) -> None:
         self.bridge = "nb" + uuid.uuid5(uuid.NAMESPACE_DNS, self.project).hex[:10]
         self.env = {"NETBED_BRIDGE": self.bridge, "NETBED_CAPTURE_DIR": str(self.run_dir),
                     "NETBED_CAPTURE_FILE": "capture.pcap", "NETBED_IMAGE": engine.IMAGE}
@@ -144,10 +159,16 @@ class Testbed:
         external = {name for name, net in (model.get("networks") or {}).items() if (net or {}).get("external")}
         guard.check_services(model["services"], hosts, external)
         guard.check_services(services, hosts, external)
+        for name in hosts:  # netbed never builds or pulls: a missing image is named, not fetched
+            image = (services.get(name) or {}).get("image") or model["services"][name].get("image")
+            if image and not engine.has_image(cli, image):
+                raise TestbedError(f"image {image} of host {name} is not on the engine: build or load it first "
+                                   "(netbed never pulls or builds for a testbed)")
         self._write_override(model, hosts, services)
         for attempt in range(SUBNET_TRIES):
             self.env["NETBED_NET"] = free_prefix(cli)
-            done = self._compose(["up", "--no-start", "--no-deps", *hosts], check=False)
+            done = self._compose(["up", "--no-start", "--no-deps", "--no-build", "--pull", "never", *hosts],
+                                 check=False)
             if done.returncode == 0:
                 break
             if "overlap" not in done.stderr or attempt == SUBNET_TRIES - 1:
@@ -156,15 +177,17 @@ class Testbed:
             self._compose(["down", "--volumes", "--remove-orphans"], check=False)
         self.bridge = self._bridge_name(cli)
         s.info(f"capture on {self.bridge}")
-        self.capture = capture_mod.start(cli, self.bridge, self.run_dir / "capture.pcap", self.labels)
-        self._compose(["up", "-d", "--no-deps", "--no-recreate", *hosts])
+        self.capture = capture_mod.start(cli, self.bridge, self.run_dir / "capture.pcap", self.labels,
+                                         max_frames=max_frames, overwrite=True, lifeline=lifeline)
+        self._compose(["up", "-d", "--no-deps", "--no-recreate", "--no-build", "--pull", "never", *hosts])
         self.hosts = self._discover_hosts(cli, hosts)
         for name in self.hosts:
             self.isolate(name)
         (self.run_dir / STATE_FILE).write_text(json.dumps({
             "project": self.project, "compose_file": str(self.compose_file), "run_dir": str(self.run_dir),
             "env": self.env, "bridge": self.bridge, "labels": self.labels,
-            "capture": {"container_id": self.capture.container_id, "path": str(self.capture.path)},
+            "capture": {"container_id": self.capture.container_id, "path": str(self.capture.path),
+                        "max_frames": self.capture.max_frames},
         }, indent=2))
 
     @classmethod
@@ -194,8 +217,10 @@ class Testbed:
         bed = cls(project=state["project"], compose_file=Path(state["compose_file"]),
                   run_dir=Path(state["run_dir"]), env=state["env"], bridge=state["bridge"],
                   labels=state["labels"],
-                  capture=Capture(state["capture"]["container_id"], state["bridge"], Path(state["capture"]["path"])))
-        bed.hosts = bed._discover_hosts(cli, _host_services(bed._config()))
+                  capture=Capture(state["capture"]["container_id"], state["bridge"], Path(state["capture"]["path"]),
+                                  state["capture"].get("max_frames", capture_mod.MAX_FRAMES)))
+        model = bed._config()
+        bed.hosts = bed._discover_hosts(cli, _host_services(model), model)
         return bed
 
     def down(self) -> None:
@@ -303,7 +328,9 @@ class Testbed:
         """
         for family in ("-4", "-6"):
             self.netns(host, ["ip", family, "route", "del", "default"])
-        for gateway in self.host(host).gateways:
+        # read now: a host that was stopped when this testbed was attached had no gateways to record
+        fresh = _gateways(self._container(host).attrs["NetworkSettings"]["Networks"] or {})
+        for gateway in sorted(set(self.host(host).gateways) | set(fresh)):
             family = "-6" if ":" in gateway else "-4"
             self.netns(host, ["ip", family, "route", "replace", "unreachable", gateway])
 
@@ -349,7 +376,10 @@ class Testbed:
         net.reload()
         return net.attrs.get("Options", {}).get("com.docker.network.bridge.name") or f"br-{net.id[:12]}"
 
-    def _discover_hosts(self, cli: docker.DockerClient, names: list[str]) -> dict[str, Host]:
+    def _discover_hosts(self, cli: docker.DockerClient, names: list[str],
+                        model: dict[str, Any] | None = None) -> dict[str, Host]:
+        """The hosts as the engine shows them; a stopped host has no address there, so its
+        static one from the compose file stands in (or none, if it has none)."""
         hosts = {}
         for container in cli.containers.list(all=True, filters={"label": f"{COMPOSE_PROJECT}={self.project}"}):
             service = container.labels.get("com.docker.compose.service")
@@ -357,10 +387,16 @@ class Testbed:
                 continue
             nets = container.attrs["NetworkSettings"]["Networks"] or {}
             first = next(iter(nets.values()), {}) if nets else {}
-            gateways = tuple(gw for net in nets.values() for gw in (net.get("Gateway"), net.get("IPv6Gateway")) if gw)
-            hosts[service] = Host(service, container.id, first.get("IPAddress", ""), first.get("MacAddress", ""),
-                                  gateways)
+            ip, mac = first.get("IPAddress", ""), first.get("MacAddress", "")
+            if not ip and model is not None:
+                ip, mac = _static_address(model, service)
+            hosts[service] = Host(service, container.id, ip, mac, _gateways(nets))
         return hosts
+
+
+def _gateways(nets: dict[str, Any]) -> tuple[str, ...]:
+    """The bridge's own addresses (the machine's side) in a container's network settings."""
+    return tuple(gw for net in nets.values() for gw in (net.get("Gateway"), net.get("IPv6Gateway")) if gw)
 
 
 def _nsenter(host: str, pid: int, argv: list[str]) -> tuple[int, str]:
@@ -381,6 +417,59 @@ def _nsenter(host: str, pid: int, argv: list[str]) -> tuple[int, str]:
         return done.returncode, done.stdout + done.stderr
     finally:
         os.close(fd)
+
+
+def _static_address(model: dict[str, Any], service: str) -> tuple[str, str]:
+    """The address and MAC the compose file gives a service, or empty strings."""
+    svc = model["services"].get(service) or {}
+    nets = svc.get("networks") or {}
+    first = next(iter(nets.values()), None) if isinstance(nets, dict) else None
+    first = first or {}
+    return first.get("ipv4_address", ""), svc.get("mac_address") or first.get("mac_address", "")
+
+
+def check_project_name(name: str) -> str:
+    """Compose's rule for project names, checked before anything is named after one (folders included)."""
+    if not PROJECT_NAME.fullmatch(name):
+        raise TestbedError(f"project name {name!r} is not valid: use lowercase letters, digits, '-' and '_', "
+                           "starting with a letter or digit")
+    return name
+
+
+def _check_run_dir_free(cli: docker.DockerClient, run_dir: Path, project: str) -> None:
+    """A testbed's folder is its own: another testbed that is up there keeps its capture and state."""
+    state = run_dir / STATE_FILE
+    try:
+        other = json.loads(state.read_text()).get("project", "")
+    except (OSError, ValueError, AttributeError):
+        return
+    if other and other != project and cli.containers.list(all=True, sparse=True,
+                                                          filters={"label": f"{LABEL_PROJECT}={other}"}):
+        raise TestbedError(f"{run_dir} is the folder of testbed {other}, which is up: give this one another folder")
+
+
+def _claim(cli: docker.DockerClient, project: str, labels: dict[str, str]) -> None:
+    """Make `project` this process's, or refuse: the engine's unique container names are the lock.
+
+    Of two `up -p X` at once only one can create the claim; the other is
+    refused before it touches anything, so the winner is never harmed. A
+    project made some other way (the demo, an older netbed) is seen by its labels.
+    """
+    already = (f"{project} is already up: tear it down first (`netbed down -p {project}`, or `netbed clean` "
+               "if the run that made it was killed) or choose another -p")
+    try:
+        claim = cli.containers.create(engine.IMAGE, ["true"], name=f"netbed-claim-{project}", network_mode="none",
+                                      labels={**labels, LABEL_ROLE: "claim"})
+    except docker.errors.APIError as exc:
+        if exc.status_code == 409:
+            raise TestbedError(already) from None
+        raise TestbedError(f"could not claim the project name {project}: {exc.explanation or exc}") from None
+    others = [c for key in (COMPOSE_PROJECT, LABEL_PROJECT)  # sparse: no inspect of a container that may vanish
+              for c in cli.containers.list(all=True, sparse=True, filters={"label": f"{key}={project}"})
+              if c.id != claim.id]
+    if others or cli.networks.list(filters={"label": f"{COMPOSE_PROJECT}={project}"}):
+        claim.remove(force=True)
+        raise TestbedError(already)
 
 
 def _host_services(model: dict[str, Any]) -> list[str]:

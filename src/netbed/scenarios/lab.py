@@ -9,7 +9,6 @@ exit status). Nothing here prints; progress goes to the reporter.
 from __future__ import annotations
 
 import re
-import shlex
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -19,10 +18,9 @@ from netbed.apps.events import parse_event
 from netbed.errors import NetbedError
 from netbed.observe import Exit, Program
 from netbed.progress import Event, Phase, Reporter
+from netbed.scenarios.programs import PORT, Programs
 from netbed.tcp import Connection, ExpectationError, analyze, expect
 from netbed.testbed import Testbed
-
-PORT = 9877
 
 # netbed's echo_client: the exit status of each kind of failure (`echo_client --help`).
 CLIENT_STATUS = {"premature": 3, "ECONNRESET": 4, "ETIMEDOUT": 5, "EPIPE": 6, "ECONNREFUSED": 7,
@@ -31,21 +29,6 @@ CLIENT_STATUS = {"premature": 3, "ECONNRESET": 4, "ETIMEDOUT": 5, "EPIPE": 6, "E
 
 class ScenarioError(NetbedError):
     pass
-
-
-@dataclass(frozen=True)
-class Programs:
-    """What runs on the hosts: netbed's own programs, or the user's (commands as the user typed them)."""
-
-    server_cmd: str | None = None
-    client_cmd: str | None = None
-    mounts: tuple[str, ...] = ()
-    image: str | None = None
-    port: int = PORT
-
-    @property
-    def user(self) -> bool:
-        return bool(self.server_cmd or self.client_cmd)
 
 
 @dataclass(frozen=True)
@@ -171,8 +154,7 @@ class Lab:
         if not self.programs.client_cmd:
             return self.client_program("echo_client", *options, name=name)
         server_ip = self.bed.host("server").ip
-        return self._start_client(shlex.split(self.programs.client_cmd.format(server_ip=server_ip,
-                                                                             port=self.programs.port)), name)
+        return self._start_client(self.programs.client_cmd.argv(server_ip=server_ip, port=self.programs.port), name)
 
     def server_events(self) -> list[dict]:
         """The event lines netbed's server printed so far."""

@@ -7,7 +7,6 @@ the key connections, each host's log, and report.json with the checks.
 from __future__ import annotations
 
 import json
-import shlex
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -49,7 +48,7 @@ class Result:
 def services_for(scenario: Scenario, programs: Programs) -> dict[str, dict[str, Any]]:
     """The compose settings of a scenario's hosts: its server, an idle client host, its sysctls."""
     if programs.server_cmd:
-        server_cmd = shlex.split(programs.server_cmd.format(port=programs.port))
+        server_cmd = programs.server_cmd.argv(port=programs.port)
     else:
         server_cmd = ["python3", "-m", f"netbed.apps.{scenario.server_program}", "--port", str(programs.port),
                       *scenario.server]
@@ -62,7 +61,7 @@ def services_for(scenario: Scenario, programs: Programs) -> dict[str, dict[str, 
             services[host]["sysctls"] = {k: str(v) for k, v in sysctls.items()}
     for host in services.values():
         if programs.mounts:
-            host["volumes"] = [_absolute_mount(m) for m in programs.mounts]
+            host["volumes"] = [m.volume() for m in programs.mounts]
         if programs.image:
             host["image"] = programs.image
     return services
@@ -78,8 +77,8 @@ def run(scenario: Scenario, out_root: Path, programs: Programs = Programs(), kee
     started = time.monotonic()
     report(Event(scenario.name, Phase.START, f"{scenario.section} {scenario.title}"))
     settings = {"client_sysctls": scenario.client_sysctls, "server_sysctls": scenario.server_sysctls,
-                "server": programs.server_cmd or " ".join([scenario.server_program, *scenario.server]),
-                "client": programs.client_cmd or "echo_client", "timers_s": scenario.timers_s}
+                "server": str(programs.server_cmd or " ".join([scenario.server_program, *scenario.server])),
+                "client": str(programs.client_cmd or "echo_client"), "timers_s": scenario.timers_s}
     bed = Testbed.up(run_dir=out_dir, services=services_for(scenario, programs))
     lab = Lab(bed=bed, programs=programs, report=report, scenario=scenario.name, settings=settings)
     try:
@@ -182,16 +181,6 @@ def _write_artifacts(result: Result, bed: Testbed, lab: Lab, out_dir: Path) -> N
     (out_dir / "ladder.svg").write_text(render_ladder_svg(chosen[0], title=f"{result.section} {result.scenario}")
                                         if chosen else "<svg xmlns='http://www.w3.org/2000/svg'/>")
     (out_dir / "report.json").write_text(json.dumps(result.to_json(), indent=2))
-
-
-def _absolute_mount(mount: str) -> str:
-    source, sep, target = mount.partition(":")
-    if not sep or not target.startswith("/"):
-        raise ScenarioError(f"--mount {mount!r}: write it as HOST_PATH:CONTAINER_PATH, e.g. ./bin:/opt/mine")
-    source_path = Path(source).expanduser().resolve()
-    if not source_path.exists():
-        raise ScenarioError(f"--mount {mount!r}: {source_path} does not exist")
-    return f"{source_path}:{target}"
 
 
 def _message(exc: BaseException) -> str:
