@@ -17,6 +17,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from netbed import engine
 from netbed.engine import IMAGE
 from netbed.errors import NetbedError
 from netbed.observe import WaitTimeout, wait_for
@@ -89,12 +90,12 @@ def stop(cli: docker.DockerClient, capture: Capture) -> CaptureStats | None:
     """
     try:
         container = cli.containers.get(capture.container_id)
-    except docker.errors.NotFound:
+        died = container.status == "exited" and container.attrs["State"]["ExitCode"] != 0
+        container.stop(timeout=5)
+        logs = container.logs().decode(errors="replace")
+    except docker.errors.NotFound:  # removed already, by another `netbed down` of the same testbed
         return None
-    died = container.status == "exited" and container.attrs["State"]["ExitCode"] != 0
-    container.stop(timeout=5)
-    logs = container.logs().decode(errors="replace")
-    container.remove(force=True)
+    engine.remove(cli, container.id)
     if died:
         last = (logs.strip().splitlines() or ["no output"])[-1]
         raise CaptureError(f"the capture stopped before the run ended, so {capture.path} is incomplete: {last}")
@@ -121,5 +122,5 @@ def parse_stats(logs: str) -> CaptureStats | None:
 
 def stop_extra(cli: docker.DockerClient, project: str) -> list[CaptureStats | None]:
     """Stop the captures started by `netbed capture start` on a testbed (not the testbed's own)."""
-    found = cli.containers.list(filters={"label": [f"org.netbed.project={project}", "org.netbed.capture=extra"]})
+    found = engine.containers(cli, f"org.netbed.project={project}", "org.netbed.capture=extra", running_only=True)
     return [stop(cli, Capture(c.id, "", Path())) for c in found]

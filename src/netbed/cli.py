@@ -245,19 +245,28 @@ def impair(host: str, delay: float, jitter: float, loss: float, rate: float, dup
 
 
 @cli.command()
-@click.option("--older-than", "older_than", help="Also runs that started longer ago than this: 30s, 10m, 2h, 1d.")
+@click.option("--older-than", "older_than", help="Also other machines' runs that started longer ago than this: 30s, 10m, 2h, 1d.")
+@click.option("--kept", is_flag=True, help="Also testbeds kept up on purpose (`netbed up`, `run --keep`, `--netbed-keep`).")
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
-def clean(older_than: str | None, dry_run: bool) -> None:
-    """Remove what killed runs left behind (only netbed's own containers, networks, volumes)."""
+def clean(older_than: str | None, kept: bool, dry_run: bool) -> None:
+    """Remove what killed runs left behind (only netbed's own containers, networks, volumes).
+
+    A run whose process on this machine is still alive is never touched, however old.
+    """
     from netbed.testbed import clean as remove, leftovers
 
-    items = leftovers(older_than_s=_duration(older_than) if older_than else None)
+    items = leftovers(older_than_s=_duration(older_than) if older_than else None, kept=kept)
     for item in items:
         out.print(f"{'would remove' if dry_run else 'removing'} {item.kind} {item.name} (project {item.project}, "
                   f"owner {item.owner}, started {item.started})")
     if not dry_run:
         remove(items)
     out.print(f"{len(items)} left-over item(s){' found' if dry_run else ' removed'}")
+    if not kept:
+        alone = sorted({i.project for i in leftovers(kept=True) if i.kept})
+        if alone:
+            out.print(f"kept up on purpose, left alone: {', '.join(alone)} (remove one with `netbed down -p PROJECT`, "
+                      "all with `netbed clean --kept`)")
 
 
 def _duration(text: str) -> float:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from netbed import observe
 from netbed.engine import EngineError
 from netbed.errors import NetbedError
 from netbed.tcp import PcapError, analyze, render_ladder
-from netbed.testbed import Testbed
+from netbed.testbed import Testbed, kept_owner
 
 IDLE = ["sleep", "infinity"]
 
@@ -73,7 +72,7 @@ def testbed(request: pytest.FixtureRequest, tmp_path: Path):
     try:
         # a testbed that may be kept outlives this process: `netbed clean` must not take it for a leftover
         bed = Testbed.up(compose, run_dir=run_dir, services=services,
-                         owner=f"{socket.gethostname()}:kept" if keep else None)
+                         owner=kept_owner() if keep else None)
     except EngineError as exc:
         if os.environ.get("CI") == "true":
             pytest.fail(f"Docker is required under CI=true: {exc}", pytrace=False)

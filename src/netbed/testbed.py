@@ -121,8 +121,8 @@ class Testbed:
     @classmethod
     def _attach_plain_compose(cls, cli: docker.DockerClient, compose_file: Path) -> "Testbed":
         """A project started with plain `docker compose up` of this file (the demo): faults work on it too."""
-        projects = {c.labels.get(COMPOSE_PROJECT) for c in cli.containers.list(
-            filters={"label": f"com.docker.compose.project.config_files={compose_file}"})}
+        projects = {c.labels.get(COMPOSE_PROJECT) for c in engine.containers(
+            cli, f"com.docker.compose.project.config_files={compose_file}", running_only=True)}
         projects.discard(None)
         if len(projects) != 1:
             raise TestbedError(f"no testbed is up for {compose_file}: start one with `netbed up` (or `docker compose up`)"
@@ -168,7 +168,7 @@ class Testbed:
         cli = engine.client()
         wanted_file = Path(compose_file or default_compose_file()).resolve()
         found: dict[str, dict[str, Any]] = {}
-        for container in cli.containers.list(all=True, filters={"label": LABEL_RUN_DIR}):
+        for container in engine.containers(cli, LABEL_RUN_DIR):
             state_file = Path(container.labels[LABEL_RUN_DIR]) / STATE_FILE
             if container.labels[LABEL_PROJECT] not in found and state_file.is_file():
                 found[container.labels[LABEL_PROJECT]] = json.loads(state_file.read_text())
@@ -207,8 +207,8 @@ class Testbed:
             except NetbedError as exc:
                 self.capture_error = str(exc)
         self._compose(["down", "--volumes", "--remove-orphans", "--timeout", "0"], check=False)
-        for container in cli.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={self.project}"}):
-            container.remove(force=True)
+        for container in engine.containers(cli, f"{LABEL_PROJECT}={self.project}"):
+            engine.remove(cli, container.id)
 
     def __enter__(self) -> "Testbed":
         return self
@@ -237,7 +237,10 @@ class Testbed:
         try:
             return engine.client().containers.get(self.host(host).container_id)
         except docker.errors.NotFound:
-            raise TestbedError(f"{host}'s container is gone; is the testbed {self.project} still up?") from None
+            raise self._gone(host) from None
+
+    def _gone(self, host: str) -> TestbedError:
+        return TestbedError(f"{host}'s container is gone; is the testbed {self.project} still up?")
 
     def status(self, host: str) -> str:
         """'running', 'paused', 'exited', ... as the engine says."""
@@ -246,7 +249,12 @@ class Testbed:
     def exec(self, host: str, argv: list[str]) -> ExecResult:
         """Run a command to completion in a host (an argument list, never a shell string)."""
         container = self.container(host)
-        result = container.exec_run(argv, demux=True)
+        try:
+            result = container.exec_run(argv, demux=True)
+        except docker.errors.NotFound:
+            raise self._gone(host) from None
+        except docker.errors.APIError as exc:  # it stopped since: 409 or 500 "... is not running"
+            raise TestbedError(f"cannot run {argv[0]} in {host}: {exc.explanation or exc}") from None
         out, err = result.output
         return ExecResult(result.exit_code, (out or b"").decode(errors="replace"),
                           (err or b"").decode(errors="replace"))
@@ -284,7 +292,10 @@ class Testbed:
             self.netns(host, ["ip", family, "route", "del", "default"])
 
     def logs(self, host: str) -> str:
-        return self.container(host).logs().decode(errors="replace")
+        try:
+            return self.container(host).logs().decode(errors="replace")
+        except docker.errors.NotFound:
+            raise self._gone(host) from None
 
     # --- Compose plumbing ---------------------------------------------------
 
@@ -320,18 +331,16 @@ class Testbed:
         networks = cli.networks.list(filters={"label": f"{COMPOSE_PROJECT}={self.project}"})
         if not networks:
             raise TestbedError(f"{self.project} has no network: give its hosts a bridge network")
-        net = networks[0]
-        net.reload()
-        return net.attrs.get("Options", {}).get("com.docker.network.bridge.name") or f"br-{net.id[:12]}"
+        net = networks[0]  # the list gives its options: no inspect of a network that may be going
+        return (net.attrs.get("Options") or {}).get("com.docker.network.bridge.name") or f"br-{net.id[:12]}"
 
     def _discover_hosts(self, cli: docker.DockerClient, names: list[str]) -> dict[str, Host]:
         hosts = {}
-        for container in cli.containers.list(all=True, filters={"label": f"{COMPOSE_PROJECT}={self.project}"}):
+        for container in engine.containers(cli, f"{COMPOSE_PROJECT}={self.project}"):
             service = container.labels.get("com.docker.compose.service")
             if service not in names:
                 continue
-            nets = container.attrs["NetworkSettings"]["Networks"]
-            first = next(iter(nets.values()), {}) if nets else {}
+            first = next(iter(container.networks.values()), {})
             hosts[service] = Host(service, container.id, first.get("IPAddress", ""), first.get("MacAddress", ""))
         return hosts
 
@@ -367,6 +376,10 @@ def _last_line(text: str) -> str:
 # --- what runs left behind ---------------------------------------------------------------
 
 
+KEPT_OWNERS = ("kept", "cli")
+"""Owners (HOST:kept, HOST:cli) of testbeds meant to outlive their process: `run --keep`, `--netbed-keep`, `netbed up`."""
+
+
 @dataclass(frozen=True)
 class Leftover:
     kind: str      # container, network, volume
@@ -375,19 +388,27 @@ class Leftover:
     owner: str
     started: str
 
+    @property
+    def kept(self) -> bool:
+        return self.owner.partition(":")[2] in KEPT_OWNERS
 
-def leftovers(older_than_s: float | None = None, owner: str | None = None) -> list[Leftover]:
+
+def leftovers(older_than_s: float | None = None, owner: str | None = None, kept: bool = False) -> list[Leftover]:
     """netbed's containers, networks and volumes whose run is over.
 
-    A run is over when its owner process (on this machine) is gone, when it
-    started more than `older_than_s` ago, or, with `owner`, when it is that
-    owner's. Anything without netbed's labels is never listed.
+    A run of this machine is over when its owner process is gone; while the
+    owner lives its testbed is never a leftover, however old (the owner tears
+    it down itself). A run of another machine, whose process cannot be asked,
+    is over once it started more than `older_than_s` ago. Testbeds kept on
+    purpose are listed only with `kept` (and, with `older_than_s`, only the
+    older ones). With `owner`: exactly that owner's things. Anything without
+    netbed's labels is never listed.
     """
     cli = engine.client()
     label = {"label": LABEL_PROJECT}
     found: list[Leftover] = []
     projects: dict[str, tuple[str, str]] = {}
-    for container in cli.containers.list(all=True, filters=label):
+    for container in engine.containers(cli, LABEL_PROJECT):
         lab = container.labels
         projects[lab[LABEL_PROJECT]] = (lab.get(LABEL_OWNER, ""), lab.get(LABEL_STARTED, ""))
         found.append(Leftover("container", container.name, lab[LABEL_PROJECT], *projects[lab[LABEL_PROJECT]]))
@@ -398,7 +419,7 @@ def leftovers(older_than_s: float | None = None, owner: str | None = None) -> li
     for project, (own, started) in projects.items():
         for volume in cli.volumes.list(filters={"label": f"{COMPOSE_PROJECT}={project}"}):
             found.append(Leftover("volume", volume.name, project, own, started))
-    return [item for item in found if _over(item, older_than_s, owner)]
+    return [item for item in found if _over(item, older_than_s, owner, kept)]
 
 
 def clean(items: list[Leftover]) -> None:
@@ -408,28 +429,39 @@ def clean(items: list[Leftover]) -> None:
     for item in sorted(items, key=lambda i: order[i.kind]):
         try:
             if item.kind == "container":
-                cli.containers.get(item.name).remove(force=True)
+                engine.remove(cli, item.name)
             elif item.kind == "network":
-                cli.networks.get(item.name).remove()
+                cli.api.remove_network(item.name)
             else:
-                cli.volumes.get(item.name).remove(force=True)
+                cli.api.remove_volume(item.name, force=True)
         except docker.errors.NotFound:
-            pass
+            pass  # gone meanwhile: someone else removed it
+        except docker.errors.APIError as exc:
+            raise TestbedError(f"could not remove {item.kind} {item.name}: {exc.explanation or exc}") from None
 
 
-def _over(item: Leftover, older_than_s: float | None, owner: str | None) -> bool:
+def _over(item: Leftover, older_than_s: float | None, owner: str | None, kept: bool) -> bool:
     if owner is not None:
         return item.owner == owner
-    if older_than_s is not None:
-        try:
-            started = datetime.fromisoformat(item.started)
-        except ValueError:
-            return True
-        return (datetime.now(timezone.utc) - started).total_seconds() > older_than_s
+    if item.kept:
+        return kept and (older_than_s is None or _older(item, older_than_s))
     host, _, pid = item.owner.partition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False  # another machine's run: only --older-than may judge it
-    return not Path(f"/proc/{pid}").exists()
+    if host == socket.gethostname() and pid.isdigit():
+        return not Path(f"/proc/{pid}").exists()
+    return older_than_s is not None and _older(item, older_than_s)  # another machine's run, or no owner
+
+
+def _older(item: Leftover, seconds: float) -> bool:
+    try:
+        started = datetime.fromisoformat(item.started)
+    except ValueError:
+        return True
+    return (datetime.now(timezone.utc) - started).total_seconds() > seconds
+
+
+def kept_owner() -> str:
+    """The owner label of a testbed kept up on purpose: `netbed clean` leaves it alone unless told --kept."""
+    return f"{socket.gethostname()}:kept"
 
 
 def owner_id() -> str:
