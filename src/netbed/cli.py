@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import click
 from rich.console import Console
@@ -430,16 +434,18 @@ def run_(names: tuple[str, ...], run_all: bool, out_path: str | None, jobs: int,
         chosen = [s for s in chosen if s.user_programs]
     out_dir = _run_dir(out_path)
     err.print(f"running {len(chosen)} scenario(s), {jobs} at a time; results in {out_dir}")
-    results = runner.run_many(chosen, out_dir, jobs=jobs, programs=programs, keep=keep, report=render_progress)
+    with _interrupts_call_off() as interrupt:
+        results = runner.run_many(chosen, out_dir, jobs=jobs, programs=programs, keep=keep, report=render_progress,
+                                  cancel=interrupt.called_off)
     out.print("")
     for r in results:
-        verdict = "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
+        verdict = "[yellow]STOP[/]" if r.interrupted else "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
         out.print(f"{verdict} {r.scenario:22} {r.section:9} {r.duration_s:6.1f} s  {r.out_dir}")
         for c in r.checks:
-            if not c.passed:
+            if not c.passed and not r.interrupted:
                 out.print(f"       [red]✗[/] {c.name}: expected {c.expected!r}", markup=True)
                 out.print(f"         observed: {c.observed.splitlines()[0] if c.observed else ''}", markup=False)
-    if html_report or junit:
+    if (html_report or junit) and results:
         from netbed.report import load_run, write_html, write_junit
 
         reports = [r for r in load_run(out_dir) if r.name in {res.scenario for res in results}]
@@ -448,8 +454,17 @@ def run_(names: tuple[str, ...], run_all: bool, out_path: str | None, jobs: int,
         if junit:
             out.print(f"JUnit XML: {write_junit(reports, Path(junit))}")
     passed = sum(r.passed for r in results)
-    out.print(f"{passed} passed, {len(results) - passed} failed")
-    sys.exit(0 if passed == len(results) else 1)
+    stopped = [r.scenario for r in results if r.interrupted]
+    if interrupt.signum is None:
+        out.print(f"{passed} passed, {len(results) - passed} failed")
+        sys.exit(0 if passed == len(results) else 1)
+    ran = {r.scenario for r in results}
+    not_run = [s.name for s in chosen if s.name not in ran]
+    out.print(f"{passed} passed, {len(results) - passed - len(stopped)} failed; stopped by "
+              f"{signal.Signals(interrupt.signum).name}: {len(stopped)} interrupted ({', '.join(stopped) or 'none'}), "
+              f"{len(not_run)} not run ({', '.join(not_run) or 'none'})", markup=False)
+    _tear_down_mine(quiet=True)
+    sys.exit(128 + interrupt.signum)
 
 
 @cli.command()
@@ -481,15 +496,52 @@ def _run_dir(out: str | None):
     return path
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM, as Ctrl-C: unwinds, so every testbed of this process is torn down on the way out."""
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 def _interrupted(signum: int, _frame) -> None:
-    """SIGTERM as Ctrl-C: unwind, so every testbed of this process is torn down on the way out."""
-    raise KeyboardInterrupt
+    raise Interrupted(signum)
+
+
+class _CallOff:
+    """The first SIGINT or SIGTERM calls the work off (it stops at its next step); a second one unwinds at once."""
+
+    def __init__(self) -> None:
+        self.called_off = threading.Event()
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, _frame) -> None:
+        if self.called_off.is_set():
+            raise Interrupted(signum)
+        self.signum = signum
+        self.called_off.set()
+        err.print(f"netbed: {signal.Signals(signum).name}: no new scenario starts, the running ones stop and are "
+                  "torn down (again to stop at once)", markup=False)
+
+
+@contextmanager
+def _interrupts_call_off() -> Iterator[_CallOff]:
+    """While inside, SIGINT and SIGTERM call the work off instead of unwinding (an ignored SIGINT stays ignored)."""
+    handler = _CallOff()
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)
+                if signal.getsignal(sig) is not signal.SIG_IGN}
+    try:
+        yield handler
+    finally:
+        for sig, before in previous.items():
+            signal.signal(sig, before)
 
 
 def main() -> None:
-    """Entry point: a NetbedError becomes one line on stderr and exit status 1, never a traceback."""
-    import signal
+    """Entry point: a NetbedError becomes one line on stderr and exit status 1, never a traceback.
 
+    SIGINT and SIGTERM end a command with 130 and 143, its testbeds torn down.
+    """
     signal.signal(signal.SIGTERM, _interrupted)
     try:
         cli.main(standalone_mode=False)
@@ -507,16 +559,17 @@ def main() -> None:
     except OSError as exc:
         err.print(f"netbed: {exc.filename or ''}: {exc.strerror or exc}", markup=False)
         sys.exit(1)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         _tear_down_mine()
-        sys.exit(130)
+        sys.exit(128 + getattr(exc, "signum", signal.SIGINT))
 
 
-def _tear_down_mine() -> None:
+def _tear_down_mine(quiet: bool = False) -> None:
     """After an interrupt: remove every testbed this process made (threads may still hold some)."""
     from netbed.testbed import clean as remove, leftovers, owner_id
 
-    err.print("netbed: interrupted; tearing down this run's testbeds")
+    if not quiet:
+        err.print("netbed: interrupted; tearing down this run's testbeds")
     try:
         remove(leftovers(owner=owner_id()))
     except NetbedError as exc:

@@ -20,6 +20,8 @@ from __future__ import annotations
 import functools
 import os
 import re
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "netbed(compose=None, hosts=None, sysctls=None, services=None): "
                                        "the testbed of this test")
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and threading.current_thread() is threading.main_thread():
+        config.stash[_SIGTERM_BEFORE] = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _SIGTERM_BEFORE in config.stash:
+        signal.signal(signal.SIGTERM, config.stash[_SIGTERM_BEFORE])
+
+
+_SIGTERM_BEFORE = pytest.StashKey[Any]()
+
+
+def _sigterm_as_ctrl_c(_signum: int, _frame) -> None:
+    """SIGTERM (a CI job cancelled) ends the session as Ctrl-C does: testbeds are torn down, not left behind."""
+    raise KeyboardInterrupt
 
 
 def _services(marker: pytest.Mark | None) -> tuple[Path | None, dict[str, dict[str, Any]], list[str] | None]:

@@ -16,6 +16,7 @@ import random
 import shutil
 import socket
 import subprocess
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -28,7 +29,8 @@ import docker.errors
 from netbed import capture as capture_mod
 from netbed import engine
 from netbed.capture import Capture, CaptureStats
-from netbed.errors import NetbedError
+from netbed.errors import Cancelled, NetbedError
+from netbed.observe import wait_for
 from netbed.progress import Reporter, silent, step
 
 LABEL_PROJECT = "org.netbed.project"
@@ -86,13 +88,15 @@ class Testbed:
     @classmethod
     def up(cls, compose_file: Path | str | None = None, project: str | None = None,
            run_dir: Path | str | None = None, services: dict[str, dict[str, Any]] | None = None,
-           report: Reporter = silent, owner: str | None = None) -> "Testbed":
+           report: Reporter = silent, owner: str | None = None,
+           cancel: threading.Event | None = None) -> "Testbed":
         """Bring up a fresh, isolated testbed; on any failure remove what was made, then raise.
 
         `services` adds Compose settings per service (command, sysctls, environment, ...)
         through the override file, e.g. {"client": {"sysctls": {"net.ipv4.tcp_retries2": 5}}}.
         `owner` labels who may tear it down: by default this process, so that
-        `netbed clean` removes it once the process is gone.
+        `netbed clean` removes it once the process is gone. Once `cancel` is set
+        it stops at its next step, removes what it made and raises Cancelled.
         """
         cli = engine.client()
         if not engine.has_image(cli, engine.IMAGE):
@@ -111,7 +115,7 @@ class Testbed:
                   labels=labels)
         try:
             with step(report, f"testbed {project} up") as s:
-                bed._create(cli, services or {}, s)
+                bed._create(cli, services or {}, s, cancel or threading.Event())
                 s.info(f"bridge {bed.bridge}, capture {bed.capture.path if bed.capture else '-'}")
         except BaseException:
             bed.down()
@@ -133,7 +137,8 @@ class Testbed:
         bed.hosts = bed._discover_hosts(cli, _host_services(bed._config()))
         return bed
 
-    def _create(self, cli: docker.DockerClient, services: dict[str, dict[str, Any]], s) -> None:
+    def _create(self, cli: docker.DockerClient, services: dict[str, dict[str, Any]], s,
+                cancel: threading.Event) -> None:
         self.bridge = "nb" + uuid.uuid5(uuid.NAMESPACE_DNS, self.project).hex[:10]
         self.env = {"NETBED_BRIDGE": self.bridge, "NETBED_CAPTURE_DIR": str(self.run_dir),
                     "NETBED_CAPTURE_FILE": "capture.pcap", "NETBED_IMAGE": engine.IMAGE}
@@ -151,10 +156,13 @@ class Testbed:
             self._compose(["down", "--volumes", "--remove-orphans"], check=False)
         self.bridge = self._bridge_name(cli)
         s.info(f"capture on {self.bridge}")
+        _go_on(cancel)
         self.capture = capture_mod.start(cli, self.bridge, self.run_dir / "capture.pcap", self.labels)
+        _go_on(cancel)
         self._compose(["up", "-d", "--no-deps", "--no-recreate", *hosts])
         self.hosts = self._discover_hosts(cli, hosts)
         for name in self.hosts:
+            _go_on(cancel)
             self.isolate(name)
         (self.run_dir / STATE_FILE).write_text(json.dumps({
             "project": self.project, "compose_file": str(self.compose_file), "run_dir": str(self.run_dir),
@@ -209,6 +217,30 @@ class Testbed:
         self._compose(["down", "--volumes", "--remove-orphans", "--timeout", "0"], check=False)
         for container in engine.containers(cli, f"{LABEL_PROJECT}={self.project}"):
             engine.remove(cli, container.id)
+
+    def vanished(self, settle: float = 0.0) -> str:
+        """Why this testbed is no longer whole, or "" while it is: someone else tore it down.
+
+        A teardown (`netbed down -p`) stops the hosts, then the capture, then
+        removes them; netbed itself never stops the capture before its own
+        down. A stopped host beside a running capture may be a scenario's own
+        fault or a teardown under way: that is watched for up to `settle` s.
+        """
+        def look() -> str | None:
+            states = {c.id: c.status for c in engine.containers(engine.client(), f"{LABEL_PROJECT}={self.project}")}
+            hosts = {name: states.get(h.container_id, "") for name, h in self.hosts.items()}
+            capture = states.get(self.capture.container_id, "") if self.capture else "running"
+            stopped = [name for name, st in hosts.items() if st in ("", "exited", "dead", "removing")]
+            if (capture != "running" and stopped) or "" in (capture, *hosts.values()):
+                what = ", ".join(["the capture"] * (capture != "running") + stopped)
+                return (f"the testbed {self.project} disappeared during the run ({what} stopped or removed from "
+                        f"outside, e.g. by `netbed down -p {self.project}`)")
+            return None if stopped else ""
+
+        try:
+            return wait_for(look, lambda why: why is not None, timeout=settle, what=f"{self.project} to settle")
+        except NetbedError:  # still unclear after `settle` (a scenario's own fault), or no engine to ask
+            return ""
 
     def __enter__(self) -> "Testbed":
         return self
@@ -367,6 +399,11 @@ def free_prefix(cli: docker.DockerClient) -> str:
         prefix = f"10.{rng.randint(200, 254)}.{rng.randint(0, 255)}"
         if prefix not in used:
             return prefix
+
+
+def _go_on(cancel: threading.Event) -> None:
+    if cancel.is_set():
+        raise Cancelled("called off while the testbed came up")
 
 
 def _last_line(text: str) -> str:

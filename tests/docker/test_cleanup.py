@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import select
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
 import pytest
 
-from netbed.testbed import LABEL_OWNER
+from netbed.observe import wait_for
+from netbed.scenarios import CATALOGUE
+from netbed.testbed import LABEL_OWNER, LABEL_PROJECT
 
 
 def netbed_things(cli, pid: int) -> set[str]:
@@ -59,13 +63,101 @@ def foreign(docker_engine):
     net.remove()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupted_run_tears_its_testbed_down(sig, tmp_path, docker_engine, foreign):
     proc = start_run(tmp_path)
     wait_until_crashed(proc, docker_engine)
     proc.send_signal(sig)
-    assert proc.wait(timeout=60) == 130
+    assert proc.wait(timeout=60) == 128 + sig
     assert netbed_things(docker_engine, proc.pid) == set()
+    assert docker_engine.containers.get(foreign).status == "running"
+
+
+class Lines:
+    """A process's stream, read line by line in the background, so a test can wait for a line."""
+
+    def __init__(self, stream) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=lambda: self.lines.extend(map(str.rstrip, stream)), daemon=True)
+        self._thread.start()
+
+    def wait(self, pattern: str, after: int = 0, timeout: float = 180) -> int:
+        """The index of the first line from `after` on that matches."""
+        regex = re.compile(pattern)
+        return wait_for(lambda: next((i for i, l in enumerate(self.lines[after:], after) if regex.search(l)), None),
+                        lambda i: i is not None, timeout=timeout, what=f"a line matching {pattern!r}")
+
+    def text(self) -> str:
+        self._thread.join(timeout=30)
+        return "\n".join(self.lines)
+
+
+def interruptible(argv: list[str], cwd=None) -> subprocess.Popen:
+    """A process as from a terminal: SIGINT given back its default (a background shell starts it ignored)."""
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_run_all_stops_within_10_s_of_a_signal_tears_down_and_prints_what_ran(sig, tmp_path, docker_engine, foreign):
+    """`run --all --jobs 2`, signalled once scenarios have finished and server-host-crash waits on TCP timers."""
+    proc = interruptible([sys.executable, "-m", "netbed", "run", "--all", "--jobs", "2", "--out", str(tmp_path)])
+    progress = Lines(proc.stderr)
+    names = [s.name for s in CATALOGUE]
+    finished = progress.wait(rf"^[✓✗] ({'|'.join(map(re.escape, names))}): ")
+    progress.wait(r"^  server-host-crash: crash server")  # now ~13 s of retransmissions to wait for
+    done_name = re.match(r"^\S+ (\S+):", progress.lines[finished]).group(1)
+    signalled = time.monotonic()
+    proc.send_signal(sig)
+    code = proc.wait(timeout=60)
+    took = time.monotonic() - signalled
+    summary = proc.stdout.read()
+    assert code == 128 + sig, progress.text()
+    assert took < 10, f"exited {took:.1f} s after {signal.Signals(sig).name}"
+    assert netbed_things(docker_engine, proc.pid) == set()
+    assert docker_engine.containers.get(foreign).status == "running"
+    verdicts = {name: verdict for verdict, name in re.findall(r"^(PASS|FAIL|STOP) +(\S+)", summary, re.M)}
+    assert verdicts.get(done_name) in ("PASS", "FAIL"), summary
+    assert verdicts.get("server-host-crash") == "STOP", summary
+    last = summary.strip().splitlines()[-1]
+    assert f"stopped by {signal.Signals(sig).name}" in last, summary
+    not_run = re.search(r"(\d+) not run \(([^)]*)\)", last)
+    assert not_run and int(not_run.group(1)) >= 1, last
+    assert len(verdicts) + int(not_run.group(1)) == len(names), "every scenario is accounted for"
+    assert not set(not_run.group(2).split(", ")) & set(verdicts), "a scenario that did not run has no verdict"
+    for name in not_run.group(2).split(", "):
+        assert not (tmp_path / name / "report.json").exists(), f"{name} did not run"
+    assert (tmp_path / done_name / "report.json").is_file()
+    assert "Traceback" not in progress.text()
+
+
+SLOW_TEST = '''
+def test_waits_long(testbed, program):
+    client = program("client", ["python3", "-m", "netbed.apps.echo_client", testbed.host("server").ip])
+    print("testbed up", testbed.project, flush=True)
+    client.expect_output("never printed", timeout=120)
+'''
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signalled_pytest_run_tears_the_testbed_down_and_exits_promptly(sig, tmp_path, docker_engine, foreign):
+    """Ctrl-C, or SIGTERM as a CI runner cancelling a job sends it, in the middle of a test's wait."""
+    test = tmp_path / "test_slow.py"
+    test.write_text(SLOW_TEST)
+    proc = interruptible([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", str(test)],
+                         cwd=tmp_path)
+    output = Lines(proc.stdout)
+    project = re.search(r"testbed up (\S+)", output.lines[output.wait(r"testbed up ")]).group(1)
+    assert netbed_things(docker_engine, proc.pid)
+    signalled = time.monotonic()
+    proc.send_signal(sig)
+    code = proc.wait(timeout=60)
+    took = time.monotonic() - signalled
+    assert code == 2, output.text()  # pytest's "interrupted"
+    assert took < 10, f"exited {took:.1f} s after {signal.Signals(sig).name}"
+    assert "KeyboardInterrupt" in output.text()
+    assert netbed_things(docker_engine, proc.pid) == set()
+    assert not docker_engine.containers.list(all=True, sparse=True, filters={"label": f"{LABEL_PROJECT}={project}"})
     assert docker_engine.containers.get(foreign).status == "running"
 
 
