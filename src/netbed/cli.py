@@ -441,6 +441,9 @@ def run_(names: tuple[str, ...], run_all: bool, out_path: str | None, jobs: int,
     for r in results:
         verdict = "[yellow]STOP[/]" if r.interrupted else "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
         out.print(f"{verdict} {r.scenario:22} {r.section:9} {r.duration_s:6.1f} s  {r.out_dir}")
+        if r.vanished:  # what failed after that is its consequence
+            out.print(f"       [red]✗[/] {escape(r.vanished)}")
+            continue
         for c in r.checks:
             if not c.passed and not r.interrupted:
                 out.print(f"       [red]✗[/] {c.name}: expected {c.expected!r}", markup=True)

@@ -30,7 +30,6 @@ from netbed import capture as capture_mod
 from netbed import engine
 from netbed.capture import Capture, CaptureStats
 from netbed.errors import Cancelled, NetbedError
-from netbed.observe import wait_for
 from netbed.progress import Reporter, silent, step
 
 LABEL_PROJECT = "org.netbed.project"
@@ -39,6 +38,7 @@ LABEL_STARTED = "org.netbed.started"
 LABEL_ROLE = "org.netbed.role"
 LABEL_RUN_DIR = "org.netbed.run-dir"
 STATE_FILE = "testbed.json"
+DOWN_FILE = "testbed.down"  # written by down() before it stops anything
 COMPOSE_PROJECT = "com.docker.compose.project"
 SUBNET_TRIES = 8
 NOT_HOSTS = {"capture", "viewer"}  # roles of the demo's own services, which netbed's testbeds replace or skip
@@ -207,6 +207,9 @@ class Testbed:
             cli = engine.client()
         except NetbedError:
             return
+        if self.labels.get(LABEL_PROJECT):  # a run using this testbed learns why its hosts stop
+            (self.run_dir / DOWN_FILE).write_text(json.dumps({"project": self.project, "by": owner_id(),
+                                                              "at": datetime.now(timezone.utc).isoformat()}))
         if self.hosts:
             self._compose(["stop", "--timeout", "2"], check=False)
         if self.capture is not None:
@@ -218,29 +221,27 @@ class Testbed:
         for container in engine.containers(cli, f"{LABEL_PROJECT}={self.project}"):
             engine.remove(cli, container.id)
 
-    def vanished(self, settle: float = 0.0) -> str:
+    def vanished(self) -> str:
         """Why this testbed is no longer whole, or "" while it is: someone else tore it down.
 
-        A teardown (`netbed down -p`) stops the hosts, then the capture, then
-        removes them; netbed itself never stops the capture before its own
-        down. A stopped host beside a running capture may be a scenario's own
-        fault or a teardown under way: that is watched for up to `settle` s.
+        `down()` leaves a note in the run folder before it stops anything, so a
+        run sees at once that its hosts stopped because of `netbed down -p`;
+        without a note, a container gone or a stopped capture tells the same.
         """
-        def look() -> str | None:
-            states = {c.id: c.status for c in engine.containers(engine.client(), f"{LABEL_PROJECT}={self.project}")}
-            hosts = {name: states.get(h.container_id, "") for name, h in self.hosts.items()}
-            capture = states.get(self.capture.container_id, "") if self.capture else "running"
-            stopped = [name for name, st in hosts.items() if st in ("", "exited", "dead", "removing")]
-            if (capture != "running" and stopped) or "" in (capture, *hosts.values()):
-                what = ", ".join(["the capture"] * (capture != "running") + stopped)
-                return (f"the testbed {self.project} disappeared during the run ({what} stopped or removed from "
-                        f"outside, e.g. by `netbed down -p {self.project}`)")
-            return None if stopped else ""
-
         try:
-            return wait_for(look, lambda why: why is not None, timeout=settle, what=f"{self.project} to settle")
-        except NetbedError:  # still unclear after `settle` (a scenario's own fault), or no engine to ask
+            note = json.loads((self.run_dir / DOWN_FILE).read_text())
+        except (OSError, ValueError):
+            note = {}
+        if note.get("project") == self.project:
+            return f"the testbed {self.project} was torn down from outside during the run (by process {note.get('by', '?')})"
+        try:
+            states = {c.id: c.status for c in engine.containers(engine.client(), f"{LABEL_PROJECT}={self.project}")}
+        except NetbedError:
             return ""
+        ids = [h.container_id for h in self.hosts.values()] + ([self.capture.container_id] if self.capture else [])
+        if any(i not in states for i in ids) or (self.capture and states[self.capture.container_id] != "running"):
+            return f"the testbed {self.project} disappeared during the run (its containers were stopped or removed)"
+        return ""
 
     def __enter__(self) -> "Testbed":
         return self

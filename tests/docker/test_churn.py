@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from netbed.testbed import LABEL_PROJECT
 
 CHURN = Path(__file__).with_name("churn.py")
 ROUNDS = 12

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import select
 import signal
@@ -159,6 +160,28 @@ def test_a_signalled_pytest_run_tears_the_testbed_down_and_exits_promptly(sig, t
     assert netbed_things(docker_engine, proc.pid) == set()
     assert not docker_engine.containers.list(all=True, sparse=True, filters={"label": f"{LABEL_PROJECT}={project}"})
     assert docker_engine.containers.get(foreign).status == "running"
+
+
+def test_a_run_whose_testbed_is_torn_down_under_it_says_so_in_one_line_and_still_reports(tmp_path, docker_engine):
+    """`netbed down -p P` from another process while a run waits on P's TCP timers."""
+    proc = interruptible([sys.executable, "-m", "netbed", "run", "server-host-crash", "--out", str(tmp_path)])
+    progress = Lines(proc.stderr)
+    progress.wait(r"^  server-host-crash: crash server")
+    owned = {"label": f"{LABEL_OWNER}={socket.gethostname()}:{proc.pid}"}
+    (project,) = {c.attrs["Labels"][LABEL_PROJECT] for c in docker_engine.containers.list(sparse=True, filters=owned)}
+    down = subprocess.run([sys.executable, "-m", "netbed", "down", "-p", project], capture_output=True, text=True)
+    assert down.returncode == 0, down.stderr
+    assert proc.wait(timeout=60) == 1
+    summary, said = proc.stdout.read(), progress.text()
+    assert f"✗ server-host-crash: the testbed {project} was torn down from outside during the run" in said, said
+    lines = summary.strip().splitlines()
+    assert lines[-3].startswith("FAIL server-host-crash"), summary
+    assert lines[-2].strip().startswith(f"✗ the testbed {project} was torn down from outside during the run"), summary
+    assert lines[-1] == "0 passed, 1 failed", summary
+    assert "Error" not in said + summary and "Traceback" not in said + summary
+    report = json.loads((tmp_path / "server-host-crash" / "report.json").read_text())
+    assert report["passed"] is False and "torn down from outside" in report["vanished"]
+    assert netbed_things(docker_engine, proc.pid) == set()
 
 
 def test_clean_removes_what_a_killed_run_left_and_nothing_else(tmp_path, docker_engine, foreign):

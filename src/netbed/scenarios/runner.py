@@ -17,7 +17,7 @@ from typing import Any
 
 from netbed import engine, observe
 from netbed.engine import EngineError
-from netbed.errors import Cancelled, NetbedError
+from netbed.errors import NetbedError
 from netbed.progress import Event, Phase, Reporter, silent
 from netbed.scenarios.catalogue import Scenario
 from netbed.scenarios.lab import Check, Lab, Moment, Programs, ScenarioError
@@ -25,7 +25,6 @@ from netbed.tcp import PcapError, analyze, render_ladder, render_ladder_svg
 from netbed.testbed import Testbed, kept_owner
 
 LISTEN_DEADLINE = 10.0
-VANISH_SETTLE = 5.0  # after a failure: how long a stopped host may take to show it was a teardown from outside
 
 
 @dataclass
@@ -44,6 +43,7 @@ class Result:
     connections: list[str] = field(default_factory=list)  # the key connections' client ends, "ip:port"
     names: dict[str, str] = field(default_factory=dict)    # address -> host name
     interrupted: bool = False  # called off (SIGINT, SIGTERM) before its end; its testbed was torn down
+    vanished: str = ""         # why its testbed went away under it (`netbed down -p` from outside), if it did
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,23 +100,23 @@ def run(scenario: Scenario, out_root: Path, programs: Programs = Programs(), kee
         report(Event(scenario.name, Phase.FAIL, "called off before its testbed was up"))
         return None
     lab = Lab(bed=bed, programs=programs, report=report, scenario=scenario.name, settings=settings, cancel=cancel)
-    interrupted = False
+    interrupted, vanished = False, ""
     try:
         try:
             if _server_listens(lab):
                 scenario.run(lab)
-        except Cancelled:
-            interrupted = True
         except Exception as exc:
-            if isinstance(exc, (NetbedError, AssertionError, StopIteration)):
+            if cancel.is_set():  # Cancelled, or what a Ctrl-C at the terminal did to the programs on its way
+                interrupted = True
+            elif isinstance(exc, (NetbedError, AssertionError, StopIteration)):
                 lab.check("the scenario runs to its end", False, "no error", _message(exc))
-            elif not bed.vanished(VANISH_SETTLE):  # the engine's own words are no verdict when it was that
+            elif not bed.vanished():  # the engine's own words are no verdict when that was the cause
                 raise
         if interrupted:
             lab.checks.append(Check("the scenario runs to its end", False, "no interruption",
                                     "interrupted (SIGINT or SIGTERM): its testbed was torn down"))
         else:
-            vanished = bed.vanished(0 if all(c.passed for c in lab.checks) else VANISH_SETTLE)
+            vanished = bed.vanished()
             if vanished:
                 lab.check("the testbed stays up to the end", False, "its hosts and capture up until the run ends",
                           vanished)
@@ -125,7 +125,7 @@ def run(scenario: Scenario, out_root: Path, programs: Programs = Programs(), kee
             client.program.stop()
         _save_logs(bed, out_dir)
         _save_hosts(bed, out_dir)
-        if keep and not interrupted:
+        if keep and not interrupted and not vanished:
             report(Event(scenario.name, Phase.INFO, f"kept up: `docker exec -it {bed.host('client').container_id[:12]} bash`"
                                                      f"; tear down with `netbed down -p {bed.project}`"))
         elif not engine.answers():
@@ -138,12 +138,10 @@ def run(scenario: Scenario, out_root: Path, programs: Programs = Programs(), kee
     passed = not interrupted and bool(lab.checks) and all(c.passed for c in lab.checks)
     result = Result(scenario.name, scenario.section, scenario.title, passed, round(time.monotonic() - started, 2),
                     settings, lab.checks, lab.timeline, str(out_dir), bed.project, scenario.doc,
-                    [str(c.client) for c in lab.key_connections], bed.names(), interrupted)
+                    [str(c.client) for c in lab.key_connections], bed.names(), interrupted, vanished)
     _write_artifacts(result, bed, lab, out_dir)
-    failed = [c for c in lab.checks if not c.passed]
     verdict = ("interrupted; its testbed is torn down" if interrupted else "passed" if passed
-               else next((c.observed for c in failed if c.name == "the testbed stays up to the end"),
-                         f"{len(failed)} check(s) failed"))
+               else vanished or f"{sum(not c.passed for c in lab.checks)} check(s) failed")
     report(Event(scenario.name, Phase.DONE if passed else Phase.FAIL, verdict, result.duration_s))
     return result
 
