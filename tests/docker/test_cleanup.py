@@ -17,7 +17,7 @@ import pytest
 
 from netbed.observe import wait_for
 from netbed.scenarios import CATALOGUE
-from netbed.testbed import LABEL_OWNER, LABEL_PROJECT
+from netbed.testbed import LABEL_OWNER, LABEL_PROJECT, Testbed
 
 
 def netbed_things(cli, pid: int) -> set[str]:
@@ -199,6 +199,36 @@ def test_clean_removes_what_a_killed_run_left_and_nothing_else(tmp_path, docker_
     assert netbed_things(docker_engine, proc.pid) == set()
     assert docker_engine.containers.get(foreign).status == "running"
     assert docker_engine.networks.get(foreign).name == foreign
+
+
+def test_clean_never_takes_a_live_runs_testbed_for_a_leftover_however_old(tmp_path, docker_engine):
+    with Testbed.up(run_dir=tmp_path / "live") as bed:  # owned by this (live) process
+        for args in (["--older-than", "0s", "--dry-run"], ["--older-than", "0s"], []):
+            done = subprocess.run([sys.executable, "-m", "netbed", "clean", *args], capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr
+            assert bed.project not in done.stdout, f"clean {' '.join(args)} listed a live run:\n{done.stdout}"
+            assert bed.status("server") == "running"
+
+
+def test_plain_clean_leaves_a_kept_testbed_and_says_how_to_remove_it(tmp_path, docker_engine):
+    kept = subprocess.run([sys.executable, "-m", "netbed", "run", "concurrent-server", "--keep", "--out", str(tmp_path)],
+                          capture_output=True, text=True)
+    project = re.search(r"netbed down -p (\S+?)`", kept.stderr).group(1)
+    try:
+        for args in ([], ["--older-than", "0s"]):
+            done = subprocess.run([sys.executable, "-m", "netbed", "clean", *args], capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr
+            assert f"removing container {project}" not in done.stdout
+            assert re.search(rf"kept up on purpose, left alone: .*\b{project}\b.*`netbed down -p PROJECT`.*"
+                             r"`netbed clean --kept`", done.stdout), done.stdout
+            assert docker_engine.containers.list(sparse=True, filters={"label": f"{LABEL_PROJECT}={project}"})
+        listed = subprocess.run([sys.executable, "-m", "netbed", "clean", "--kept", "--dry-run"],
+                                capture_output=True, text=True)
+        assert f"would remove network {project}" in listed.stdout, listed.stdout
+    finally:
+        down = subprocess.run([sys.executable, "-m", "netbed", "down", "-p", project], capture_output=True, text=True)
+    assert down.returncode == 0, down.stderr
+    assert not docker_engine.containers.list(all=True, sparse=True, filters={"label": f"{LABEL_PROJECT}={project}"})
 
 
 @pytest.mark.engine_stop
