@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import select
 import signal
@@ -15,7 +16,7 @@ import uuid
 
 import pytest
 
-from netbed.observe import wait_for
+from netbed.observe import WaitTimeout, wait_for
 from netbed.scenarios import CATALOGUE
 from netbed.testbed import LABEL_OWNER, LABEL_PROJECT, Testbed
 
@@ -85,8 +86,11 @@ class Lines:
     def wait(self, pattern: str, after: int = 0, timeout: float = 180) -> int:
         """The index of the first line from `after` on that matches."""
         regex = re.compile(pattern)
-        return wait_for(lambda: next((i for i, l in enumerate(self.lines[after:], after) if regex.search(l)), None),
-                        lambda i: i is not None, timeout=timeout, what=f"a line matching {pattern!r}")
+        try:
+            return wait_for(lambda: next((i for i, l in enumerate(self.lines[after:], after) if regex.search(l)), None),
+                            lambda i: i is not None, timeout=timeout, what=f"a line matching {pattern!r}")
+        except WaitTimeout as exc:
+            raise AssertionError(f"{exc}; the last lines:\n" + "\n".join(self.lines[-20:])) from None
 
     def text(self) -> str:
         self._thread.join(timeout=30)
@@ -94,9 +98,19 @@ class Lines:
 
 
 def interruptible(argv: list[str], cwd=None) -> subprocess.Popen:
-    """A process as from a terminal: SIGINT given back its default (a background shell starts it ignored)."""
+    """A process as from a terminal: a process group of its own, SIGINT given back its default (a
+    background shell starts it ignored)."""
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def send(proc: subprocess.Popen, sig: int) -> None:
+    """SIGINT as Ctrl-C sends it, to the whole process group (docker and compose children too); SIGTERM
+    as a supervisor sends it, to the process alone."""
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -109,7 +123,7 @@ def test_run_all_stops_within_10_s_of_a_signal_tears_down_and_prints_what_ran(si
     progress.wait(r"^  server-host-crash: crash server")  # now ~13 s of retransmissions to wait for
     done_name = re.match(r"^\S+ (\S+):", progress.lines[finished]).group(1)
     signalled = time.monotonic()
-    proc.send_signal(sig)
+    send(proc, sig)
     code = proc.wait(timeout=60)
     took = time.monotonic() - signalled
     summary = proc.stdout.read()
@@ -151,7 +165,7 @@ def test_a_signalled_pytest_run_tears_the_testbed_down_and_exits_promptly(sig, t
     project = re.search(r"testbed up (\S+)", output.lines[output.wait(r"testbed up ")]).group(1)
     assert netbed_things(docker_engine, proc.pid)
     signalled = time.monotonic()
-    proc.send_signal(sig)
+    send(proc, sig)
     code = proc.wait(timeout=60)
     took = time.monotonic() - signalled
     assert code == 2, output.text()  # pytest's "interrupted"

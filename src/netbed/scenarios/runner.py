@@ -106,12 +106,13 @@ def run(scenario: Scenario, out_root: Path, programs: Programs = Programs(), kee
             if _server_listens(lab):
                 scenario.run(lab)
         except Exception as exc:
-            if cancel.is_set():  # Cancelled, or what a Ctrl-C at the terminal did to the programs on its way
-                interrupted = True
+            if cancel.is_set():
+                pass
             elif isinstance(exc, (NetbedError, AssertionError, StopIteration)):
                 lab.check("the scenario runs to its end", False, "no error", _message(exc))
             elif not bed.vanished():  # the engine's own words are no verdict when that was the cause
                 raise
+        interrupted = cancel.is_set()  # what it saw after that may be Ctrl-C's doing (it reaches the programs too)
         if interrupted:
             lab.checks.append(Check("the scenario runs to its end", False, "no interruption",
                                     "interrupted (SIGINT or SIGTERM): its testbed was torn down"))
