@@ -176,13 +176,19 @@ class Testbed:
         cli = engine.client()
         wanted_file = Path(compose_file or default_compose_file()).resolve()
         found: dict[str, dict[str, Any]] = {}
+        up_now: set[str] = set()
         for container in engine.containers(cli, LABEL_RUN_DIR):
-            state_file = Path(container.labels[LABEL_RUN_DIR]) / STATE_FILE
-            if container.labels[LABEL_PROJECT] not in found and state_file.is_file():
-                found[container.labels[LABEL_PROJECT]] = json.loads(state_file.read_text())
+            name = container.labels.get(LABEL_PROJECT, "")
+            up_now.add(name)
+            if name in found or (project is not None and name != project):
+                continue
+            try:
+                found[name] = json.loads((Path(container.labels[LABEL_RUN_DIR]) / STATE_FILE).read_text())
+            except (OSError, ValueError):
+                pass  # not written yet, or its run folder removed meanwhile: not a testbed to attach to
         if project is not None:
             if project not in found:
-                known = ", ".join(sorted(found)) or "none"
+                known = ", ".join(sorted(up_now - {""})) or "none"
                 raise TestbedError(f"no testbed {project!r} is up (testbeds up: {known})")
             state = found[project]
         else:
@@ -208,8 +214,11 @@ class Testbed:
         except NetbedError:
             return
         if self.labels.get(LABEL_PROJECT):  # a run using this testbed learns why its hosts stop
-            (self.run_dir / DOWN_FILE).write_text(json.dumps({"project": self.project, "by": owner_id(),
-                                                              "at": datetime.now(timezone.utc).isoformat()}))
+            try:
+                (self.run_dir / DOWN_FILE).write_text(json.dumps({"project": self.project, "by": owner_id(),
+                                                                  "at": datetime.now(timezone.utc).isoformat()}))
+            except OSError:
+                pass  # its run folder is gone: there is no run left to tell
         if self.hosts:
             self._compose(["stop", "--timeout", "2"], check=False)
         if self.capture is not None:

@@ -48,8 +48,8 @@ def item(owner: str, started: str = OLD) -> Leftover:
 
 
 @pytest.mark.parametrize("owner, older_than_s, kept, over", [
-    (f"{HERE}:{os.getpid()}", None, False, False),   # a live run: never, however old
-    (f"{HERE}:{os.getpid()}", 0, True, False),
+    (f"{HERE}:LIVE", None, False, False),            # a live run: never, however old
+    (f"{HERE}:LIVE", 0, True, False),
     (f"{HERE}:DEAD", None, False, True),             # its process is gone
     (f"{HERE}:kept", None, False, False),            # kept on purpose: only with --kept
     (f"{HERE}:cli", 0, False, False),
@@ -60,7 +60,7 @@ def item(owner: str, started: str = OLD) -> Leftover:
     ("", 3600, False, True),
 ])
 def test_what_clean_takes_for_a_leftover(owner, older_than_s, kept, over):
-    owner = owner.replace("DEAD", str(dead_pid()))
+    owner = owner.replace("DEAD", str(dead_pid())).replace("LIVE", str(os.getpid()))
     assert _over(item(owner), older_than_s, None, kept) is over
 
 
