@@ -97,11 +97,23 @@ class Lines:
         return "\n".join(self.lines)
 
 
-def interruptible(argv: list[str], cwd=None) -> subprocess.Popen:
-    """A process as from a terminal: a process group of its own, SIGINT given back its default (a
-    background shell starts it ignored)."""
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
-                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+@pytest.fixture
+def interruptible():
+    """Start a process as from a terminal: a process group of its own, SIGINT given back its default (a
+    background shell starts it ignored). One a failed test leaves running is stopped with SIGTERM."""
+    started: list[subprocess.Popen] = []
+
+    def start(argv: list[str], cwd=None) -> subprocess.Popen:
+        started.append(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
+                                        start_new_session=True,
+                                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)))
+        return started[-1]
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=60)
 
 
 def send(proc: subprocess.Popen, sig: int) -> None:
@@ -114,14 +126,16 @@ def send(proc: subprocess.Popen, sig: int) -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_run_all_stops_within_10_s_of_a_signal_tears_down_and_prints_what_ran(sig, tmp_path, docker_engine, foreign):
+def test_run_all_stops_within_10_s_of_a_signal_tears_down_and_prints_what_ran(sig, tmp_path, docker_engine, foreign,
+                                                                             interruptible):
     """`run --all --jobs 2`, signalled once scenarios have finished and server-host-crash waits on TCP timers."""
     proc = interruptible([sys.executable, "-m", "netbed", "run", "--all", "--jobs", "2", "--out", str(tmp_path)])
     progress = Lines(proc.stderr)
     names = [s.name for s in CATALOGUE]
     finished = progress.wait(rf"^[✓✗] ({'|'.join(map(re.escape, names))}): ")
     crashed = progress.wait(r"^  server-host-crash: crash server|^[✓✗] server-host-crash: ")
-    assert "crash server" in progress.lines[crashed], "server-host-crash ended before its crash:\n" + progress.text()
+    assert "crash server" in progress.lines[crashed], "server-host-crash ended before its crash:\n" + "\n".join(
+        progress.lines)
     # it now waits ~13 s on the client's retransmissions: it is surely running when the signal comes
     done_name = re.match(r"^\S+ (\S+):", progress.lines[finished]).group(1)
     signalled = time.monotonic()
@@ -157,7 +171,8 @@ def test_waits_long(testbed, program):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_signalled_pytest_run_tears_the_testbed_down_and_exits_promptly(sig, tmp_path, docker_engine, foreign):
+def test_a_signalled_pytest_run_tears_the_testbed_down_and_exits_promptly(sig, tmp_path, docker_engine, foreign,
+                                                                          interruptible):
     """Ctrl-C, or SIGTERM as a CI runner cancelling a job sends it, in the middle of a test's wait."""
     test = tmp_path / "test_slow.py"
     test.write_text(SLOW_TEST)
@@ -178,7 +193,8 @@ def test_a_signalled_pytest_run_tears_the_testbed_down_and_exits_promptly(sig, t
     assert docker_engine.containers.get(foreign).status == "running"
 
 
-def test_a_run_whose_testbed_is_torn_down_under_it_says_so_in_one_line_and_still_reports(tmp_path, docker_engine):
+def test_a_run_whose_testbed_is_torn_down_under_it_says_so_in_one_line_and_still_reports(tmp_path, docker_engine,
+                                                                                          interruptible):
     """`netbed down -p P` from another process while a run waits on P's TCP timers."""
     proc = interruptible([sys.executable, "-m", "netbed", "run", "server-host-crash", "--out", str(tmp_path)])
     progress = Lines(proc.stderr)
