@@ -466,7 +466,7 @@ def run_(names: tuple[str, ...], run_all: bool, out_path: str | None, jobs: int,
     out.print(f"{passed} passed, {len(results) - passed - len(stopped)} failed; stopped by "
               f"{signal.Signals(interrupt.signum).name}: {len(stopped)} interrupted ({', '.join(stopped) or 'none'}), "
               f"{len(not_run)} not run ({', '.join(not_run) or 'none'})", markup=False)
-    _tear_down_mine(quiet=True)
+    _tear_down_mine()
     sys.exit(128 + interrupt.signum)
 
 
@@ -553,9 +553,9 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:  # click's word for a KeyboardInterrupt (or an Interrupted) inside it
         _tear_down_mine()
-        sys.exit(130)
+        sys.exit(128 + getattr(exc.__cause__, "signum", signal.SIGINT))
     except (NetbedError, PcapError) as exc:
         err.print(f"netbed: {exc}", markup=False)
         sys.exit(1)
@@ -567,13 +567,14 @@ def main() -> None:
         sys.exit(128 + getattr(exc, "signum", signal.SIGINT))
 
 
-def _tear_down_mine(quiet: bool = False) -> None:
+def _tear_down_mine() -> None:
     """After an interrupt: remove every testbed this process made (threads may still hold some)."""
     from netbed.testbed import clean as remove, leftovers, owner_id
 
-    if not quiet:
-        err.print("netbed: interrupted; tearing down this run's testbeds")
     try:
-        remove(leftovers(owner=owner_id()))
+        mine = leftovers(owner=owner_id())
+        if mine:
+            err.print("netbed: interrupted; tearing down this run's testbeds")
+            remove(mine)
     except NetbedError as exc:
         err.print(f"netbed: {exc}", markup=False)
