@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import docker
+import docker.errors
 
 
 def main() -> None:
@@ -36,15 +37,22 @@ def main() -> None:
         box = cli.containers.create("netbed-host:latest", ["sleep", "infinity"], network=network,
                                     labels=labels, init=True)
         if removed % 3 == 0:
-            box.start()
+            gone_ok(box.start)
         if previous is not None:
-            previous.remove(force=True)
-            removed += 1
+            removed += gone_ok(lambda: previous.remove(force=True))
         previous = box
     if previous is not None:
-        previous.remove(force=True)
-        removed += 1
+        removed += gone_ok(lambda: previous.remove(force=True))
     Path(count_file).write_text(str(removed))
+
+
+def gone_ok(act) -> bool:
+    """Act on a container; another process's `netbed clean` may have removed it first."""
+    try:
+        act()
+    except docker.errors.NotFound:
+        return False
+    return True
 
 
 if __name__ == "__main__":
