@@ -234,11 +234,14 @@ def test_clean_removes_what_a_killed_run_left_and_nothing_else(tmp_path, docker_
 
 
 def test_clean_never_takes_a_live_runs_testbed_for_a_leftover_however_old(tmp_path, docker_engine):
+    """Dry runs (what a real clean removes is exactly what it lists): a real one here would also remove
+    what other tests' killed runs left, which those tests are about to look at."""
     with Testbed.up(run_dir=tmp_path / "live") as bed:  # owned by this (live) process
-        for args in (["--older-than", "0s", "--dry-run"], ["--older-than", "0s"], []):
-            done = subprocess.run([sys.executable, "-m", "netbed", "clean", *args], capture_output=True, text=True)
+        for args in (["--older-than", "0s"], []):
+            done = subprocess.run([sys.executable, "-m", "netbed", "clean", "--dry-run", *args], capture_output=True,
+                                  text=True)
             assert done.returncode == 0, done.stderr
-            assert bed.project not in done.stdout, f"clean {' '.join(args)} listed a live run:\n{done.stdout}"
+            assert f"(project {bed.project}," not in done.stdout, f"clean {' '.join(args)} listed a live run:\n{done.stdout}"
             assert bed.status("server") == "running"
 
 
@@ -247,10 +250,11 @@ def test_plain_clean_leaves_a_kept_testbed_and_says_how_to_remove_it(tmp_path, d
                           capture_output=True, text=True)
     project = re.search(r"netbed down -p (\S+?)`", kept.stderr).group(1)
     try:
-        for args in ([], ["--older-than", "0s"]):
-            done = subprocess.run([sys.executable, "-m", "netbed", "clean", *args], capture_output=True, text=True)
+        for args in ([], ["--older-than", "0s"]):  # dry runs, as above
+            done = subprocess.run([sys.executable, "-m", "netbed", "clean", "--dry-run", *args], capture_output=True,
+                                  text=True)
             assert done.returncode == 0, done.stderr
-            assert f"removing container {project}" not in done.stdout
+            assert f"(project {project}," not in done.stdout, done.stdout
             assert re.search(rf"kept up on purpose, left alone: .*\b{project}\b.*`netbed down -p PROJECT`.*"
                              r"`netbed clean --kept`", done.stdout), done.stdout
             assert docker_engine.containers.list(sparse=True, filters={"label": f"{LABEL_PROJECT}={project}"})
