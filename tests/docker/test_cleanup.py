@@ -80,14 +80,18 @@ class Lines:
 
     def __init__(self, stream) -> None:
         self.lines: list[str] = []
-        self._thread = threading.Thread(target=lambda: self.lines.extend(map(str.rstrip, stream)), daemon=True)
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
         self._thread.start()
 
-    def wait(self, pattern: str, after: int = 0, timeout: float = 180) -> int:
-        """The index of the first line from `after` on that matches."""
+    def _read(self, stream) -> None:
+        for line in stream:
+            self.lines.append(line.rstrip())
+
+    def wait(self, pattern: str, timeout: float = 180) -> int:
+        """The index of the first line that matches."""
         regex = re.compile(pattern)
         try:
-            return wait_for(lambda: next((i for i, l in enumerate(self.lines[after:], after) if regex.search(l)), None),
+            return wait_for(lambda: next((i for i, l in enumerate(self.lines) if regex.search(l)), None),
                             lambda i: i is not None, timeout=timeout, what=f"a line matching {pattern!r}")
         except WaitTimeout as exc:
             raise AssertionError(f"{exc}; the last lines:\n" + "\n".join(self.lines[-20:])) from None
