@@ -93,8 +93,10 @@ def stop(cli: docker.DockerClient, capture: Capture) -> CaptureStats | None:
         died = container.status == "exited" and container.attrs["State"]["ExitCode"] != 0
         container.stop(timeout=5)
         logs = container.logs().decode(errors="replace")
-    except docker.errors.NotFound:  # removed already, by another `netbed down` of the same testbed
-        return None
+    except docker.errors.APIError as exc:  # removed already, or being removed, by another `netbed down`
+        if isinstance(exc, docker.errors.NotFound) or exc.status_code == 409:
+            return None
+        raise CaptureError(f"could not stop the capture on {capture.bridge}: {exc.explanation or exc}") from None
     engine.remove(cli, container.id)
     if died:
         last = (logs.strip().splitlines() or ["no output"])[-1]

@@ -278,11 +278,14 @@ class Testbed:
         """The host's container, fresh from the engine."""
         try:
             return engine.client().containers.get(self.host(host).container_id)
-        except docker.errors.NotFound:
-            raise self._gone(host) from None
+        except docker.errors.APIError as exc:
+            raise self._refused(host, exc) from None
 
-    def _gone(self, host: str) -> TestbedError:
-        return TestbedError(f"{host}'s container is gone; is the testbed {self.project} still up?")
+    def _refused(self, host: str, exc: docker.errors.APIError) -> TestbedError:
+        """The engine's refusal as one line: mostly a host stopped or removed meanwhile (a teardown)."""
+        if isinstance(exc, docker.errors.NotFound):
+            return TestbedError(f"{host}'s container is gone; is the testbed {self.project} still up?")
+        return TestbedError(f"{host}: {exc.explanation or exc}")
 
     def status(self, host: str) -> str:
         """'running', 'paused', 'exited', ... as the engine says."""
@@ -293,10 +296,8 @@ class Testbed:
         container = self.container(host)
         try:
             result = container.exec_run(argv, demux=True)
-        except docker.errors.NotFound:
-            raise self._gone(host) from None
         except docker.errors.APIError as exc:  # it stopped since: 409 or 500 "... is not running"
-            raise TestbedError(f"cannot run {argv[0]} in {host}: {exc.explanation or exc}") from None
+            raise self._refused(host, exc) from None
         out, err = result.output
         return ExecResult(result.exit_code, (out or b"").decode(errors="replace"),
                           (err or b"").decode(errors="replace"))
@@ -336,8 +337,8 @@ class Testbed:
     def logs(self, host: str) -> str:
         try:
             return self.container(host).logs().decode(errors="replace")
-        except docker.errors.NotFound:
-            raise self._gone(host) from None
+        except docker.errors.APIError as exc:  # 409 while a teardown removes it
+            raise self._refused(host, exc) from None
 
     # --- Compose plumbing ---------------------------------------------------
 
