@@ -249,8 +249,10 @@ def impair(host: str, delay: float, jitter: float, loss: float, rate: float, dup
 
 
 @cli.command()
-@click.option("--older-than", "older_than", help="Also other machines' runs that started longer ago than this: 30s, 10m, 2h, 1d.")
-@click.option("--kept", is_flag=True, help="Also testbeds kept up on purpose (`netbed up`, `run --keep`, `--netbed-keep`).")
+@click.option("--older-than", "older_than",
+              help="Also other machines' runs that started longer ago than this: 30s, 10m, 2h, 1d.")
+@click.option("--kept", is_flag=True,
+              help="Also testbeds kept up on purpose (`netbed up`, `run --keep`, `--netbed-keep`).")
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
 def clean(older_than: str | None, kept: bool, dry_run: bool) -> None:
     """Remove what killed runs left behind (only netbed's own containers, networks, volumes).

@@ -242,7 +242,8 @@ class Testbed:
         except (OSError, ValueError):
             note = {}
         if note.get("project") == self.project:
-            return f"the testbed {self.project} was torn down from outside during the run (by process {note.get('by', '?')})"
+            return (f"the testbed {self.project} was torn down from outside during the run "
+                    f"(by process {note.get('by', '?')})")
         try:
             states = {c.id: c.status for c in engine.containers(engine.client(), f"{LABEL_PROJECT}={self.project}")}
         except NetbedError:
@@ -425,7 +426,8 @@ def _last_line(text: str) -> str:
 
 
 KEPT_OWNERS = ("kept", "cli")
-"""Owners (HOST:kept, HOST:cli) of testbeds meant to outlive their process: `run --keep`, `--netbed-keep`, `netbed up`."""
+"""Owners (HOST:kept, HOST:cli) of testbeds meant to outlive their process: `run --keep`,
+`--netbed-keep`, `netbed up`."""
 
 
 @dataclass(frozen=True)
