@@ -28,6 +28,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from netbed import engine
 from netbed.engine import IMAGE
 from netbed.errors import NetbedError
 from netbed.observe import WaitTimeout, wait_for
@@ -165,13 +166,15 @@ def stop(cli: docker.DockerClient, capture: Capture) -> CaptureStats | None:
     """
     try:
         container = cli.containers.get(capture.container_id)
-    except docker.errors.NotFound:
-        return None
-    ended = container.status == "exited"
-    died = ended and container.attrs["State"]["ExitCode"] != 0
-    container.stop(timeout=5)
-    logs = container.logs().decode(errors="replace")
-    container.remove(force=True)
+        ended = container.status == "exited"
+        died = ended and container.attrs["State"]["ExitCode"] != 0
+        container.stop(timeout=5)
+        logs = container.logs().decode(errors="replace")
+    except docker.errors.APIError as exc:  # removed already, or being removed, by another `netbed down`
+        if isinstance(exc, docker.errors.NotFound) or exc.status_code == 409:
+            return None
+        raise CaptureError(f"could not stop the capture on {capture.bridge}: {exc.explanation or exc}") from None
+    engine.remove(cli, container.id)
     if capture.lifeline is not None:
         capture.lifeline.close()
     if died:  # tcpdump's own error, e.g. "pcap_loop: The interface disappeared" when the testbed was removed

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import click
 from rich.console import Console
@@ -313,19 +316,30 @@ def impair(host: str, delay: float, jitter: float, loss: float, rate: float | No
 
 
 @cli.command()
-@click.option("--older-than", "older_than", help="Also runs that started longer ago than this: 30s, 10m, 2h, 1d.")
+@click.option("--older-than", "older_than",
+              help="Also other machines' runs that started longer ago than this: 30s, 10m, 2h, 1d.")
+@click.option("--kept", is_flag=True,
+              help="Also testbeds kept up on purpose (`netbed up`, `run --keep`, `--netbed-keep`).")
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
-def clean(older_than: str | None, dry_run: bool) -> None:
-    """Remove what killed runs left behind (only netbed's own containers, networks, volumes)."""
+def clean(older_than: str | None, kept: bool, dry_run: bool) -> None:
+    """Remove what killed runs left behind (only netbed's own containers, networks, volumes).
+
+    A run whose process on this machine is still alive is never touched, however old.
+    """
     from netbed.testbed import clean as remove, leftovers
 
-    items = leftovers(older_than_s=_duration(older_than) if older_than else None)
+    items = leftovers(older_than_s=_duration(older_than) if older_than else None, kept=kept)
     for item in items:
         out.print(f"{'would remove' if dry_run else 'removing'} {item.kind} {item.name} (project {item.project}, "
                   f"owner {item.owner}, started {item.started})")
     if not dry_run:
         remove(items)
     out.print(f"{len(items)} left-over item(s){' found' if dry_run else ' removed'}")
+    if not kept:
+        alone = sorted({i.project for i in leftovers(kept=True) if i.kept})
+        if alone:
+            out.print(f"kept up on purpose, left alone: {', '.join(alone)} (remove one with `netbed down -p PROJECT`, "
+                      "all with `netbed clean --kept`)")
 
 
 def _duration(text: str) -> float:
@@ -503,18 +517,22 @@ def run_(names: tuple[str, ...], run_all: bool, out_path: str | None, jobs: int,
             raise click.UsageError(f"{', '.join(refused)} need netbed's own programs; "
                                    "`netbed list` marks the scenarios that take yours")
         chosen = [s for s in chosen if s.user_programs]
-    with run_folder(out_path) as out_dir:
+    with run_folder(out_path) as out_dir, _interrupts_call_off() as interrupt:
         err.print(f"running {len(chosen)} scenario(s), {jobs} at a time; results in {out_dir}")
-        results = runner.run_many(chosen, out_dir, jobs=jobs, programs=programs, keep=keep, report=render_progress)
+        results = runner.run_many(chosen, out_dir, jobs=jobs, programs=programs, keep=keep, report=render_progress,
+                                  cancel=interrupt.called_off)
     out.print("")
     for r in results:
-        verdict = "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
+        verdict = "[yellow]STOP[/]" if r.interrupted else "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
         out.print(f"{verdict} {r.scenario:22} {r.section:9} {r.duration_s:6.1f} s  {r.out_dir}")
+        if r.vanished:  # what failed after that is its consequence
+            out.print(f"       [red]✗[/] {escape(r.vanished)}")
+            continue
         for c in r.checks:
-            if not c.passed:
+            if not c.passed and not r.interrupted:
                 out.print(f"       [red]✗[/] {c.name}: expected {c.expected!r}", markup=True)
                 out.print(f"         observed: {c.observed.splitlines()[0] if c.observed else ''}", markup=False)
-    if html_report or junit:
+    if (html_report or junit) and results:
         from netbed.report import load_run, write_html, write_junit
 
         reports = [r for r in load_run(out_dir) if r.name in {res.scenario for res in results}]
@@ -523,8 +541,17 @@ def run_(names: tuple[str, ...], run_all: bool, out_path: str | None, jobs: int,
         if junit:
             out.print(f"JUnit XML: {write_junit(reports, Path(junit))}")
     passed = sum(r.passed for r in results)
-    out.print(f"{passed} passed, {len(results) - passed} failed")
-    sys.exit(0 if passed == len(results) else 1)
+    stopped = [r.scenario for r in results if r.interrupted]
+    if interrupt.signum is None:
+        out.print(f"{passed} passed, {len(results) - passed} failed")
+        sys.exit(0 if passed == len(results) else 1)
+    ran = {r.scenario for r in results}
+    not_run = [s.name for s in chosen if s.name not in ran]
+    out.print(f"{passed} passed, {len(results) - passed - len(stopped)} failed; stopped by "
+              f"{signal.Signals(interrupt.signum).name}: {len(stopped)} interrupted ({', '.join(stopped) or 'none'}), "
+              f"{len(not_run)} not run ({', '.join(not_run) or 'none'})", markup=False)
+    _tear_down_mine()
+    sys.exit(128 + interrupt.signum)
 
 
 @cli.command()
@@ -541,15 +568,52 @@ def report(run_dir: str, junit: str | None) -> None:
         out.print(f"JUnit XML: {write_junit(reports, Path(junit))}")
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM, as Ctrl-C: unwinds, so every testbed of this process is torn down on the way out."""
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 def _interrupted(signum: int, _frame) -> None:
-    """SIGTERM as Ctrl-C: unwind, so every testbed of this process is torn down on the way out."""
-    raise KeyboardInterrupt
+    raise Interrupted(signum)
+
+
+class _CallOff:
+    """The first SIGINT or SIGTERM calls the work off (it stops at its next step); a second one unwinds at once."""
+
+    def __init__(self) -> None:
+        self.called_off = threading.Event()
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, _frame) -> None:
+        if self.called_off.is_set():
+            raise Interrupted(signum)
+        self.signum = signum
+        self.called_off.set()
+        err.print(f"netbed: {signal.Signals(signum).name}: no new scenario starts, the running ones stop and are "
+                  "torn down (again to stop at once)", markup=False)
+
+
+@contextmanager
+def _interrupts_call_off() -> Iterator[_CallOff]:
+    """While inside, SIGINT and SIGTERM call the work off instead of unwinding (an ignored SIGINT stays ignored)."""
+    handler = _CallOff()
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)
+                if signal.getsignal(sig) is not signal.SIG_IGN}
+    try:
+        yield handler
+    finally:
+        for sig, before in previous.items():
+            signal.signal(sig, before)
 
 
 def main() -> None:
-    """Entry point: a NetbedError becomes one line on stderr and exit status 1, never a traceback."""
-    import signal
+    """Entry point: a NetbedError becomes one line on stderr and exit status 1, never a traceback.
 
+    SIGINT and SIGTERM end a command with 130 and 143, its testbeds torn down.
+    """
     signal.signal(signal.SIGTERM, _interrupted)
     try:
         cli.main(standalone_mode=False)
@@ -562,26 +626,28 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:  # click's word for a KeyboardInterrupt (or an Interrupted) inside it
         _tear_down_mine()
-        sys.exit(130)
+        sys.exit(128 + getattr(exc.__cause__, "signum", signal.SIGINT))
     except (NetbedError, PcapError) as exc:
         err.print(f"netbed: {exc}", markup=False)
         sys.exit(1)
     except OSError as exc:
         err.print(f"netbed: {exc.filename or ''}: {exc.strerror or exc}", markup=False)
         sys.exit(1)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         _tear_down_mine()
-        sys.exit(130)
+        sys.exit(128 + getattr(exc, "signum", signal.SIGINT))
 
 
 def _tear_down_mine() -> None:
     """After an interrupt: remove every testbed this process made (threads may still hold some)."""
     from netbed.testbed import clean as remove, leftovers, owner_id
 
-    err.print("netbed: interrupted; tearing down this run's testbeds")
     try:
-        remove(leftovers(owner=owner_id()))
+        mine = leftovers(owner=owner_id())
+        if mine:
+            err.print("netbed: interrupted; tearing down this run's testbeds")
+            remove(mine)
     except NetbedError as exc:
         err.print(f"netbed: {exc}", markup=False)

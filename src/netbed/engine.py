@@ -21,6 +21,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
@@ -69,6 +70,41 @@ def client(timeout: int = 120) -> docker.DockerClient:
             f"no Docker Engine answers ({_short(exc)}): run `netbed doctor --fix` as root, or start dockerd"
         ) from None
     return cli
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A container as the engine's list shows it: enough to act on; it may be gone by the time one does."""
+
+    id: str
+    name: str
+    labels: dict[str, str]
+    status: str
+    networks: dict[str, dict[str, Any]]
+
+
+def containers(cli: docker.DockerClient, *labels: str, running_only: bool = False) -> list[Listed]:
+    """The containers that carry all these labels (KEY or KEY=VALUE), from one list call.
+
+    docker-py's `containers.list` inspects each container it lists, so a
+    container that another testbed's teardown removes in between fails the
+    whole listing with 404. The list call alone cannot fail that way.
+    """
+    rows = cli.api.containers(all=not running_only, filters={"label": list(labels)})
+    return [Listed(row["Id"], (row.get("Names") or ["/"])[0].lstrip("/"), row.get("Labels") or {},
+                   row.get("State") or "", (row.get("NetworkSettings") or {}).get("Networks") or {})
+            for row in rows]
+
+
+def remove(cli: docker.DockerClient, container_id: str) -> None:
+    """Remove a container in any state; one that is already gone, or going, is no error."""
+    try:
+        cli.api.remove_container(container_id, force=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        if exc.status_code != 409:  # 409: its removal is already in progress
+            raise EngineError(f"could not remove container {container_id[:12]}: {exc.explanation or exc}") from None
 
 
 def compose(args: list[str], *, project: str | None = None, files: list[Path] | None = None,

@@ -425,6 +425,7 @@ def _shaper_log(shaper) -> tuple[str, str]:
 
 
 def _stop_shaper(bed: Testbed, host: str) -> None:
-    for shaper in engine.client().containers.list(all=True, filters={"label": [
-            f"org.netbed.project={bed.project}", "org.netbed.role=shaper", f"org.netbed.target={host}"]}):
-        shaper.remove(force=True)
+    cli = engine.client()
+    for shaper in engine.containers(cli, f"org.netbed.project={bed.project}", "org.netbed.role=shaper",
+                                    f"org.netbed.target={host}"):
+        engine.remove(cli, shaper.id)

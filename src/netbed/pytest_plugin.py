@@ -20,7 +20,8 @@ from __future__ import annotations
 import functools
 import os
 import re
-import socket
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from netbed import observe
 from netbed.engine import EngineError
 from netbed.errors import NetbedError
 from netbed.tcp import PcapError, analyze, render_ladder
-from netbed.testbed import Testbed
+from netbed.testbed import Testbed, kept_owner
 
 IDLE = ["sleep", "infinity"]
 
@@ -47,6 +48,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "netbed(compose=None, hosts=None, sysctls=None, services=None): "
                                        "the testbed of this test")
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and threading.current_thread() is threading.main_thread():
+        config.stash[_SIGTERM_BEFORE] = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _SIGTERM_BEFORE in config.stash:
+        signal.signal(signal.SIGTERM, config.stash[_SIGTERM_BEFORE])
+
+
+_SIGTERM_BEFORE = pytest.StashKey[Any]()
+
+
+def _sigterm_as_ctrl_c(_signum: int, _frame) -> None:
+    """SIGTERM (a CI job cancelled) ends the session as Ctrl-C does: testbeds are torn down, not left behind."""
+    raise KeyboardInterrupt
 
 
 def _services(marker: pytest.Mark | None) -> tuple[Path | None, dict[str, dict[str, Any]], list[str] | None]:
@@ -73,7 +89,7 @@ def testbed(request: pytest.FixtureRequest, tmp_path: Path):
     try:
         # a testbed that may be kept outlives this process: `netbed clean` must not take it for a leftover
         bed = Testbed.up(compose, run_dir=run_dir, services=services,
-                         owner=f"{socket.gethostname()}:kept" if keep else None)
+                         owner=kept_owner() if keep else None)
     except EngineError as exc:
         if os.environ.get("CI") == "true":
             pytest.fail(f"Docker is required under CI=true: {exc}", pytrace=False)

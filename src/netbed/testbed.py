@@ -17,6 +17,7 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,7 +30,7 @@ import docker.errors
 from netbed import capture as capture_mod
 from netbed import engine, guard
 from netbed.capture import Capture, CaptureStats
-from netbed.errors import NetbedError
+from netbed.errors import Cancelled, NetbedError
 from netbed.folders import missing_top, remove_made
 from netbed.progress import Reporter, silent, step
 
@@ -39,6 +40,7 @@ LABEL_STARTED = "org.netbed.started"
 LABEL_ROLE = "org.netbed.role"
 LABEL_RUN_DIR = "org.netbed.run-dir"
 STATE_FILE = "testbed.json"
+DOWN_FILE = "testbed.down"  # written by down() before it stops anything
 COMPOSE_PROJECT = "com.docker.compose.project"
 SUBNET_TRIES = 8
 PROJECT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")  # Compose's rule for project names
@@ -91,7 +93,8 @@ class Testbed:
     @classmethod
     def up(cls, compose_file: Path | str | None = None, project: str | None = None,
            run_dir: Path | str | None = None, services: dict[str, dict[str, Any]] | None = None,
-           report: Reporter = silent, owner: str | None = None) -> "Testbed":
+           report: Reporter = silent, owner: str | None = None,
+           cancel: threading.Event | None = None) -> "Testbed":
         """Bring up a fresh, isolated testbed; on any failure remove what was made, then raise.
 
         `services` adds Compose settings per service (command, sysctls, environment, ...)
@@ -99,7 +102,8 @@ class Testbed:
         `owner` labels who may tear it down: by default this process, so that
         `netbed clean` removes it once the process is gone, and its capture
         stops by itself then. The capture stops at NETBED_CAPTURE_MAX_PACKETS
-        frames (1,000,000); `down()` then sets `capture_error` to say so.
+        frames (1,000,000); `down()` then sets `capture_error` to say so. Once `cancel`
+        is set it stops at its next step, removes what it made and raises Cancelled.
         """
         cli = engine.client()
         if not engine.has_image(cli, engine.IMAGE):
@@ -124,7 +128,7 @@ class Testbed:
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
             with step(report, f"testbed {project} up") as s:
-                bed._create(cli, services or {}, s, max_frames, lifeline=owner is None)
+                bed._create(cli, services or {}, s, max_frames, owner is None, cancel or threading.Event())
                 s.info(f"bridge {bed.bridge}, capture {bed.capture.path if bed.capture else '-'}")
         except BaseException:
             bed.down()
@@ -136,8 +140,8 @@ class Testbed:
     @classmethod
     def _attach_plain_compose(cls, cli: docker.DockerClient, compose_file: Path) -> "Testbed":
         """A project started with plain `docker compose up` of this file (the demo): faults work on it too."""
-        projects = {c.labels.get(COMPOSE_PROJECT) for c in cli.containers.list(
-            filters={"label": f"com.docker.compose.project.config_files={compose_file}"})}
+        projects = {c.labels.get(COMPOSE_PROJECT) for c in engine.containers(
+            cli, f"com.docker.compose.project.config_files={compose_file}", running_only=True)}
         projects.discard(None)
         if len(projects) != 1:
             raise TestbedError(f"no testbed is up for {compose_file}: start one with `netbed up` (or `docker compose up`)"
@@ -150,7 +154,7 @@ class Testbed:
         return bed
 
     def _create(self, cli: docker.DockerClient, services: dict[str, dict[str, Any]], s, max_frames: int,
-                lifeline: bool) -> None:
+                lifeline: bool, cancel: threading.Event) -> None:
         self.bridge = "nb" + uuid.uuid5(uuid.NAMESPACE_DNS, self.project).hex[:10]
         self.env = {"NETBED_BRIDGE": self.bridge, "NETBED_CAPTURE_DIR": str(self.run_dir),
                     "NETBED_CAPTURE_FILE": "capture.pcap", "NETBED_IMAGE": engine.IMAGE}
@@ -177,11 +181,14 @@ class Testbed:
             self._compose(["down", "--volumes", "--remove-orphans"], check=False)
         self.bridge = self._bridge_name(cli)
         s.info(f"capture on {self.bridge}")
+        _go_on(cancel)
         self.capture = capture_mod.start(cli, self.bridge, self.run_dir / "capture.pcap", self.labels,
                                          max_frames=max_frames, overwrite=True, lifeline=lifeline)
+        _go_on(cancel)
         self._compose(["up", "-d", "--no-deps", "--no-recreate", "--no-build", "--pull", "never", *hosts])
         self.hosts = self._discover_hosts(cli, hosts)
         for name in self.hosts:
+            _go_on(cancel)
             self.isolate(name)
         (self.run_dir / STATE_FILE).write_text(json.dumps({
             "project": self.project, "compose_file": str(self.compose_file), "run_dir": str(self.run_dir),
@@ -196,13 +203,19 @@ class Testbed:
         cli = engine.client()
         wanted_file = Path(compose_file or default_compose_file()).resolve()
         found: dict[str, dict[str, Any]] = {}
-        for container in cli.containers.list(all=True, filters={"label": LABEL_RUN_DIR}):
-            state_file = Path(container.labels[LABEL_RUN_DIR]) / STATE_FILE
-            if container.labels[LABEL_PROJECT] not in found and state_file.is_file():
-                found[container.labels[LABEL_PROJECT]] = json.loads(state_file.read_text())
+        up_now: set[str] = set()
+        for container in engine.containers(cli, LABEL_RUN_DIR):
+            name = container.labels.get(LABEL_PROJECT, "")
+            up_now.add(name)
+            if name in found or (project is not None and name != project):
+                continue
+            try:
+                found[name] = json.loads((Path(container.labels[LABEL_RUN_DIR]) / STATE_FILE).read_text())
+            except (OSError, ValueError):
+                pass  # not written yet, or its run folder removed meanwhile: not a testbed to attach to
         if project is not None:
             if project not in found:
-                known = ", ".join(sorted(found)) or "none"
+                known = ", ".join(sorted(up_now - {""})) or "none"
                 raise TestbedError(f"no testbed {project!r} is up (testbeds up: {known})")
             state = found[project]
         else:
@@ -229,6 +242,12 @@ class Testbed:
             cli = engine.client()
         except NetbedError:
             return
+        if self.labels.get(LABEL_PROJECT):  # a run using this testbed learns why its hosts stop
+            try:
+                (self.run_dir / DOWN_FILE).write_text(json.dumps({"project": self.project, "by": owner_id(),
+                                                                  "at": datetime.now(timezone.utc).isoformat()}))
+            except OSError:
+                pass  # its run folder is gone: there is no run left to tell
         if self.hosts:
             self._compose(["stop", "--timeout", "2"], check=False)
         if self.capture is not None:
@@ -237,8 +256,31 @@ class Testbed:
             except NetbedError as exc:
                 self.capture_error = str(exc)
         self._compose(["down", "--volumes", "--remove-orphans", "--timeout", "0"], check=False)
-        for container in cli.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={self.project}"}):
-            container.remove(force=True)
+        for container in engine.containers(cli, f"{LABEL_PROJECT}={self.project}"):
+            engine.remove(cli, container.id)
+
+    def vanished(self) -> str:
+        """Why this testbed is no longer whole, or "" while it is: someone else tore it down.
+
+        `down()` leaves a note in the run folder before it stops anything, so a
+        run sees at once that its hosts stopped because of `netbed down -p`;
+        without a note, a container gone or a stopped capture tells the same.
+        """
+        try:
+            note = json.loads((self.run_dir / DOWN_FILE).read_text())
+        except (OSError, ValueError):
+            note = {}
+        if note.get("project") == self.project:
+            return (f"the testbed {self.project} was torn down from outside during the run "
+                    f"(by process {note.get('by', '?')})")
+        try:
+            states = {c.id: c.status for c in engine.containers(engine.client(), f"{LABEL_PROJECT}={self.project}")}
+        except NetbedError:
+            return ""
+        ids = [h.container_id for h in self.hosts.values()] + ([self.capture.container_id] if self.capture else [])
+        if any(i not in states for i in ids) or (self.capture and states[self.capture.container_id] != "running"):
+            return f"the testbed {self.project} disappeared during the run (its containers were stopped or removed)"
+        return ""
 
     def __enter__(self) -> "Testbed":
         return self
@@ -271,8 +313,14 @@ class Testbed:
     def _container(self, host: str):
         try:
             return engine.client().containers.get(self.host(host).container_id)
-        except docker.errors.NotFound:
-            raise TestbedError(f"{host}'s container is gone; is the testbed {self.project} still up?") from None
+        except docker.errors.APIError as exc:
+            raise self._refused(host, exc) from None
+
+    def _refused(self, host: str, exc: docker.errors.APIError) -> TestbedError:
+        """The engine's refusal as one line: mostly a host stopped or removed meanwhile (a teardown)."""
+        if isinstance(exc, docker.errors.NotFound):
+            return TestbedError(f"{host}'s container is gone; is the testbed {self.project} still up?")
+        return TestbedError(f"{host}: {exc.explanation or exc}")
 
     def status(self, host: str) -> str:
         """'running', 'paused', 'exited', ... as the engine says."""
@@ -281,7 +329,10 @@ class Testbed:
     def exec(self, host: str, argv: list[str]) -> ExecResult:
         """Run a command to completion in a host (an argument list, never a shell string)."""
         container = self.container(host)
-        result = container.exec_run(argv, demux=True)
+        try:
+            result = container.exec_run(argv, demux=True)
+        except docker.errors.APIError as exc:  # it stopped since: 409 or 500 "... is not running"
+            raise self._refused(host, exc) from None
         out, err = result.output
         return ExecResult(result.exit_code, (out or b"").decode(errors="replace"),
                           (err or b"").decode(errors="replace"))
@@ -335,7 +386,10 @@ class Testbed:
             self.netns(host, ["ip", family, "route", "replace", "unreachable", gateway])
 
     def logs(self, host: str) -> str:
-        return self._container(host).logs().decode(errors="replace")
+        try:
+            return self._container(host).logs().decode(errors="replace")
+        except docker.errors.APIError as exc:  # 409 while a teardown removes it
+            raise self._refused(host, exc) from None
 
     # --- Compose plumbing ---------------------------------------------------
 
@@ -372,21 +426,20 @@ class Testbed:
         networks = cli.networks.list(filters={"label": f"{COMPOSE_PROJECT}={self.project}"})
         if not networks:
             raise TestbedError(f"{self.project} has no network: give its hosts a bridge network")
-        net = networks[0]
-        net.reload()
-        return net.attrs.get("Options", {}).get("com.docker.network.bridge.name") or f"br-{net.id[:12]}"
+        net = networks[0]  # the list gives its options: no inspect of a network that may be going
+        return (net.attrs.get("Options") or {}).get("com.docker.network.bridge.name") or f"br-{net.id[:12]}"
 
     def _discover_hosts(self, cli: docker.DockerClient, names: list[str],
                         model: dict[str, Any] | None = None) -> dict[str, Host]:
         """The hosts as the engine shows them; a stopped host has no address there, so its
         static one from the compose file stands in (or none, if it has none)."""
         hosts = {}
-        for container in cli.containers.list(all=True, filters={"label": f"{COMPOSE_PROJECT}={self.project}"}):
+        for container in engine.containers(cli, f"{COMPOSE_PROJECT}={self.project}"):
             service = container.labels.get("com.docker.compose.service")
             if service not in names:
                 continue
-            nets = container.attrs["NetworkSettings"]["Networks"] or {}
-            first = next(iter(nets.values()), {}) if nets else {}
+            nets = container.networks
+            first = next(iter(nets.values()), {})
             ip, mac = first.get("IPAddress", ""), first.get("MacAddress", "")
             if not ip and model is not None:
                 ip, mac = _static_address(model, service)
@@ -496,11 +549,21 @@ def free_prefix(cli: docker.DockerClient) -> str:
             return prefix
 
 
+def _go_on(cancel: threading.Event) -> None:
+    if cancel.is_set():
+        raise Cancelled("called off while the testbed came up")
+
+
 def _last_line(text: str) -> str:
     return (text.strip().splitlines() or ["no output"])[-1]
 
 
 # --- what runs left behind ---------------------------------------------------------------
+
+
+KEPT_OWNERS = ("kept", "cli")
+"""Owners (HOST:kept, HOST:cli) of testbeds meant to outlive their process: `run --keep`,
+`--netbed-keep`, `netbed up`."""
 
 
 @dataclass(frozen=True)
@@ -511,19 +574,27 @@ class Leftover:
     owner: str
     started: str
 
+    @property
+    def kept(self) -> bool:
+        return self.owner.partition(":")[2] in KEPT_OWNERS
 
-def leftovers(older_than_s: float | None = None, owner: str | None = None) -> list[Leftover]:
+
+def leftovers(older_than_s: float | None = None, owner: str | None = None, kept: bool = False) -> list[Leftover]:
     """netbed's containers, networks and volumes whose run is over.
 
-    A run is over when its owner process (on this machine) is gone, when it
-    started more than `older_than_s` ago, or, with `owner`, when it is that
-    owner's. Anything without netbed's labels is never listed.
+    A run of this machine is over when its owner process is gone; while the
+    owner lives its testbed is never a leftover, however old (the owner tears
+    it down itself). A run of another machine, whose process cannot be asked,
+    is over once it started more than `older_than_s` ago. Testbeds kept on
+    purpose are listed only with `kept` (and, with `older_than_s`, only the
+    older ones). With `owner`: exactly that owner's things. Anything without
+    netbed's labels is never listed.
     """
     cli = engine.client()
     label = {"label": LABEL_PROJECT}
     found: list[Leftover] = []
     projects: dict[str, tuple[str, str]] = {}
-    for container in cli.containers.list(all=True, filters=label):
+    for container in engine.containers(cli, LABEL_PROJECT):
         lab = container.labels
         projects[lab[LABEL_PROJECT]] = (lab.get(LABEL_OWNER, ""), lab.get(LABEL_STARTED, ""))
         found.append(Leftover("container", container.name, lab[LABEL_PROJECT], *projects[lab[LABEL_PROJECT]]))
@@ -534,7 +605,7 @@ def leftovers(older_than_s: float | None = None, owner: str | None = None) -> li
     for project, (own, started) in projects.items():
         for volume in cli.volumes.list(filters={"label": f"{COMPOSE_PROJECT}={project}"}):
             found.append(Leftover("volume", volume.name, project, own, started))
-    return [item for item in found if _over(item, older_than_s, owner)]
+    return [item for item in found if _over(item, older_than_s, owner, kept)]
 
 
 def clean(items: list[Leftover]) -> None:
@@ -544,28 +615,39 @@ def clean(items: list[Leftover]) -> None:
     for item in sorted(items, key=lambda i: order[i.kind]):
         try:
             if item.kind == "container":
-                cli.containers.get(item.name).remove(force=True)
+                engine.remove(cli, item.name)
             elif item.kind == "network":
-                cli.networks.get(item.name).remove()
+                cli.api.remove_network(item.name)
             else:
-                cli.volumes.get(item.name).remove(force=True)
+                cli.api.remove_volume(item.name, force=True)
         except docker.errors.NotFound:
-            pass
+            pass  # gone meanwhile: someone else removed it
+        except docker.errors.APIError as exc:
+            raise TestbedError(f"could not remove {item.kind} {item.name}: {exc.explanation or exc}") from None
 
 
-def _over(item: Leftover, older_than_s: float | None, owner: str | None) -> bool:
+def _over(item: Leftover, older_than_s: float | None, owner: str | None, kept: bool) -> bool:
     if owner is not None:
         return item.owner == owner
-    if older_than_s is not None:
-        try:
-            started = datetime.fromisoformat(item.started)
-        except ValueError:
-            return True
-        return (datetime.now(timezone.utc) - started).total_seconds() > older_than_s
+    if item.kept:
+        return kept and (older_than_s is None or _older(item, older_than_s))
     host, _, pid = item.owner.partition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False  # another machine's run: only --older-than may judge it
-    return not Path(f"/proc/{pid}").exists()
+    if host == socket.gethostname() and pid.isdigit():
+        return not Path(f"/proc/{pid}").exists()
+    return older_than_s is not None and _older(item, older_than_s)  # another machine's run, or no owner
+
+
+def _older(item: Leftover, seconds: float) -> bool:
+    try:
+        started = datetime.fromisoformat(item.started)
+    except ValueError:
+        return True
+    return (datetime.now(timezone.utc) - started).total_seconds() > seconds
+
+
+def kept_owner() -> str:
+    """The owner label of a testbed kept up on purpose: `netbed clean` leaves it alone unless told --kept."""
+    return f"{socket.gethostname()}:kept"
 
 
 def owner_id() -> str:

@@ -9,13 +9,14 @@ exit status). Nothing here prints; progress goes to the reporter.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from netbed import faults, observe
 from netbed.apps.events import parse_event
-from netbed.errors import NetbedError
+from netbed.errors import Cancelled, NetbedError
 from netbed.observe import Exit, Program
 from netbed.progress import Event, Phase, Reporter
 from netbed.scenarios.programs import PORT, Programs
@@ -54,7 +55,7 @@ class Client:
     def __init__(self, lab: "Lab", argv: list[str], name: str) -> None:
         self.lab = lab
         self.name = name
-        self.program = Program(lab.bed, "client", argv)
+        self.program = Program(lab.bed, "client", argv, cancel=lab.cancel)
         self._local_port: int | None = None
 
     @property
@@ -146,6 +147,7 @@ class Lab:
     timeline: list[Moment] = field(default_factory=list)
     key_connections: list[Connection] = field(default_factory=list)
     clients: list[Client] = field(default_factory=list)
+    cancel: threading.Event = field(default_factory=threading.Event)  # set: every wait ends, raising Cancelled
 
     # --- programs ---------------------------------------------------------------------
 
@@ -166,7 +168,7 @@ class Lab:
             return [e for e in self.server_events()
                     if e.get("event") == name and all(e.get(k) == v for k, v in fields.items())]
         return observe.wait_for(matching, lambda found: len(found) >= count, timeout=timeout,
-                                what=f"{count} '{name}' event(s) from the server")
+                                what=f"{count} '{name}' event(s) from the server", cancel=self.cancel)
 
     # --- faults, each noted on the timeline --------------------------------------------
 
@@ -203,12 +205,12 @@ class Lab:
 
     def wait_for(self, probe: Callable[[], Any], until: Callable[[Any], bool] = bool, *, timeout: float,
                  what: str) -> Any:
-        return observe.wait_for(probe, until, timeout=timeout, what=what)
+        return observe.wait_for(probe, until, timeout=timeout, what=what, cancel=self.cancel)
 
     def wait_on_wire(self, client: Client, condition: Callable[[Connection], bool], timeout: float,
                      what: str) -> Connection:
         """Wait until the client's connection, as captured, satisfies the condition."""
-        return observe.wait_for(lambda: client.connection, condition, timeout=timeout, what=what)
+        return observe.wait_for(lambda: client.connection, condition, timeout=timeout, what=what, cancel=self.cancel)
 
     def connections(self) -> list[Connection]:
         names = self.bed.names()
@@ -226,6 +228,9 @@ class Lab:
     # --- judging ------------------------------------------------------------------------
 
     def note(self, who: str, what: str) -> None:
+        """Every step notes itself, so a called-off run stops at its next step."""
+        if self.cancel.is_set():
+            raise Cancelled(f"called off before: {who} {what}")
         self.timeline.append(Moment(time.time(), who, what))
 
     def check(self, name: str, passed: bool, expected: str, observed: str) -> bool:
@@ -263,7 +268,7 @@ class Lab:
     def program(self, host: str, argv: list[str], name: str) -> Program:
         """Start any program on a host (e.g. a second server on another port), on a pseudo-terminal."""
         self.note(name, f"starts on {host}: {' '.join(argv)}")
-        return Program(self.bed, host, argv)
+        return Program(self.bed, host, argv, cancel=self.cancel)
 
     def server_program(self, *options: str, port: int, name: str, program: str = "echo_server") -> Program:
         """Start another of netbed's servers on the server host, on another port; return once it listens."""
