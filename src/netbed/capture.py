@@ -33,6 +33,7 @@ from netbed.engine import IMAGE
 from netbed.errors import NetbedError
 from netbed.observe import WaitTimeout, wait_for
 from netbed.tcp import read_frames
+from netbed.tcp.annotate import Note, annotate
 
 LISTENING_DEADLINE = 20.0
 BUFFER_KIB = 32768  # kernel capture buffer: large enough for bursts of thousands of connections
@@ -196,6 +197,23 @@ def stop(cli: docker.DockerClient, capture: Capture) -> CaptureStats | None:
             raise CaptureError(f"{capture.path} is incomplete: tcpdump captured {stats.captured} frames but the file "
                                f"holds {written} ({free // 1024} KiB free on its filesystem: full disk?)")
     return stats
+
+
+def finished(path: Path) -> Path:
+    """Where a recording is: its pcapng once annotated, else the pcap tcpdump writes."""
+    annotated = path.with_suffix(".pcapng")
+    return annotated if annotated.is_file() and not path.is_file() else path
+
+
+def annotate_in_place(path: Path, notes: list[Note]) -> Path | None:
+    """Rewrite the finished recording as pcapng with netbed's notes as comments (Wireshark shows them
+    between the frames); the pcap goes, so there is one capture file. None if there was no recording."""
+    if not path.is_file():
+        return None
+    annotated = path.with_suffix(".pcapng")
+    annotate(path, annotated, notes)
+    path.unlink()
+    return annotated
 
 
 def parse_stats(logs: str) -> CaptureStats | None:

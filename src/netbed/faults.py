@@ -13,9 +13,11 @@ back from its namespace, never remembered here.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import signal as signals
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any, Callable, TypeVar
 
 import docker
 import docker.errors
@@ -32,6 +34,7 @@ DELAY_CHAIN = "NETBED-DELAY"    # on INPUT too: a packet held on OUTPUT would st
                                 # socket, and TCP Small Queues would throttle the host's bulk sending
 SHAPER_QUEUE = 7
 STATE_DEADLINE = 15.0
+T = TypeVar("T")
 DELAY_MAX_MS = 60_000.0           # a minute: longer than any retransmission timer needs to fire
 RATE_KBIT = (1.0, 1_000_000.0)    # what tc's tbf takes with netbed's 16 kbit burst: above 1 Gbit/s it is too small
 GRACE_MAX_S = 600.0
@@ -71,10 +74,33 @@ class Impairment:
         if not any((self.delay_ms, self.loss_pct, self.rate_kbit, self.duplicate_pct, self.reorder_pct)):
             raise FaultError("impair: say what to impair: --delay, --loss, --rate, --duplicate or --reorder")
 
+    def __str__(self) -> str:
+        """As a person says it: "delay 100 ms, loss 20%"."""
+        units = {"ms": " ms", "pct": "%", "kbit": " kbit/s"}
+        return ", ".join(f"{f.name.rsplit('_', 1)[0]} {getattr(self, f.name):g}{units[f.name.rsplit('_', 1)[1]]}"
+                         for f in fields(self) if getattr(self, f.name))
+
+
+def noted(fault: Callable[..., T]) -> Callable[..., T]:
+    """Each fault notes itself on the testbed as it begins, so the capture carries it as a comment
+    just before the frames it causes (a kill's FIN, a reboot's RST); a fault that fails says so too."""
+
+    @functools.wraps(fault)
+    def apply(bed: Testbed, *args: Any, **kwargs: Any) -> T:
+        said = " ".join([fault.__name__, *map(str, args), *(f"{k}={v}" for k, v in kwargs.items() if v is not None)])
+        bed.note(said)
+        try:
+            return fault(bed, *args, **kwargs)
+        except NetbedError as exc:
+            bed.note(f"{said}: failed: {exc}")
+            raise
+    return apply
+
 
 # --- processes ---------------------------------------------------------------
 
 
+@noted
 def pause(bed: Testbed, host: str) -> None:
     """Freeze the host's processes; its kernel still ACKs and answers keepalive probes."""
     container = _running(bed, host, "pause")
@@ -82,6 +108,7 @@ def pause(bed: Testbed, host: str) -> None:
     _await_status(bed, host, "paused")
 
 
+@noted
 def unpause(bed: Testbed, host: str) -> None:
     container = bed.container(host)
     if container.status != "paused":
@@ -92,6 +119,7 @@ def unpause(bed: Testbed, host: str) -> None:
     _await_status(bed, host, "running")
 
 
+@noted
 def kill(bed: Testbed, host: str, signal: str = "SIGKILL", pid: int | None = None) -> None:
     """Kill the host's main process, or one process inside the host (e.g. a forked child)."""
     name = signal_name(signal)
@@ -113,6 +141,7 @@ def kill(bed: Testbed, host: str, signal: str = "SIGKILL", pid: int | None = Non
                  timeout=STATE_DEADLINE, what=f"process {pid} in {host} to die")
 
 
+@noted
 def shutdown(bed: Testbed, host: str, grace: float = 2.0) -> None:
     """An orderly host shutdown: SIGTERM to every process (not only PID 1), SIGKILL after the grace period.
 
@@ -137,6 +166,7 @@ def shutdown(bed: Testbed, host: str, grace: float = 2.0) -> None:
 # --- whole hosts -------------------------------------------------------------
 
 
+@noted
 def crash(bed: Testbed, host: str) -> None:
     """The host loses power: nothing leaves it, nothing reaches its stack, no ARP, processes frozen.
 
@@ -161,6 +191,7 @@ def crash(bed: Testbed, host: str) -> None:
     _await_status(bed, host, "paused")
 
 
+@noted
 def reboot(bed: Testbed, host: str) -> None:
     """Back from a crash (or from running) with no TCP state, the same IP and MAC; programs restart."""
     before = bed.host(host)
@@ -186,6 +217,7 @@ def reboot(bed: Testbed, host: str) -> None:
 # --- links ---------------------------------------------------------------------
 
 
+@noted
 def partition(bed: Testbed, a: str, b: str, one_way: bool = False) -> None:
     """Cut the link between a and b (only a -> b with one_way).
 
@@ -220,6 +252,7 @@ def partition(bed: Testbed, a: str, b: str, one_way: bool = False) -> None:
         raise
 
 
+@noted
 def impair(bed: Testbed, host: str, how: Impairment) -> str:
     """Make the host's link lossy or slow; returns the mechanism used.
 
@@ -273,6 +306,7 @@ def _impair_without_netem(bed: Testbed, host: str, dev: str, how: Impairment) ->
                            "--queue-num", str(SHAPER_QUEUE), "--queue-bypass"])
 
 
+@noted
 def heal(bed: Testbed, host: str | None = None) -> list[str]:
     """Undo partitions and impairments on one host or all; returns what was healed."""
     names = [host] if host else sorted(bed.hosts)

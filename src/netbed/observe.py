@@ -141,6 +141,9 @@ class Exit:
     def ok(self) -> bool:
         return self.code == 0
 
+    def __str__(self) -> str:
+        return f"killed by signal {self.signal}" if self.signal is not None else f"exit status {self.code}"
+
 
 class Program:
     """A program on a host, on a pseudo-terminal, driven line by line from here.
@@ -153,6 +156,7 @@ class Program:
         self.host = host
         self.argv = list(argv)
         self.cancel = cancel
+        self._bed = bed
         container_id = bed.host(host).container_id
         self._proc = subprocess.Popen(
             ["docker", "exec", "-i", container_id, "python3", "-m", "netbed.apps.ptyrun", "--", *argv],
@@ -173,24 +177,27 @@ class Program:
             raise
         if self.pid is None:
             raise NetbedError(f"could not start {argv[0]} on {host}: {' '.join(self.stderr[-1:]) or 'no output'}")
+        bed.note(f"{host}: {' '.join(argv)} started (pid {self.pid})")
 
     def _pump(self, stream, lines: list[str]) -> None:
         for raw in iter(stream.readline, b""):
             line = raw.decode(errors="replace").rstrip("\r\n")
             if line.startswith("netbed-ptyrun: "):
-                self._note(line.removeprefix("netbed-ptyrun: "))
+                self._heard(line.removeprefix("netbed-ptyrun: "))
             else:
                 lines.append(line)
 
-    def _note(self, text: str) -> None:
+    def _heard(self, text: str) -> None:
+        """What ptyrun reports of the program: its pid first, how it ended last (noted on the testbed)."""
         key, _, value = text.partition("=")
         number = int(value.split()[0])
         if key == "pid":
             self.pid = number
-        elif key == "exit":
-            self.exit = Exit(number, None)
-        elif key == "signal":
-            self.exit = Exit(None, number)
+            return
+        self.exit = Exit(number, None) if key == "exit" else Exit(None, number) if key == "signal" else None
+        if self.exit is not None:
+            said = f": {self.stderr[-1]}" if self.stderr else ""  # its last words, e.g. the errno's message
+            self._bed.note(f"{self.host}: {self.argv[0]} ended, {self.exit}{said}")
 
     def send(self, line: str) -> None:
         """Type one line at the program's terminal."""

@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,6 +34,8 @@ from netbed.capture import Capture, CaptureStats
 from netbed.errors import Cancelled, NetbedError
 from netbed.folders import missing_top, remove_made
 from netbed.progress import Reporter, silent, step
+from netbed.tcp import PcapError
+from netbed.tcp.annotate import Note
 
 LABEL_PROJECT = "org.netbed.project"
 LABEL_OWNER = "org.netbed.owner"
@@ -40,6 +43,7 @@ LABEL_STARTED = "org.netbed.started"
 LABEL_ROLE = "org.netbed.role"
 LABEL_RUN_DIR = "org.netbed.run-dir"
 STATE_FILE = "testbed.json"
+NOTES_FILE = "notes.jsonl"  # what netbed did and saw, one JSON line each, for the capture's comments
 DOWN_FILE = "testbed.down"  # written by down() before it stops anything
 COMPOSE_PROJECT = "com.docker.compose.project"
 SUBNET_TRIES = 8
@@ -258,6 +262,11 @@ class Testbed:
         self._compose(["down", "--volumes", "--remove-orphans", "--timeout", "0"], check=False)
         for container in engine.containers(cli, f"{LABEL_PROJECT}={self.project}"):
             engine.remove(cli, container.id)
+        if self.capture is not None:
+            try:
+                capture_mod.annotate_in_place(self.capture.path, self.notes())
+            except (OSError, PcapError) as exc:
+                self.capture_error = self.capture_error or f"could not write the notes into {self.capture.path}: {exc}"
 
     def vanished(self) -> str:
         """Why this testbed is no longer whole, or "" while it is: someone else tore it down.
@@ -302,7 +311,25 @@ class Testbed:
 
     @property
     def pcap(self) -> Path:
-        return self.run_dir / "capture.pcap"
+        """The capture: capture.pcap while the testbed is up, capture.pcapng (with netbed's notes) after `down`."""
+        return capture_mod.finished(self.run_dir / "capture.pcap")
+
+    def note(self, text: str) -> None:
+        """Record what netbed did or saw at this instant; `down` writes it into the capture as a comment.
+
+        Any process may add to it (the CLI's verbs run in their own), so it is
+        a file in the run folder, appended a line at a time.
+        """
+        if self.run_dir.is_dir():
+            with open(self.run_dir / NOTES_FILE, "a") as notes:
+                notes.write(json.dumps({"ts_ns": time.time_ns(), "text": text}) + "\n")
+
+    def notes(self) -> list[Note]:
+        try:
+            lines = (self.run_dir / NOTES_FILE).read_text().splitlines()
+        except OSError:
+            return []
+        return [Note(int(n["ts_ns"]), str(n["text"])) for n in map(_json_or_none, lines) if n]
 
     def container(self, host: str):
         """The host's container, fresh from the engine, to act on: refused if its namespaces are not its own."""
@@ -445,6 +472,15 @@ class Testbed:
                 ip, mac = _static_address(model, service)
             hosts[service] = Host(service, container.id, ip, mac, _gateways(nets))
         return hosts
+
+
+def _json_or_none(line: str) -> dict[str, Any] | None:
+    """A line of a file other processes append to: the last may be half-written."""
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) and "ts_ns" in value and "text" in value else None
 
 
 def _gateways(nets: dict[str, Any]) -> tuple[str, ...]:

@@ -167,7 +167,7 @@ def test_a_capture_that_reaches_its_limit_fails_the_verdict_and_says_why(tmp_pat
     assert any(c.name == "the capture recorded the whole run" and "limit of 12 frames" in c.observed
                for c in failed), result.checks
     assert not result.passed
-    assert sum(1 for _ in read_frames(str(tmp_path / "normal-termination" / "capture.pcap"))) == 12
+    assert sum(1 for _ in read_frames(str(tmp_path / "normal-termination" / "capture.pcapng"))) == 12
 
 
 def test_netbed_down_notes_a_capture_that_reached_its_limit(docker_engine, project, tmp_path):

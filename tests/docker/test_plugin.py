@@ -33,7 +33,7 @@ def test_a_failing_test_reports_pcap_ladder_sockets_processes_and_logs(tmp_path,
         assert section in out, section
     assert str(tmp_path / "art") in out and ".pcap" in out
     assert "ESTABLISHED" in out and "P. seq" in out
-    assert list((tmp_path / "art").glob("*/capture.pcap"))
+    assert list((tmp_path / "art").glob("*/capture.pcapng"))
 
 
 def test_netbed_keep_leaves_the_failed_testbed_up_and_says_how_to_tear_it_down(tmp_path, docker_engine):

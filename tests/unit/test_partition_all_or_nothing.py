@@ -57,6 +57,9 @@ class FakeBed:
     def container(self, host: str):
         return SimpleNamespace(status="running")
 
+    def note(self, text: str) -> None:
+        """Faults note themselves on the testbed (for the capture's comments); nothing to keep here."""
+
     def host(self, host: str):
         return SimpleNamespace(ip={"client": "10.0.0.20", "server": "10.0.0.10"}[host])
 

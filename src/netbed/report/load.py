@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from netbed.capture import finished
 from netbed.errors import NetbedError
 
 
@@ -22,6 +23,11 @@ class ScenarioReport:
     @property
     def passed(self) -> bool:
         return bool(self.data["passed"])
+
+    @property
+    def capture(self) -> Path:
+        """The scenario's capture: capture.pcapng with netbed's notes (capture.pcap from older runs)."""
+        return finished(self.folder / "capture.pcap")
 
     def text(self, name: str) -> str:
         path = self.folder / name

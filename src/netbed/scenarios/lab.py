@@ -19,7 +19,7 @@ from netbed.apps.events import parse_event
 from netbed.errors import Cancelled, NetbedError
 from netbed.observe import Exit, Program
 from netbed.progress import Event, Phase, Reporter
-from netbed.scenarios.programs import PORT, Programs
+from netbed.scenarios.programs import Programs
 from netbed.tcp import Connection, ExpectationError, analyze, expect
 from netbed.testbed import Testbed
 
@@ -85,18 +85,18 @@ class Client:
         """
         end = self.program.wait(timeout=timeout)
         said = self.program.stderr[-1] if self.program.stderr else ""
-        self.lab.note(self.name, f"ended {describe_exit(end)}{f': {said}' if said else ''}")
+        self.lab.moment(self.name, f"ended {end}{f': {said}' if said else ''}")
         if self.user:
             self.lab.check(f"{self.name} reports an error", not end.ok or bool(self.program.stderr),
-                           "a failure status or a message on stderr", f"{describe_exit(end)}; stderr {said!r}")
+                           "a failure status or a message on stderr", f"{end}; stderr {said!r}")
         else:
             self.lab.check(f"{self.name} fails with {kind}", end.code == CLIENT_STATUS[kind],
-                           f"exit status {CLIENT_STATUS[kind]} ({kind})", f"{describe_exit(end)}; {said!r}")
+                           f"exit status {CLIENT_STATUS[kind]} ({kind})", f"{end}; {said!r}")
         return end
 
     def wait(self, timeout: float) -> Exit:
         end = self.program.wait(timeout=timeout)
-        self.lab.note(self.name, f"ended {describe_exit(end)}")
+        self.lab.moment(self.name, f"ended {end}")
         return end
 
     @property
@@ -173,7 +173,7 @@ class Lab:
     # --- faults, each noted on the timeline --------------------------------------------
 
     def fault(self, verb: str, *args: Any, **kwargs: Any) -> Any:
-        self.note("netbed", f"{verb} {' '.join(map(str, args))}".strip())
+        self.moment("netbed", f"{verb} {' '.join(map(str, args))}".strip())  # the fault notes itself on the capture
         self.report(Event(self.scenario, Phase.INFO, f"{verb} {' '.join(map(str, args))}"))
         return getattr(faults, verb)(self.bed, *args, **kwargs)
 
@@ -228,7 +228,15 @@ class Lab:
     # --- judging ------------------------------------------------------------------------
 
     def note(self, who: str, what: str) -> None:
-        """Every step notes itself, so a called-off run stops at its next step."""
+        """A step, on the timeline and as a comment in the capture."""
+        self.moment(who, what)
+        self.bed.note(f"{who}: {what}")
+
+    def moment(self, who: str, what: str) -> None:
+        """A step on the timeline only: faults and programs starting or ending note themselves on the capture.
+
+        Every step goes through here, so a called-off run stops at its next step.
+        """
         if self.cancel.is_set():
             raise Cancelled(f"called off before: {who} {what}")
         self.timeline.append(Moment(time.time(), who, what))
@@ -260,14 +268,14 @@ class Lab:
         return self._start_client(argv, name or program)
 
     def _start_client(self, argv: list[str], name: str) -> Client:
-        self.note(name, f"starts: {' '.join(argv)}")
+        self.moment(name, f"starts: {' '.join(argv)}")
         client = Client(self, argv, name)
         self.clients.append(client)
         return client
 
     def program(self, host: str, argv: list[str], name: str) -> Program:
         """Start any program on a host (e.g. a second server on another port), on a pseudo-terminal."""
-        self.note(name, f"starts on {host}: {' '.join(argv)}")
+        self.moment(name, f"starts on {host}: {' '.join(argv)}")
         return Program(self.bed, host, argv, cancel=self.cancel)
 
     def server_program(self, *options: str, port: int, name: str, program: str = "echo_server") -> Program:
@@ -282,10 +290,5 @@ class Lab:
         """The event lines a program printed so far (netbed's servers on stdout, its clients on stderr)."""
         return [e for e in map(parse_event, program.stdout + program.stderr) if e]
 
-
-def describe_exit(end: Exit) -> str:
-    if end.signal is not None:
-        return f"killed by signal {end.signal}"
-    return f"exit status {end.code}"
 
 

@@ -1,6 +1,6 @@
 """Running scenarios: a fresh testbed each, the verdict, and the run folder.
 
-For each scenario, DIR/NAME/ gets capture.pcap, ladder.txt and ladder.svg of
+For each scenario, DIR/NAME/ gets capture.pcapng (netbed's notes in it), ladder.txt and ladder.svg of
 the key connections, each host's log, and report.json with the checks.
 """
 
