@@ -150,18 +150,47 @@ def _print_json(value) -> None:
     click.echo(json.dumps(value, indent=2, default=lambda o: o.__dict__))
 
 
+def _host_setting(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """[HOST:]KEY=VALUE, repeatable: (host or "" for every host, key, value)."""
+    found = []
+    for text in values:
+        head, sep, value = text.partition("=")
+        host, colon, key = head.rpartition(":")
+        if not sep or not key.strip() or (colon and not host):
+            raise click.BadParameter(f"{text!r}: write it as KEY=VALUE (every host) or HOST:KEY=VALUE", ctx=ctx,
+                                     param=param)
+        found.append((host, key.strip(), value))
+    return found
+
+
+def _settings(sysctls: list[tuple[str, str, str]], envs: list[tuple[str, str, str]]):
+    """--sysctl and --env as compose settings: per host, and for every host."""
+    services: dict[str, dict[str, Any]] = {}
+    every: dict[str, Any] = {}
+    for key, given in (("sysctls", sysctls), ("environment", envs)):
+        for host, name, value in given:
+            target = services.setdefault(host, {}) if host else every
+            target.setdefault(key, {})[name] = value
+    return services, every
+
+
 @cli.command()
 @file_option
 @project_option
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Where the capture and logs go (default runs/PROJECT).")
-def up(compose_file: str | None, project: str | None, run_dir: str | None) -> None:
+@click.option("--sysctl", "sysctls", multiple=True, callback=_host_setting, metavar="[HOST:]KEY=VALUE",
+              help="A sysctl for every host, or for HOST (repeatable), e.g. client:net.ipv4.tcp_retries2=5.")
+@click.option("--env", "envs", multiple=True, callback=_host_setting, metavar="[HOST:]KEY=VALUE",
+              help="An environment variable for every host, or for HOST (repeatable).")
+def up(compose_file: str | None, project: str | None, run_dir: str | None, sysctls: list, envs: list) -> None:
     """Bring up a testbed (capture first, then the hosts) and leave it running."""
     from netbed.testbed import Testbed
 
     import socket
 
+    services, every = _settings(sysctls, envs)
     bed = Testbed.up(_compose_file(compose_file), project=project, run_dir=run_dir, report=render_progress,
-                     owner=f"{socket.gethostname()}:cli")
+                     owner=f"{socket.gethostname()}:cli", services=services, every_host=every)
     for host in bed.hosts.values():
         out.print(f"{host.name:10} {host.ip:15} {host.mac}")
     out.print(f"capture: {bed.pcap}")
@@ -194,6 +223,18 @@ def status(project: str | None, compose_file: str | None, as_json: bool) -> None
     out.print(f"{bed.project}  bridge {bed.bridge}  capture {bed.pcap}")
     for r in rows:
         out.print(f"  {r['host']:10} {r['status']:8} {r['ip']:15} {r['mac']}")
+
+
+@cli.command(name="exec", context_settings={"ignore_unknown_options": True})
+@click.argument("host")
+@click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED, metavar="[--] COMMAND [ARG]...")
+@project_option
+def exec_(host: str, argv: tuple[str, ...], project: str | None) -> None:
+    """Run a command on a host and print its output; exits with its status (`netbed exec server -- ss -tan`)."""
+    done = _testbed(project).exec(host, list(argv))
+    click.echo(done.stdout, nl=False)
+    click.echo(done.stderr, nl=False, err=True)
+    sys.exit(done.exit_code)
 
 
 @cli.command()

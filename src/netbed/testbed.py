@@ -98,11 +98,13 @@ class Testbed:
     def up(cls, compose_file: Path | str | None = None, project: str | None = None,
            run_dir: Path | str | None = None, services: dict[str, dict[str, Any]] | None = None,
            report: Reporter = silent, owner: str | None = None,
-           cancel: threading.Event | None = None) -> "Testbed":
+           cancel: threading.Event | None = None, every_host: dict[str, Any] | None = None) -> "Testbed":
         """Bring up a fresh, isolated testbed; on any failure remove what was made, then raise.
 
         `services` adds Compose settings per service (command, sysctls, environment, ...)
-        through the override file, e.g. {"client": {"sysctls": {"net.ipv4.tcp_retries2": 5}}}.
+        through the override file, e.g. {"client": {"sysctls": {"net.ipv4.tcp_retries2": 5}}};
+        `every_host` adds settings to every host of the file, whatever their names
+        (a host's own settings win, key by key within sysctls and environment).
         `owner` labels who may tear it down: by default this process, so that
         `netbed clean` removes it once the process is gone, and its capture
         stops by itself then. The capture stops at NETBED_CAPTURE_MAX_PACKETS
@@ -111,8 +113,8 @@ class Testbed:
         """
         cli = engine.client()
         if not engine.has_image(cli, engine.IMAGE):
-            raise TestbedError(f"image {engine.IMAGE} is missing (the capture and the hosts run it): "
-                               "run `netbed doctor --fix`")
+            raise engine.EngineError(f"image {engine.IMAGE} is missing (the capture and the hosts run it): "
+                                     "run `netbed doctor --fix`")  # the engine's set-up, as a missing engine is
         compose_file = Path(compose_file or default_compose_file()).resolve()
         if not compose_file.is_file():
             raise TestbedError(f"no compose file at {compose_file}: give the path of a compose file")
@@ -132,6 +134,8 @@ class Testbed:
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
             with step(report, f"testbed {project} up") as s:
+                if every_host:
+                    services = _for_every_host(services or {}, every_host, _host_services(bed._config()))
                 bed._create(cli, services or {}, s, max_frames, owner is None, cancel or threading.Event())
                 s.info(f"bridge {bed.bridge}, capture {bed.capture.path if bed.capture else '-'}")
         except BaseException:
@@ -472,6 +476,20 @@ class Testbed:
                 ip, mac = _static_address(model, service)
             hosts[service] = Host(service, container.id, ip, mac, _gateways(nets))
         return hosts
+
+
+def _for_every_host(services: dict[str, dict[str, Any]], every: dict[str, Any],
+                    hosts: list[str]) -> dict[str, dict[str, Any]]:
+    """Per-host settings with `every` folded into each host; mappings (sysctls, environment) merge key by key."""
+    if not every:
+        return services
+    merged = {name: dict(settings) for name, settings in services.items()}
+    for host in hosts:
+        own = merged.setdefault(host, {})
+        for key, value in every.items():
+            own[key] = {**value, **own[key]} if isinstance(value, dict) and isinstance(own.get(key), dict) \
+                else own.get(key, value)
+    return merged
 
 
 def _json_or_none(line: str) -> dict[str, Any] | None:
