@@ -56,7 +56,13 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 def doctor(fix: bool, as_json: bool) -> None:
     """Say what netbed needs and whether it is there."""
-    findings = engine.fix(render_progress) if fix else engine.diagnose()
+    try:
+        findings = engine.fix(render_progress) if fix else engine.diagnose()
+    except NetbedError as exc:
+        if not as_json:
+            raise
+        # --json prints JSON whatever happens: what is there, and the step that could not be done
+        findings = [*engine.diagnose(), engine.Finding("set-up", False, str(exc), "see the detail")]
     if as_json:
         click.echo(json.dumps([f.__dict__ for f in findings], indent=2))
     else:
