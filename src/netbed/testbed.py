@@ -29,7 +29,7 @@ import docker
 import docker.errors
 
 from netbed import capture as capture_mod
-from netbed import engine, guard
+from netbed import engine, guard, spec
 from netbed.capture import Capture, CaptureStats
 from netbed.errors import Cancelled, NetbedError
 from netbed.folders import missing_top, remove_made
@@ -176,9 +176,10 @@ class Testbed:
             if image and not engine.has_image(cli, image):
                 raise TestbedError(f"image {image} of host {name} is not on the engine: build or load it first "
                                    "(netbed never pulls or builds for a testbed)")
-        self._write_override(model, hosts, services)
         for attempt in range(SUBNET_TRIES):
-            self.env["NETBED_NET"] = free_prefix(cli)
+            prefixes = free_prefixes(cli, spec.created_networks(model))
+            self.env["NETBED_NET"] = next(iter(prefixes.values()), "10.98.0")
+            self._write_override(model, hosts, services, prefixes)
             done = self._compose(["up", "--no-start", "--no-deps", "--no-build", "--pull", "never", *hosts],
                                  check=False)
             if done.returncode == 0:
@@ -240,7 +241,7 @@ class Testbed:
                   labels=state["labels"],
                   capture=Capture(state["capture"]["container_id"], state["bridge"], Path(state["capture"]["path"]),
                                   state["capture"].get("max_frames", capture_mod.MAX_FRAMES)))
-        model = bed._config()
+        model = bed._config(with_override=True)
         bed.hosts = bed._discover_hosts(cli, _host_services(model), model)
         return bed
 
@@ -430,27 +431,27 @@ class Testbed:
                               files=[self.compose_file] + ([override] if override.is_file() else []),
                               env=self.env, cwd=self.compose_file.parent, check=check)
 
-    def _config(self) -> dict[str, Any]:
+    def _config(self, with_override: bool = False) -> dict[str, Any]:
+        """The compose model of the file (with netbed's override, for a testbed that is up: its addresses)."""
         self.env.setdefault("NETBED_NET", "10.98.0")
+        override = self.run_dir / "netbed.override.json"
+        files = [self.compose_file] + ([override] if with_override and override.is_file() else [])
         done = engine.compose(["config", "--format", "json"], project=self.project,
-                              files=[self.compose_file], env=self.env, cwd=self.compose_file.parent,
-                              check=False)
+                              files=files, env=self.env, cwd=self.compose_file.parent, check=False)
         if done.returncode != 0:
             raise TestbedError(f"{self.compose_file} is not a valid compose file: {_last_line(done.stderr)}")
         return json.loads(done.stdout)
 
-    def _write_override(self, model: dict[str, Any], hosts: list[str],
-                        services: dict[str, dict[str, Any]]) -> None:
+    def _write_override(self, model: dict[str, Any], hosts: list[str], services: dict[str, dict[str, Any]],
+                        prefixes: dict[str, str]) -> None:
         unknown = set(services) - set(hosts)
         if unknown:
             raise TestbedError(f"{self.compose_file.name} has no service {', '.join(sorted(unknown))}: "
                                f"its hosts are {', '.join(hosts)}")
-        override = {
-            "services": {name: {"labels": self.labels, **services.get(name, {})} for name in hosts},
-            # every network netbed creates is internal, whatever the file says: nothing leaves the testbed
-            "networks": {name: {"labels": self.labels, "internal": True} for name in model.get("networks", {})
-                         if not (model["networks"][name] or {}).get("external")},
-        }
+        try:
+            override = spec.override(model, hosts, services, self.labels, prefixes)
+        except ValueError as exc:
+            raise TestbedError(f"{self.compose_file.name}: {exc}") from None
         (self.run_dir / "netbed.override.json").write_text(json.dumps(override, indent=2))
 
     def _bridge_name(self, cli: docker.DockerClient) -> str:
@@ -585,7 +586,12 @@ def _host_services(model: dict[str, Any]) -> list[str]:
 
 
 def free_prefix(cli: docker.DockerClient) -> str:
-    """A /24 in 10.200.0.0-10.254.255.0 that no Docker network on this engine uses.
+    """A /24 in 10.200.0.0-10.254.255.0 that no Docker network on this engine uses."""
+    return free_prefixes(cli, ["net"])["net"]
+
+
+def free_prefixes(cli: docker.DockerClient, networks: list[str]) -> dict[str, str]:
+    """For each network, its own /24 in 10.200.0.0-10.254.255.0 that no Docker network on this engine uses.
 
     Two runs that pick the same one at the same moment are told apart by the
     engine itself (it refuses overlapping pools); the loser picks again.
@@ -597,10 +603,14 @@ def free_prefix(cli: docker.DockerClient) -> str:
             if subnet.startswith("10."):
                 used.add(".".join(subnet.split("/")[0].split(".")[:3]))
     rng = random.SystemRandom()
-    while True:
+    chosen: dict[str, str] = {}
+    for name in networks:
         prefix = f"10.{rng.randint(200, 254)}.{rng.randint(0, 255)}"
-        if prefix not in used:
-            return prefix
+        while prefix in used:
+            prefix = f"10.{rng.randint(200, 254)}.{rng.randint(0, 255)}"
+        used.add(prefix)
+        chosen[name] = prefix
+    return chosen
 
 
 def _go_on(cancel: threading.Event) -> None:
