@@ -168,11 +168,11 @@ class _Source:
 
     __slots__ = ("read", "buf", "pos", "base")
 
-    def __init__(self, read: Callable[[int], bytes]) -> None:
+    def __init__(self, read: Callable[[int], bytes], base: int = 0) -> None:
         self.read = read
         self.buf = b""
         self.pos = 0
-        self.base = 0
+        self.base = base
 
     def fill(self, need: int) -> bool:
         """Make ``need`` bytes available from pos; False when the stream ends first."""
@@ -210,16 +210,17 @@ def _truncated(src: _Source, what: str, need: int, allow: bool, stats: ReadStats
 
 
 def _records(
-    read: Callable[[int], bytes], allow_truncated: bool, stats: ReadStats | None, live: bool = False
+    read: Callable[[int], bytes], allow_truncated: bool, stats: ReadStats | None, live: bool = False, base: int = 0
 ) -> Iterator[tuple]:
     """(ts_ns, link, buf, start, caplen, wire_len, file_offset) per packet record, pcap or pcapng.
 
     Reads the magic now and returns the format's own generator (no delegation
     layer per packet). live: the stream is a capture still being written,
     stopped by its reader: ending anywhere, even inside the file header, is
-    no error.
+    no error. base: the file offset of the first byte read (a pcap re-read from
+    the middle is its file header, then the records from base + 24 on).
     """
-    src = _Source(read)
+    src = _Source(read, base)
     if not src.fill(4):
         if live:
             return iter(())
@@ -558,7 +559,7 @@ def _ppp(buf: bytes, u: int, end: int) -> tuple[int, int] | None:
 
 
 def _decode(
-    records: Iterator[tuple], stats: ReadStats, close: Callable[[], None], options: bool = True
+    records: Iterator[tuple], stats: ReadStats, close: Callable[[], None], options: bool = True, first_frame: int = 1
 ) -> Iterator[TcpTuple]:
     """Yield one TcpTuple per TCP segment; count and skip everything else; close the source at the end.
 
@@ -569,7 +570,7 @@ def _decode(
     tcp = _TCP.unpack_from
     fast = _ETH_IP4_TCP.unpack_from
     raw_links = _RAW_LINKS
-    frames = 0
+    frames = first_frame - 1
     n_tcp = 0
     try:
         for ts, link, buf, off, caplen, wire, foff in records:
@@ -594,7 +595,7 @@ def _decode(
                             flags,
                             win,
                             seglen - hl,
-                            buf[off + 54 : off + 34 + hl] if hl > 20 and options else b"",
+                            buf[off + 54 : min(off + 34 + hl, off + caplen)] if hl > 20 and options else b"",
                             frames,
                             foff,
                             caplen,
@@ -674,7 +675,7 @@ def _decode(
                 flags,
                 win,
                 seglen - hl,
-                buf[t + 20 : t + hl] if hl > 20 and options else b"",
+                buf[t + 20 : min(t + hl, end)] if hl > 20 and options else b"",
                 frames,
                 foff,
                 caplen,
@@ -683,7 +684,7 @@ def _decode(
     except struct.error as e:  # a length check missed a case: still a malformed capture, never a traceback
         raise PcapError(f"corrupt capture: {e}") from None
     finally:
-        stats.frames += frames
+        stats.frames += frames - first_frame + 1
         stats.tcp += n_tcp
         close()
 
