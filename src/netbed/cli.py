@@ -10,10 +10,28 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from netbed import engine, faults, observe
 from netbed.errors import NetbedError
 from netbed.progress import Event, Phase
 from netbed.tcp import PcapError
+
+
+def _lazy(name: str):  # noqa: ANN202 - a module
+    """A module imported on first use (importlib's LazyLoader): `netbed analyze` need not load docker."""
+    import importlib.util
+
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+engine = _lazy("netbed.engine")
+faults = _lazy("netbed.faults")
+observe = _lazy("netbed.observe")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -289,24 +307,30 @@ def _names(pairs: tuple[str, ...]) -> dict[str, str]:
 @name_option
 @json_option
 def analyze(pcap: str, names: tuple[str, ...], as_json: bool) -> None:
-    """Each TCP connection of a capture: roles, flags, retransmissions, keepalives, RSTs, close, states."""
-    from netbed.tcp import ReadStats, analyze_file, to_json
+    """Each TCP connection of a capture: roles, flags, retransmissions, keepalives, RSTs, close, states.
+
+    Each connection is printed once it is over (closed, then quiet), the ones
+    still open at the end last; memory does not grow with the capture. What
+    was read ends the text, and goes to stderr with --json.
+    """
+    from netbed.tcp import ReadStats, connections
+    from netbed.tcp.render import write_json, write_text
 
     stats = ReadStats()
-    conns = analyze_file(_readable(pcap), _names(names), keep_segments=False, stats=stats)
+    found = connections(_readable(pcap), _names(names), keep_segments=False, stats=stats)
+    write = sys.stdout.write
     if as_json:
-        _print_json(to_json(conns))
+        write_json(found, write)
+        sys.stdout.flush()
+        err.print(stats.describe(), markup=False)
         return
-    if not conns:
-        out.print("no TCP connection in this capture")
-    for c in conns:
-        out.print(f"[{c.id}] {c.client} ({c.client.name}) > {c.server} ({c.server.name})", markup=False)
-        out.print(f"    flags: {' '.join(c.flags)}", markup=False)
-        out.print(f"    retransmissions: {c.retransmissions}  keepalive probes: {c.keepalive_probes}  "
-                  f"resets: {', '.join(c.resets) or 'none'}  close: {c.close_kind.value}", markup=False)
-        out.print(f"    client: {' > '.join(c.states['client'])}", markup=False)
-        out.print(f"    server: {' > '.join(c.states['server'])}", markup=False)
-    out.print(stats.describe(), markup=False)
+    n = 0
+    for conn in found:
+        write_text(conn, write)
+        n += 1
+    if not n:
+        write("no TCP connection in this capture\n")
+    write(stats.describe() + "\n")
 
 
 @cli.command()

@@ -821,30 +821,30 @@ def _undo(changes: list[tuple[int, int, State]], d: int, state: State) -> None:
 
 def to_json(connections: Iterable[Connection]) -> list[dict]:
     """Plain data for reports and the CLI: one dict per connection."""
-    out = []
-    for c in connections:
-        out.append(
-            {
-                "id": c.id,
-                "client": str(c.client),
-                "server": str(c.server),
-                "client_name": c.client.name,
-                "server_name": c.server.name,
-                "roles": c.role_reason,
-                "roles_guessed": c.roles_guessed,
-                "start": c.first_ts,
-                "duration": c.duration,
-                "packets": c.packets,
-                "flags": c.flags,
-                "senders": c.senders,
-                "retransmissions": c.retransmissions,
-                "retransmission_gaps": c.retransmission_gaps(),
-                "keepalive_probes": c.keepalive_probes,
-                "zero_window_probes": c.zero_window_probes,
-                "resets": c.resets,
-                "close": c.close_kind.value,
-                "states": c.states,
-                "initial_rtt": c.initial_rtt,
-            }
-        )
-    return out
+    return [summary(c) for c in connections]
+
+
+def summary(c: Connection, per_segment: bool = True) -> dict:
+    """One connection as plain data; per_segment=False leaves the flags and senders lists empty."""
+    return {
+        "id": c.id,
+        "client": str(c.client),
+        "server": str(c.server),
+        "client_name": c.client.name,
+        "server_name": c.server.name,
+        "roles": c.role_reason,
+        "roles_guessed": c.roles_guessed,
+        "start": c.first_ts,
+        "duration": c.duration,
+        "packets": c.packets,
+        "flags": c.flags if per_segment else [],
+        "senders": c.senders if per_segment else [],
+        "retransmissions": c.retransmissions,
+        "retransmission_gaps": c.retransmission_gaps(),
+        "keepalive_probes": c.keepalive_probes,
+        "zero_window_probes": c.zero_window_probes,
+        "resets": c.resets,
+        "close": c.close_kind.value,
+        "states": c.states,
+        "initial_rtt": c.initial_rtt,
+    }

@@ -73,7 +73,9 @@ def connections(
     The order is that in which they end; ids number them in order of first
     appearance. Memory stays bounded whatever the size of the capture.
     speedups: None uses the C engine where built, False the Python one.
-    Raises PcapError as analyze() does.
+    Raises PcapError as analyze() does. The cyclic garbage collector is paused
+    until the generator ends (the analysis makes no cycles; the collector would
+    walk every object it holds, a quarter of the time on large captures).
     """
     stats = stats if stats is not None else ReadStats()
     path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
@@ -87,9 +89,10 @@ def connections(
     handed = 0
     try:
         engine = _c_pass if speedups else _py_pass
-        for conn in engine(read, dict(names or {}), keep_segments, path, stats, allow_truncated, options):
-            handed += 1
-            yield conn
+        with _gc_paused():  # while the pass runs, the caller's code between two connections too
+            for conn in engine(read, dict(names or {}), keep_segments, path, stats, allow_truncated, options):
+                handed += 1
+                yield conn
     finally:
         close()
     if not handed and stats.tcp_cut:
@@ -130,8 +133,6 @@ analyze_file = analyze
 
 @contextmanager
 def _gc_paused() -> Iterator[None]:
-    """The analysis makes no reference cycles, but the cyclic collector would keep walking every
-    object it holds: a quarter of the time on large captures."""
     paused = gc.isenabled()
     gc.disable()
     try:
@@ -154,12 +155,11 @@ def _py_pass(
     analyzer = Analyzer(names, keep, path, stats, on_done=done.append)
     segments = _decode(_records(read, allow_truncated, stats), stats, lambda: None, options)
     while True:
-        with _gc_paused():
-            batch = list(islice(segments, _BATCH))
-            if batch:
-                analyzer.feed(batch)
-            else:
-                analyzer.close()
+        batch = list(islice(segments, _BATCH))
+        if batch:
+            analyzer.feed(batch)
+        else:
+            analyzer.close()
         yield from done
         done.clear()
         if not batch:
@@ -202,16 +202,15 @@ def _c_pass(
             feed = engine.feed_frame
             records = _records(_replay(src, read), allow_truncated, stats)
             while True:
-                with _gc_paused():
-                    n = 0
-                    for rec in islice(records, _BATCH):
-                        try:
-                            feed(*rec)
-                        except OverflowError:  # a timestamp past 2262 (fuzzed files): the C engine saturates it
-                            feed(max(min(rec[0], _I64_MAX), -_I64_MAX), *rec[1:])
-                        n += 1
-                    if not n:
-                        engine.close()
+                n = 0
+                for rec in islice(records, _BATCH):
+                    try:
+                        feed(*rec)
+                    except OverflowError:  # a timestamp past 2262 (fuzzed files): the C engine saturates it
+                        feed(max(min(rec[0], _I64_MAX), -_I64_MAX), *rec[1:])
+                    n += 1
+                if not n:
+                    engine.close()
                 yield from done
                 done.clear()
                 if not n:
@@ -237,25 +236,24 @@ def _c_pcap(
     feed = engine.feed_pcap
     src.pos = 24
     while True:
-        with _gc_paused():
-            src.pos = feed(src.buf, src.pos, little, scale, link, src.base)
-            if not src.fill(16):
-                if src.left():
-                    _truncated(src, "record header", 16, allow_truncated, stats)
-                engine.close()
-                ended = True
-            else:
-                caplen = rec(src.buf, src.pos)[2]
-                ended = False
-                if src.left() < 16 + caplen:
-                    if caplen > MAX_RECORD:
-                        raise PcapError(
-                            f"corrupt pcap: record at byte {src.base + src.pos} claims {caplen} captured bytes"
-                        )
-                    if not src.fill(16 + caplen):
-                        _truncated(src, "record", 16 + caplen, allow_truncated, stats)
-                        engine.close()
-                        ended = True
+        src.pos = feed(src.buf, src.pos, little, scale, link, src.base)
+        if not src.fill(16):
+            if src.left():
+                _truncated(src, "record header", 16, allow_truncated, stats)
+            engine.close()
+            ended = True
+        else:
+            caplen = rec(src.buf, src.pos)[2]
+            ended = False
+            if src.left() < 16 + caplen:
+                if caplen > MAX_RECORD:
+                    raise PcapError(
+                        f"corrupt pcap: record at byte {src.base + src.pos} claims {caplen} captured bytes"
+                    )
+                if not src.fill(16 + caplen):
+                    _truncated(src, "record", 16 + caplen, allow_truncated, stats)
+                    engine.close()
+                    ended = True
         yield from done
         done.clear()
         if ended:

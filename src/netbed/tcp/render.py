@@ -1,0 +1,65 @@
+"""Connection summaries as text and JSON, written piece by piece as the connections arrive.
+
+What `netbed analyze` prints. A connection's per-segment lists (flags,
+senders) are written in slices straight from its packed array, so that a
+connection of millions of segments never becomes a list of millions of
+strings, and the output of a whole capture is never held.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+
+from .connection import Connection, summary
+from .segments import flag_letters
+
+__all__ = ["write_text", "write_json"]
+
+_SLICE = 1 << 16
+_LETTERS = tuple(flag_letters(v & 0x1FF) for v in range(1024))  # by flags | direction << 9
+_QUOTED = tuple(json.dumps(s) for s in _LETTERS)
+_SENDERS = tuple(tuple(('"client"', '"server"')[(v >> 9) ^ cd] for v in range(1024)) for cd in (0, 1))
+"""By the connection's client direction, then by flags | direction << 9."""
+
+
+def _joined(conn: Connection, table: tuple[str, ...], sep: str) -> Iterable[str]:
+    fl = conn._fl
+    first = True
+    for i in range(0, len(fl), _SLICE):
+        if not first:
+            yield sep
+        first = False
+        yield sep.join(map(table.__getitem__, fl[i : i + _SLICE]))
+
+
+def write_text(conn: Connection, write: Callable[[str], object]) -> None:
+    """The connection as `netbed analyze` prints it: ends, flags, counts, close, states."""
+    write(f"[{conn.id}] {conn.client} ({conn.client.name}) > {conn.server} ({conn.server.name})\n    flags: ")
+    for piece in _joined(conn, _LETTERS, " "):
+        write(piece)
+    states = conn.states
+    write(
+        f"\n    retransmissions: {conn.retransmissions}  keepalive probes: {conn.keepalive_probes}  "
+        f"resets: {', '.join(conn.resets) or 'none'}  close: {conn.close_kind.value}\n"
+        f"    client: {' > '.join(states['client'])}\n"
+        f"    server: {' > '.join(states['server'])}\n"
+    )
+
+
+def write_json(conns: Iterable[Connection], write: Callable[[str], object]) -> int:
+    """A JSON array of to_json()'s objects, one connection per line; returns how many were written."""
+    n = 0
+    write("[")
+    for conn in conns:
+        head, _, tail = json.dumps(summary(conn, per_segment=False)).partition('"flags": [], "senders": [], ')
+        write(("\n" if n == 0 else ",\n") + head + '"flags": [')
+        for piece in _joined(conn, _QUOTED, ", "):
+            write(piece)
+        write('], "senders": [')
+        for piece in _joined(conn, _SENDERS[conn._client_dir], ", "):
+            write(piece)
+        write("], " + tail)
+        n += 1
+    write("\n]\n" if n else "]\n")
+    return n
