@@ -314,23 +314,27 @@ def analyze(pcap: str, names: tuple[str, ...], as_json: bool) -> None:
     was read ends the text, and goes to stderr with --json.
     """
     from netbed.tcp import ReadStats, connections
-    from netbed.tcp.render import write_json, write_text
+    from netbed.tcp.render import Batched, write_json, write_text
 
     stats = ReadStats()
     found = connections(_readable(pcap), _names(names), keep_segments=False, stats=stats)
-    write = sys.stdout.write
+    write = Batched(sys.stdout.write)
+    try:
+        if as_json:
+            write_json(found, write)
+        else:
+            n = 0
+            for conn in found:
+                write_text(conn, write)
+                n += 1
+            if not n:
+                write("no TCP connection in this capture\n")
+            write(stats.describe() + "\n")
+    finally:
+        write.flush()
     if as_json:
-        write_json(found, write)
         sys.stdout.flush()
         err.print(stats.describe(), markup=False)
-        return
-    n = 0
-    for conn in found:
-        write_text(conn, write)
-        n += 1
-    if not n:
-        write("no TCP connection in this capture\n")
-    write(stats.describe() + "\n")
 
 
 @cli.command()
@@ -341,18 +345,44 @@ def analyze(pcap: str, names: tuple[str, ...], as_json: bool) -> None:
 @name_option
 def ladder(pcap: str, conn_id: int | None, svg: str | None, follow: bool, names: tuple[str, ...]) -> None:
     """Each connection of a capture as a two-column sequence diagram."""
-    from netbed.tcp import analyze_file, follow as follow_file, render_ladder, render_ladder_svg
+    from netbed.tcp import connections, follow as follow_file, render_ladder_svg
+    from netbed.tcp.ladder import ladder_lines, with_segments
+    from netbed.tcp.render import Batched
 
     if follow:
         for line in follow_file(pcap, _names(names)):
             click.echo(line)
         return
-    conns = [c for c in analyze_file(_readable(pcap), _names(names)) if conn_id is None or c.id == conn_id]
-    if not conns:
+    path = _readable(pcap)
+    if conn_id is not None:  # its segments are read again from the file when drawn, not held
+        found = connections(path, _names(names))
+        chosen = []
+        for conn in found:
+            if conn.id == conn_id:
+                chosen.append(conn)
+                break
+        found.close()  # the reading stops once the connection asked for is over
+    else:
+        chosen = with_segments(path, _names(names))
+    write = Batched(sys.stdout.write)
+    drawn = 0
+    first = None
+    try:
+        for conn in chosen:
+            if drawn:
+                write("\n")
+            elif svg:
+                first = conn
+            drawn += 1
+            for line in ladder_lines(conn):
+                write(line)
+                write("\n")
+    finally:
+        write.flush()
+    if not drawn:
         raise NetbedError(f"no connection {conn_id} in {pcap}" if conn_id is not None else f"no TCP connection in {pcap}")
-    click.echo("\n\n".join(render_ladder(c) for c in conns))
-    if svg:
-        Path(svg).write_text(render_ladder_svg(conns[0]))
+    if first is not None:
+        Path(svg).write_text(render_ladder_svg(first))
         err.print(f"SVG: {svg}")
 
 

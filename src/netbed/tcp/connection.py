@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import struct
 from array import array
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from enum import StrEnum
 
 from .pcap import ReadStats, TcpTuple, reverse_key, split_key
@@ -212,7 +212,10 @@ class Connection:
         "_cand",
     )
 
-    def __init__(self, cid: int, t: TcpTuple, names: Mapping[str, str], keep: bool, source: str | None) -> None:
+    def __init__(
+        self, cid: int, t: TcpTuple, names: Mapping[str, str], keep: bool, source: str | None, live: bool = True
+    ) -> None:
+        """From the connection's first segment; live=False leaves the analysis state to the C speedups."""
         ts, key, seq, ack, flags = t[:5]
         src, sport, dst, dport = split_key(key)
         self.id = cid
@@ -249,13 +252,14 @@ class Connection:
             cstate, sstate = (CLOSED, LISTEN) if not flags & ACK else (SYN_SENT, LISTEN)
         else:
             cstate = sstate = ESTABLISHED
-        states = [cstate, sstate] if client_dir == 0 else [sstate, cstate]
-        self._flows = (_Flow(states[0]), _Flow(states[1]))
-        self._pairs = ((self._flows[0], self._flows[1]), (self._flows[1], self._flows[0]))
-        self._based = False  # both directions' initial sequence numbers known
-        if flags & SYN and flags & ACK:  # the client's SYN went by unseen: its SYN-ACK acknowledges it
-            self._flows[client_dir].side.syn_next = ack
         self._initial = (cstate, sstate)
+        self._based = False  # both directions' initial sequence numbers known
+        if live:
+            states = [cstate, sstate] if client_dir == 0 else [sstate, cstate]
+            self._flows = (_Flow(states[0]), _Flow(states[1]))
+            self._pairs = ((self._flows[0], self._flows[1]), (self._flows[1], self._flows[0]))
+            if flags & SYN and flags & ACK:  # the client's SYN went by unseen: its SYN-ACK acknowledges it
+                self._flows[client_dir].side.syn_next = ack
         self._fl = array("H")  # per segment: flags | direction << 9
         self._marks: dict[int, int] = {}
         self._keep = keep
@@ -458,14 +462,21 @@ class Connection:
         if not self._keep:
             raise ValueError(f"connection {self.id} was analysed without its segments: analyse with keep_segments=True")
         if self._raw is None:
-            from .scan import reread
-
-            raw = reread(self)
-            return [self.make_segment(i, t) for i, t in enumerate(raw)]
+            return list(self.iter_segments())
         n = len(self._raw)
         if len(self._segments) < n:
             self._segments.extend(self._segment(i) for i in range(len(self._segments), n))
         return self._segments
+
+    def iter_segments(self) -> Iterator[Segment]:
+        """The segments one by one: read again from the file (and not held) unless they were kept in memory."""
+        if self._raw is not None or not self._keep:
+            yield from self.segments
+            return
+        from .scan import reread
+
+        for i, t in enumerate(reread(self)):
+            yield self.make_segment(i, t)
 
     def segment(self, index: int) -> Segment:
         return self.segments[index]

@@ -14,13 +14,35 @@ from collections.abc import Callable, Iterable
 from .connection import Connection, summary
 from .segments import flag_letters
 
-__all__ = ["write_text", "write_json"]
+__all__ = ["write_text", "write_json", "Batched"]
 
 _SLICE = 1 << 16
 _LETTERS = tuple(flag_letters(v & 0x1FF) for v in range(1024))  # by flags | direction << 9
 _QUOTED = tuple(json.dumps(s) for s in _LETTERS)
 _SENDERS = tuple(tuple(('"client"', '"server"')[(v >> 9) ^ cd] for v in range(1024)) for cd in (0, 1))
 """By the connection's client direction, then by flags | direction << 9."""
+
+
+class Batched:
+    """Collects small writes and passes them on joined, about a megabyte at a time (a write costs per call)."""
+
+    __slots__ = ("_write", "_parts", "_size")
+
+    def __init__(self, write: Callable[[str], object]) -> None:
+        self._write = write
+        self._parts: list[str] = []
+        self._size = 0
+
+    def __call__(self, text: str) -> None:
+        self._parts.append(text)
+        self._size += len(text)
+        if self._size > 1 << 20:
+            self.flush()
+
+    def flush(self) -> None:
+        self._write("".join(self._parts))
+        self._parts.clear()
+        self._size = 0
 
 
 def _joined(conn: Connection, table: tuple[str, ...], sep: str) -> Iterable[str]:

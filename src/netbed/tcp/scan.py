@@ -179,7 +179,7 @@ def _c_pass(
 
     def factory(first: tuple) -> tuple[Connection, bool, int, int, int]:
         cid, ts, key, seq, ack, flags, _keylen = first
-        conn = Connection(cid, (ts, key, seq, ack, flags), names, False, path)
+        conn = Connection(cid, (ts, key, seq, ack, flags), names, False, path, live=False)
         if callable(keep):
             conn._keep = held = bool(keep(conn))
         else:
@@ -284,14 +284,17 @@ def _add_stats(stats: ReadStats, counts: tuple[int, ...]) -> None:
     stats.unknown_link += unknown_link
 
 
-def reread(conn: Connection) -> list[TcpTuple]:
-    """A connection's segments, read again from its capture file (classic pcap: from its first record on)."""
+def reread(conn: Connection) -> Iterator[TcpTuple]:
+    """A connection's segments, read again from its capture file (classic pcap: from its first record on).
+
+    Raises PcapError if the file no longer holds them (it was changed since).
+    """
     path = conn.source
     if path is None:
         raise ValueError(f"connection {conn.id} has no capture file to read its segments from")
     keys = (conn._key, reverse_key(conn._key))
     first_off, last_off = conn._first_off, conn._last_off
-    out: list[TcpTuple] = []
+    n = 0
     try:
         f = open(path, "rb", buffering=0)
     except OSError as exc:
@@ -303,8 +306,8 @@ def reread(conn: Connection) -> list[TcpTuple]:
             f.seek(start)
             pending = [head]
 
-            def read(n: int) -> bytes:
-                return pending.pop() + f.read(n) if pending else f.read(n)
+            def read(size: int) -> bytes:
+                return pending.pop() + f.read(size) if pending else f.read(size)
 
             records = _records(read, True, None, base=start - 24)
             first_frame = conn.first_frame
@@ -317,9 +320,7 @@ def reread(conn: Connection) -> list[TcpTuple]:
             if foff > last_off:
                 break
             if foff >= first_off and t[1] in keys:
-                out.append(t)
-    if len(out) != conn.packets:
-        raise PcapError(
-            f"{path} changed since it was read: connection {conn.id} had {conn.packets} segments, now {len(out)}"
-        )
-    return out
+                n += 1
+                yield t
+    if n != conn.packets:
+        raise PcapError(f"{path} changed since it was read: connection {conn.id} had {conn.packets} segments, now {n}")
