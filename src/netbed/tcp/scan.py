@@ -23,21 +23,20 @@ from operator import attrgetter
 from typing import BinaryIO
 
 from .connection import _CODE, LINGER_NS, SWEEP_NS, Analyzer, Connection
-from .pcap import (
+from .decode import TcpTuple, _decode
+from .formats import (
     _PCAP_HDR,
     _PCAP_MAGIC,
     _PCAP_REC,
     MAX_RECORD,
     PcapError,
     ReadStats,
-    TcpTuple,
-    _decode,
     _records,
     _Source,
     _truncated,
     open_source,
-    reverse_key,
 )
+from .pcap import reverse_key
 
 try:
     from . import _speedups
