@@ -645,8 +645,8 @@ static int conn_emit(Analyzer *a, Py_ssize_t slot) {
     return 0;
 }
 
-static int cmp_ssize(const void *x, const void *y) {
-    Py_ssize_t a = *(const Py_ssize_t *)x, b = *(const Py_ssize_t *)y;
+static int cmp_id(const void *x, const void *y) {
+    long long a = *(const long long *)x, b = *(const long long *)y;
     return a < b ? -1 : a > b;
 }
 
@@ -676,7 +676,7 @@ static int sweep(Analyzer *a, int all) {
             ids[2 * i] = a->slots[out[i]]->id;
             ids[2 * i + 1] = out[i];
         }
-        qsort(ids, nout, 2 * sizeof(long long), cmp_ssize);
+        qsort(ids, nout, 2 * sizeof(long long), cmp_id);
         for (Py_ssize_t i = 0; i < nout; i++) out[i] = (Py_ssize_t)ids[2 * i + 1];
         PyMem_Free(ids);
     }
@@ -963,6 +963,69 @@ static PyObject *Analyzer_feed_pcap(Analyzer *a, PyObject *args) {
     return PyLong_FromSsize_t(pos);
 }
 
+/* feed_pcapng(buf, pos, little, ifaces, base) -> pos: every whole enhanced packet block from pos on, until
+ * any other block, anything odd (Python judges it) or the end of the chunk. ifaces: formats.py's list of
+ * (link, snaplen, mul, div, offset_ns). */
+#define MAX_IFACES 64
+static PyObject *Analyzer_feed_pcapng(Analyzer *a, PyObject *args) {
+    Py_buffer view;
+    Py_ssize_t pos;
+    int little;
+    PyObject *ifaces;
+    long long base;
+    if (!PyArg_ParseTuple(args, "y*npO!L", &view, &pos, &little, &PyList_Type, &ifaces, &base)) return NULL;
+    long long ilink[MAX_IFACES], imul[MAX_IFACES], idiv[MAX_IFACES], ioff[MAX_IFACES];
+    Py_ssize_t nif = PyList_GET_SIZE(ifaces);
+    if (nif > MAX_IFACES) nif = 0; /* Python does it all */
+    for (Py_ssize_t i = 0; i < nif; i++) {
+        long long snap;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(ifaces, i), "LLLLL", &ilink[i], &snap, &imul[i], &idiv[i], &ioff[i])) {
+            if (!PyErr_ExceptionMatches(PyExc_OverflowError)) {
+                PyBuffer_Release(&view);
+                return NULL;
+            }
+            PyErr_Clear(); /* units or offsets beyond 64 bits: Python does it all */
+            nif = 0;
+            break;
+        }
+        if (idiv[i] <= 0 || imul[i] <= 0) {
+            nif = 0;
+            break;
+        }
+    }
+    const uint8_t *buf = view.buf;
+    Py_ssize_t n = view.len;
+    Seg s;
+#define RD32(p) (little ? u32le(p) : u32(p))
+    while (nif && n - pos >= 12) {
+        const uint8_t *b = buf + pos;
+        uint32_t btype = RD32(b), blen = RD32(b + 4);
+        if (btype != 6 || blen < 32 || blen % 4 || blen > MAX_RECORD || (Py_ssize_t)blen > n - pos) break;
+        if (RD32(b + blen - 4) != blen) break;
+        uint32_t ifid = RD32(b + 8), high = RD32(b + 12), low = RD32(b + 16), caplen = RD32(b + 20),
+                 wire = RD32(b + 24);
+        Py_ssize_t start = pos + 28, body_end = pos + blen - 4;
+        if ((Py_ssize_t)caplen > body_end - start || ifid >= (uint32_t)nif) break;
+        __int128 ts = (__int128)(((uint64_t)high << 32) | low) * imul[ifid];
+        /* Python's floor division, then the offset */
+        __int128 q = ts / idiv[ifid];
+        if ((ts % idiv[ifid]) != 0 && ((ts < 0) != (idiv[ifid] < 0))) q -= 1;
+        q += (__int128)ioff[ifid];
+        if (q > INT64_MAX || q < -INT64_MAX) break;
+        long long frame = ++a->st[ST_FRAMES];
+        if (decode(buf, n, start, (long)caplen, (long)wire, (long)ilink[ifid], a->st, &s)) {
+            if (analyse(a, (int64_t)q, buf, &s, frame, base + start, (long)caplen, (long)ilink[ifid]) < 0) {
+                PyBuffer_Release(&view);
+                return NULL;
+            }
+        }
+        pos += blen;
+    }
+#undef RD32
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(pos);
+}
+
 /* feed_frame(ts, link, buf, start, caplen, wire, foff): one record (pcapng) */
 static PyObject *Analyzer_feed_frame(Analyzer *a, PyObject *args) {
     long long ts, foff;
@@ -997,6 +1060,7 @@ static PyObject *Analyzer_stats(Analyzer *a, PyObject *unused) {
 
 static PyMethodDef Analyzer_methods[] = {
     {"feed_pcap", (PyCFunction)Analyzer_feed_pcap, METH_VARARGS, "Analyse the whole records of a pcap chunk."},
+    {"feed_pcapng", (PyCFunction)Analyzer_feed_pcapng, METH_VARARGS, "Analyse the whole packet blocks of a pcapng chunk."},
     {"feed_frame", (PyCFunction)Analyzer_feed_frame, METH_VARARGS, "Analyse one record."},
     {"close", (PyCFunction)Analyzer_close, METH_NOARGS, "Hand over every connection still open."},
     {"stats", (PyCFunction)Analyzer_stats, METH_NOARGS, "The reader's counters, as ReadStats orders them."},

@@ -139,8 +139,13 @@ def _truncated(src: _Source, what: str, need: int, allow: bool, stats: ReadStats
 
 
 def _records(
-    read: Callable[[int], bytes], allow_truncated: bool, stats: ReadStats | None, live: bool = False, base: int = 0
-) -> Iterator[tuple]:
+    read: Callable[[int], bytes],
+    allow_truncated: bool,
+    stats: ReadStats | None,
+    live: bool = False,
+    base: int = 0,
+    fast: Callable | None = None,
+) -> Iterator[tuple | None]:
     """(ts_ns, link, buf, start, caplen, wire_len, file_offset) per packet record, pcap or pcapng.
 
     Reads the magic now and returns the format's own generator (no delegation
@@ -160,7 +165,7 @@ def _records(
     if magic in _PCAP_MAGIC:
         return _pcap_records(src, allow_truncated, stats, live)
     if magic == _NG_SHB:
-        return _pcapng_records(src, allow_truncated, stats)
+        return _pcapng_records(src, allow_truncated, stats, fast)
     if magic[:2] == _GZIP:
         raise PcapError("gzip-compressed file: decompress it first (gunzip)")
     raise PcapError(f"not a pcap or pcapng capture (first bytes {magic.hex()})")
@@ -215,11 +220,20 @@ def _ts_units(value: bytes) -> tuple[int, int]:
     return 1, 10 ** (exp - 9)
 
 
-def _pcapng_records(src: _Source, allow_truncated: bool, stats: ReadStats | None) -> Iterator[tuple]:
+def _pcapng_records(
+    src: _Source, allow_truncated: bool, stats: ReadStats | None, fast: Callable | None = None
+) -> Iterator[tuple | None]:
+    """pcapng blocks; fast(buf, pos, little, ifaces, base) -> pos, when given, takes every run of whole
+    enhanced packet blocks it can (the C speedups), and a None is yielded after each such run."""
     endian = "<"
     ifaces: list[tuple[int, int, int, int, int]] = []  # link, snaplen, mul, div, offset_ns
     seen_shb = False
     while True:
+        if fast is not None and seen_shb:
+            pos = fast(src.buf, src.pos, endian == "<", ifaces, src.base)
+            if pos != src.pos:
+                src.pos = pos
+                yield None
         if not src.fill(12):
             if src.left():
                 _truncated(src, "pcapng block header", 12, allow_truncated, stats)

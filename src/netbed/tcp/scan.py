@@ -197,23 +197,25 @@ def _c_pass(
     try:
         if src.fill(4) and src.buf[:4] in _PCAP_MAGIC:
             yield from _c_pcap(engine, src, done, stats, allow_truncated)
-        else:  # pcapng, and every kind of bad file: the Python record walker, one call into C per record
+        else:  # pcapng (C takes the runs of packet blocks), and every kind of bad file
             feed = engine.feed_frame
-            records = _records(_replay(src, read), allow_truncated, stats)
-            while True:
-                n = 0
-                for rec in islice(records, _BATCH):
-                    try:
-                        feed(*rec)
-                    except OverflowError:  # a timestamp past 2262 (fuzzed files): the C engine saturates it
-                        feed(max(min(rec[0], _I64_MAX), -_I64_MAX), *rec[1:])
-                    n += 1
-                if not n:
-                    engine.close()
-                yield from done
-                done.clear()
-                if not n:
-                    break
+            records = _records(_replay(src, read), allow_truncated, stats, fast=engine.feed_pcapng)
+            n = 0
+            for rec in records:
+                if rec is None or n == _BATCH:  # C took a run of blocks, or Python a batch of them
+                    yield from done
+                    done.clear()
+                    n = 0
+                    if rec is None:
+                        continue
+                try:
+                    feed(*rec)
+                except OverflowError:  # a timestamp past 2262 (fuzzed files): the C engine saturates it
+                    feed(max(min(rec[0], _I64_MAX), -_I64_MAX), *rec[1:])
+                n += 1
+            engine.close()
+            yield from done
+            done.clear()
     finally:
         _add_stats(stats, engine.stats())
 
