@@ -317,7 +317,9 @@ def analyze(pcap: str, names: tuple[str, ...], as_json: bool) -> None:
     from netbed.tcp.render import Batched, write_json, write_text
 
     stats = ReadStats()
-    found = connections(_readable(pcap), _names(names), keep_segments=False, stats=stats)
+    path = _readable(pcap)
+    show = _reading(path)
+    found = connections(path, _names(names), keep_segments=False, stats=stats, progress=show)
     write = Batched(sys.stdout.write)
     try:
         if as_json:
@@ -332,9 +334,49 @@ def analyze(pcap: str, names: tuple[str, ...], as_json: bool) -> None:
             write(stats.describe() + "\n")
     finally:
         write.flush()
+        if show is not None:
+            show.done()
     if as_json:
         sys.stdout.flush()
         err.print(stats.describe(), markup=False)
+
+
+class _Reading:
+    """How far the reading of a large capture has come, on one terminal line of stderr, twice a second."""
+
+    def __init__(self, path: str, size: int) -> None:
+        import time
+
+        self.clock = time.monotonic
+        self.path = path
+        self.size = size
+        self.start = self.last = self.clock()
+        self.shown = False
+
+    def __call__(self, done: int) -> None:
+        now = self.clock()
+        if now - self.last < 0.5:
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-9)
+        left = (self.size - done) / rate if rate else 0
+        sys.stderr.write(
+            f"\rreading {self.path}: {done / 2**30:.1f} of {self.size / 2**30:.1f} GiB"
+            f" ({100 * done // max(self.size, 1)}%), {rate / 2**20:.0f} MiB/s, about {left:.0f} s left\x1b[K"
+        )
+        sys.stderr.flush()
+        self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+def _reading(path: str) -> _Reading | None:
+    """A progress line for a capture of 256 MiB or more, when stderr is a terminal."""
+    size = Path(path).stat().st_size
+    return _Reading(path, size) if size >= 1 << 28 and sys.stderr.isatty() else None
 
 
 @cli.command()

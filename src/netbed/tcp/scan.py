@@ -66,12 +66,15 @@ def connections(
     allow_truncated: bool = False,
     stats: ReadStats | None = None,
     speedups: bool | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> Iterator[Connection]:
     """The TCP connections of a capture, each as soon as it is over (closed, then quiet), the rest at the end.
 
     The order is that in which they end; ids number them in order of first
     appearance. Memory stays bounded whatever the size of the capture.
     speedups: None uses the C engine where built, False the Python one.
+    progress, if given, is called now and then with how many bytes of the
+    source have been read so far (about a megabyte apart).
     Raises PcapError as analyze() does. The cyclic garbage collector is paused
     until the generator ends (the analysis makes no cycles; the collector would
     walk every object it holds, a quarter of the time on large captures).
@@ -85,11 +88,24 @@ def connections(
     # Option bytes are needed only by segments held in memory; segments read again get their own.
     options = keep_segments is not False and (callable(keep_segments) or path is None)
     read, close = open_source(source)
+    tick = None
+    if progress is not None:
+        raw_read, got = read, [0]
+
+        def read(size: int) -> bytes:
+            data = raw_read(size)
+            got[0] += len(data)
+            return data
+
+        def tick() -> None:
+            progress(got[0])
+
     handed = 0
     try:
         engine = _c_pass if speedups else _py_pass
         with _gc_paused():  # while the pass runs, the caller's code between two connections too
-            for conn in engine(read, dict(names or {}), keep_segments, path, stats, allow_truncated, options):
+            run = engine(read, dict(names or {}), keep_segments, path, stats, allow_truncated, options, tick)
+            for conn in run:
                 handed += 1
                 yield conn
     finally:
@@ -149,6 +165,7 @@ def _py_pass(
     stats: ReadStats,
     allow_truncated: bool,
     options: bool,
+    tick: Callable[[], None] | None,
 ) -> Iterator[Connection]:
     done: list[Connection] = []
     analyzer = Analyzer(names, keep, path, stats, on_done=done.append)
@@ -157,6 +174,8 @@ def _py_pass(
         batch = list(islice(segments, _BATCH))
         if batch:
             analyzer.feed(batch)
+            if tick is not None:
+                tick()
         else:
             analyzer.close()
         yield from done
@@ -173,6 +192,7 @@ def _c_pass(
     stats: ReadStats,
     allow_truncated: bool,
     options: bool,
+    tick: Callable[[], None] | None,
 ) -> Iterator[Connection]:
     done: list[Connection] = []
 
@@ -196,13 +216,15 @@ def _c_pass(
     src = _Source(read)
     try:
         if src.fill(4) and src.buf[:4] in _PCAP_MAGIC:
-            yield from _c_pcap(engine, src, done, stats, allow_truncated)
+            yield from _c_pcap(engine, src, done, stats, allow_truncated, tick)
         else:  # pcapng (C takes the runs of packet blocks), and every kind of bad file
             feed = engine.feed_frame
             records = _records(_replay(src, read), allow_truncated, stats, fast=engine.feed_pcapng)
             n = 0
             for rec in records:
                 if rec is None or n == _BATCH:  # C took a run of blocks, or Python a batch of them
+                    if tick is not None:
+                        tick()
                     yield from done
                     done.clear()
                     n = 0
@@ -221,7 +243,12 @@ def _c_pass(
 
 
 def _c_pcap(
-    engine: object, src: _Source, done: list[Connection], stats: ReadStats, allow_truncated: bool
+    engine: object,
+    src: _Source,
+    done: list[Connection],
+    stats: ReadStats,
+    allow_truncated: bool,
+    tick: Callable[[], None] | None,
 ) -> Iterator[Connection]:
     """Classic pcap: C walks every whole record of each chunk; Python reads the chunks and judges the tail."""
     endian, scale = _PCAP_MAGIC[src.buf[:4]]
@@ -238,6 +265,8 @@ def _c_pcap(
     src.pos = 24
     while True:
         src.pos = feed(src.buf, src.pos, little, scale, link, src.base)
+        if tick is not None:
+            tick()
         if not src.fill(16):
             if src.left():
                 _truncated(src, "record header", 16, allow_truncated, stats)
