@@ -66,6 +66,7 @@ def _both(source, keep=True, times: bool = True) -> None:  # noqa: ANN001
     runs = []
     for speedups in (False, True):
         stats = ReadStats()
+        os.environ["NETBED_PURE_PYTHON"] = "0" if speedups else "1"  # segments read again by the same engine
         try:
             conns = sorted(
                 connections(source, keep_segments=keep, allow_truncated=True, stats=stats, speedups=speedups),
@@ -74,6 +75,8 @@ def _both(source, keep=True, times: bool = True) -> None:  # noqa: ANN001
             runs.append(([_everything(c, times) for c in conns if c.has_segments], stats))
         except PcapError as exc:
             runs.append((str(exc), stats))
+        finally:
+            del os.environ["NETBED_PURE_PYTHON"]
     (py, py_stats), (c, c_stats) = runs
     assert c == py
     assert c_stats == py_stats

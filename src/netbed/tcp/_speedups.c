@@ -1058,6 +1058,67 @@ static PyObject *Analyzer_stats(Analyzer *a, PyObject *unused) {
                          a->st[7]);
 }
 
+/* pick_pcap(buf, pos, little, scale, link, base, frame, keys, first_off, last_off, out) -> (pos, frame, done):
+ * the segments of one connection, read again: every whole record of a classic pcap chunk is decoded, and
+ * the TCP segments whose key is one of keys and whose record lies between first_off and last_off are
+ * appended to out as reader tuples (pcap.py's TcpTuple). done: a record past last_off was met. */
+static PyObject *pick_pcap(PyObject *mod, PyObject *args) {
+    Py_buffer view;
+    Py_ssize_t pos;
+    int little;
+    long long scale, base, frame, first_off, last_off;
+    long link;
+    PyObject *keys, *out;
+    if (!PyArg_ParseTuple(args, "y*npLlLLO!LLO!", &view, &pos, &little, &scale, &link, &base, &frame, &PyTuple_Type,
+                          &keys, &first_off, &last_off, &PyList_Type, &out))
+        return NULL;
+    const uint8_t *buf = view.buf;
+    Py_ssize_t n = view.len;
+    long long st[ST_N] = {0};
+    int done = 0;
+    Seg s;
+    while (n - pos >= 16) {
+        const uint8_t *h = buf + pos;
+        uint32_t sec = little ? u32le(h) : u32(h), frac = little ? u32le(h + 4) : u32(h + 4);
+        uint32_t caplen = little ? u32le(h + 8) : u32(h + 8), wire = little ? u32le(h + 12) : u32(h + 12);
+        Py_ssize_t start = pos + 16;
+        if ((Py_ssize_t)caplen > n - start) break;
+        long long foff = base + start;
+        if (foff > last_off) {
+            done = 1;
+            break;
+        }
+        frame++;
+        if (foff >= first_off && decode(buf, n, start, (long)caplen, (long)wire, link, st, &s)) {
+            for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(keys); k++) {
+                PyObject *key = PyTuple_GET_ITEM(keys, k);
+                if (PyBytes_Check(key) && PyBytes_GET_SIZE(key) == s.keylen &&
+                    memcmp(PyBytes_AS_STRING(key), s.key, s.keylen) == 0) {
+                    int64_t ts = (int64_t)sec * 1000000000LL + (int64_t)frac * scale;
+                    PyObject *t = Py_BuildValue("(LOkkiilNLLll)", (long long)ts, key, (unsigned long)s.seq,
+                                                (unsigned long)s.ack, s.flags, s.win, s.seglen,
+                                                PyBytes_FromStringAndSize((const char *)buf + s.opt, s.optlen),
+                                                frame, foff, (long)caplen, link);
+                    if (!t || PyList_Append(out, t) < 0) {
+                        Py_XDECREF(t);
+                        PyBuffer_Release(&view);
+                        return NULL;
+                    }
+                    Py_DECREF(t);
+                    break;
+                }
+            }
+        }
+        pos = start + caplen;
+    }
+    PyBuffer_Release(&view);
+    return Py_BuildValue("(nLi)", pos, frame, done);
+}
+
+static PyMethodDef module_methods[] = {
+    {"pick_pcap", pick_pcap, METH_VARARGS, "One connection's segments from a classic pcap chunk (reading again)."},
+    {NULL}};
+
 static PyMethodDef Analyzer_methods[] = {
     {"feed_pcap", (PyCFunction)Analyzer_feed_pcap, METH_VARARGS, "Analyse the whole records of a pcap chunk."},
     {"feed_pcapng", (PyCFunction)Analyzer_feed_pcapng, METH_VARARGS, "Analyse the whole packet blocks of a pcapng chunk."},
@@ -1078,7 +1139,7 @@ static PyTypeObject AnalyzerType = {
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "netbed.tcp._speedups",
-                                    "The reader's decoder and the analysis in C (optional).", -1, NULL};
+                                    "The reader's decoder and the analysis in C (optional).", -1, module_methods};
 
 PyMODINIT_FUNC PyInit__speedups(void) {
     if (PyType_Ready(&AnalyzerType) < 0) return NULL;

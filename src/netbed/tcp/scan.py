@@ -331,7 +331,13 @@ def reread(conn: Connection) -> Iterator[TcpTuple]:
         raise PcapError(f"cannot read the segments of connection {conn.id} again from {path}: {exc.strerror}") from None
     with f:
         head = f.read(24)
-        if head[:4] in _PCAP_MAGIC and first_off >= 40:
+        if head[:4] in _PCAP_MAGIC and first_off >= 40 and speedups_built():
+            for t in _c_pick(f, head, conn, keys):
+                n += 1
+                yield t
+            records = ()
+            first_frame = 1
+        elif head[:4] in _PCAP_MAGIC and first_off >= 40:
             start = first_off - 16
             f.seek(start)
             pending = [head]
@@ -354,3 +360,26 @@ def reread(conn: Connection) -> Iterator[TcpTuple]:
                 yield t
     if n != conn.packets:
         raise PcapError(f"{path} changed since it was read: connection {conn.id} had {conn.packets} segments, now {n}")
+
+
+def _c_pick(f: BinaryIO, head: bytes, conn: Connection, keys: tuple[bytes, bytes]) -> Iterator[TcpTuple]:
+    """reread's classic-pcap path in C: only the connection's own segments become tuples."""
+    endian, scale = _PCAP_MAGIC[head[:4]]
+    link = _PCAP_HDR[endian].unpack_from(head, 0)[6] & 0x0FFFFFFF
+    start = conn._first_off - 16
+    f.seek(start)
+    src = _Source(f.read, start)
+    frame = conn.first_frame - 1
+    out: list[TcpTuple] = []
+    while src.fill(16):
+        caplen = _PCAP_REC[endian].unpack_from(src.buf, src.pos)[2]
+        if not src.fill(16 + min(caplen, MAX_RECORD)):
+            break
+        before = src.pos
+        src.pos, frame, done = _speedups.pick_pcap(
+            src.buf, src.pos, endian == "<", scale, link, src.base, frame, keys, conn._first_off, conn._last_off, out
+        )
+        yield from out
+        out.clear()
+        if done or src.pos == before:  # past the connection, or a record that cannot be whole (reread says so)
+            break
