@@ -11,6 +11,7 @@ the repeats interleaved so that every command sees the same load:
   netbed analyze F --json
   netbed ladder F --conn 0                   one connection's ladder (--all-ladders: also every ladder)
   python: netbed.tcp.analyze(F)              the list of connections, segments to be had on demand
+  python: netbed.tcp.connections(F)          the same, streamed: each connection as it ends
   python: ... with NETBED_PURE_PYTHON=1      the standard-library engine the hosts run
 
 and prints the median wall time and the peak RSS (wait4) of each, and the
@@ -44,6 +45,11 @@ MEMORY_TARGET_MIB = 200
 PY_ANALYZE = (
     "import sys; from netbed.tcp import analyze; conns = analyze(sys.argv[1]); "
     "print(len(conns), sum(c.retransmissions for c in conns), sum(c.keepalive_probes for c in conns))"
+)
+PY_STREAM = (
+    "import sys; from netbed.tcp import connections; n = rtx = 0\n"
+    "for c in connections(sys.argv[1], keep_segments=False): n += 1; rtx += c.retransmissions\n"
+    "print(n, rtx)"
 )
 
 
@@ -99,6 +105,7 @@ def entries_for(shape: str, path: str, all_ladders: bool, reference: bool = True
         out.append(Entry(shape, "netbed ladder (every connection)", _netbed("ladder", path)))
     out += [
         Entry(shape, "netbed.tcp.analyze()", [sys.executable, "-c", PY_ANALYZE, path]),
+        Entry(shape, "netbed.tcp.connections()", [sys.executable, "-c", PY_STREAM, path]),
         Entry(shape, "netbed.tcp.analyze() pure Python", [sys.executable, "-c", PY_ANALYZE, path],
               {"NETBED_PURE_PYTHON": "1"}),
     ]

@@ -264,7 +264,8 @@ class Connection:
         self._marks: dict[int, int] = {}
         self._keep = keep
         self._raw: list[TcpTuple] | None = []  # None: the segments are read again from the file when asked for
-        self._changes: list[tuple[int, int, State]] = []  # (segment index, direction, new state)
+        # (segment index, direction, new state); packed as _CHANGE_REC records once the connection is over
+        self._changes: list[tuple[int, int, State]] | bytes = []
         self._gaps: list[tuple[int, int, int]] = []  # (segment index, direction, ns since previous send)
         self._rsts: list[int] = []  # direction of each RST
         self._first_rst_idx = -1
@@ -409,7 +410,7 @@ class Connection:
         ACK, which the closed socket answers with an RST.
         """
         last: dict[int, State] = {}
-        for idx, d, state in self._changes:
+        for idx, d, state in self._change_list():
             if idx >= index:
                 break
             last[d] = state
@@ -421,7 +422,7 @@ class Connection:
         client = [str(self._initial[0])]
         server = [str(self._initial[1])]
         cd = self._client_dir
-        for _idx, d, state in self._changes:
+        for _idx, d, state in self._change_list():
             (client if d == cd else server).append(str(state))
         out = {"client": client, "server": server}
         if self.close_kind is CloseKind.REFUSED:  # nothing listened: the SYN met a closed port
@@ -431,7 +432,7 @@ class Connection:
     @property
     def state_changes(self) -> list[tuple[int, str, str]]:
         """(segment index, 'client'/'server', new state) in order."""
-        return [(idx, self.role_of(d), str(state)) for idx, d, state in self._changes]
+        return [(idx, self.role_of(d), str(state)) for idx, d, state in self._change_list()]
 
     def initial_state(self, role: str) -> str:
         return str(self._initial[0 if role == "client" else 1])
@@ -517,6 +518,7 @@ class Connection:
         f0, f1 = self._flows
         self._flows = (_Done(f0.base, f0.rtx, f0.ka, f0.zwp, f0.fin_idx), _Done(f1.base, f1.rtx, f1.ka, f1.zwp, f1.fin_idx))
         self._pairs = None
+        self._changes = b"".join(_CHANGE_REC.pack(i, d, _CODE[st]) for i, d, st in self._changes)
 
     def _load(self, summary: tuple, raw: list[TcpTuple] | None) -> None:
         """Take the analysis of this connection from the C speedups (see _speedups.c: conn_emit)."""
@@ -542,7 +544,7 @@ class Connection:
         self._fl = array("H")
         self._fl.frombytes(fl)
         self._marks = dict(_MARK_REC.iter_unpack(marks))
-        self._changes = [(i, d, STATE_CODES[c]) for i, d, c in _CHANGE_REC.iter_unpack(changes)]
+        self._changes = changes
         self._gaps = list(_GAP_REC.iter_unpack(gaps))
         self._rsts = list(rsts)
         self._synack = bool(synack)
@@ -552,7 +554,14 @@ class Connection:
 
     def changes_at(self, index: int) -> list[tuple[str, str]]:
         """[(role, new state)] caused by the segment at index."""
-        return [(self.role_of(d), str(s)) for i, d, s in self._changes if i == index]
+        return [(self.role_of(d), str(s)) for i, d, s in self._change_list() if i == index]
+
+    def _change_list(self) -> list[tuple[int, int, State]]:
+        """(segment index, direction, new state) in order; a finished connection keeps them packed."""
+        changes = self._changes
+        if isinstance(changes, bytes):
+            return [(i, d, STATE_CODES[c]) for i, d, c in _CHANGE_REC.iter_unpack(changes)]
+        return changes
 
 
 class Analyzer:
