@@ -126,3 +126,15 @@ def test_the_reading_of_a_large_capture_is_shown_on_a_terminal():
         cli.sys.stderr = real
     assert written[0] == "\rreading big.pcap: 1.0 of 4.0 GiB (25%), 1024 MiB/s, about 3 s left\x1b[K"
     assert len(written) == 3 and written[-1] == "\r\x1b[K"
+
+
+def test_netbed_pure_python_turns_the_speedups_off(tmp_path, monkeypatch):
+    import netbed.tcp.scan as scan
+
+    def c_engine(*_args):  # noqa: ANN002
+        raise AssertionError("the C engine ran")
+
+    monkeypatch.setattr(scan, "_c_pass", c_engine)
+    monkeypatch.setenv("NETBED_PURE_PYTHON", "1")
+    path = write_pcap(tmp_path / "x.pcap", AWKWARD["four_segment_close"]())
+    assert not speedups_built() and [c.packets for c in connections(path)] == [11]

@@ -6,9 +6,11 @@
     expect(conn).sequence("client > server  F.", "server > client  .", ...)
     print(render_ladder(conn))
 
-Modules: pcap (the standard-library reader), segments (flags, marks,
-Segment), states (the RFC 9293 replay), connection (analysis, Connection),
-scan (one pass over a capture, by the C speedups where built),
+Modules: pcap (the standard-library reader's entry points; formats, layers
+and decode do its work), segments (flags, marks, Segment), states (the RFC
+9293 replay), connection (analysis, Connection), scan (one pass over a
+capture, connections handed on as they end, by the C speedups where built),
+render (summaries as text and JSON, streamed),
 expect (packetdrill-like expectations), ladder (text, SVG, follow),
 scapy_view (segments as scapy packets). Nothing here knows about Docker.
 """
