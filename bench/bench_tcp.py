@@ -93,7 +93,8 @@ def _netbed(*args: str) -> list[str]:
 def entries_for(shape: str, path: str, all_ladders: bool, reference: bool = True) -> list[Entry]:
     out = []
     if reference and shutil.which("tshark"):
-        out.append(Entry(shape, "tshark -T fields -e tcp.flags", ["tshark", "-r", path, "-T", "fields", "-e", "tcp.flags"]))
+        tshark = ["tshark", "-r", path, "-T", "fields", "-e", "tcp.flags"]
+        out.append(Entry(shape, "tshark -T fields -e tcp.flags", tshark))
     if reference and shutil.which("tcptrace"):
         out.append(Entry(shape, "tcptrace -n", ["tcptrace", "-n", path]))
     out += [
@@ -113,7 +114,8 @@ def entries_for(shape: str, path: str, all_ladders: bool, reference: bool = True
 
 
 def _table(entries: list[Entry], repeat: int) -> None:
-    print(f"\n{'shape':<7} {'what':<34} {'time (median of ' + str(repeat) + ')':>21} {'peak RSS':>10} {'vs tshark':>10}  target")
+    timing = f"time (median of {repeat})"
+    print(f"\n{'shape':<7} {'what':<34} {timing:>21} {'peak RSS':>10} {'vs tshark':>10}  target")
     reference = {e.shape: e.wall for e in entries if e.what.startswith("tshark") and not e.failed}
     for e in entries:
         if e.failed:
@@ -158,7 +160,8 @@ def main() -> None:
             if not path.exists():
                 t0 = time.perf_counter()
                 n = SHAPES[shape](path, args.packets)
-                print(f"{shape}: wrote {n:,} packets, {path.stat().st_size / 2**20:.0f} MiB, in {time.perf_counter() - t0:.1f} s")
+                size = path.stat().st_size / 2**20
+                print(f"{shape}: wrote {n:,} packets, {size:.0f} MiB, in {time.perf_counter() - t0:.1f} s")
             entries += entries_for(shape, str(path), args.all_ladders)
         for r in range(args.repeat):
             for e in entries:  # interleaved: each repeat runs every command once, so all see the same load
@@ -170,7 +173,8 @@ def main() -> None:
             if not path.exists():
                 t0 = time.perf_counter()
                 n = SHAPES["short"](path, args.big_packets)
-                print(f"\nbig: wrote {n:,} packets, {path.stat().st_size / 2**20:.0f} MiB, in {time.perf_counter() - t0:.1f} s")
+                size = path.stat().st_size / 2**20
+                print(f"\nbig: wrote {n:,} packets, {size:.0f} MiB, in {time.perf_counter() - t0:.1f} s")
             big = [e for e in entries_for("big", str(path), False, reference=False) if "pure" not in e.what]
             for e in big:
                 e.run()

@@ -39,7 +39,9 @@ SERVER = bytes([10, 0, 0, 2])
 Step = tuple[int, int, int, int, int, bytes]
 
 
-def _tcp_ip(src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, flags: int, plen: int, opts: bytes) -> bytes:
+def _tcp_ip(
+    src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, flags: int, plen: int, opts: bytes
+) -> bytes:
     thl = 20 + len(opts)
     ip = _IP.pack(0x45, 0, 20 + thl + plen, 0, 0x4000, 64, 6, 0, src, dst)
     return ip + _TCP.pack(sport, dport, seq & _M, ack & _M, (thl // 4) << 4, flags, 502, 0, 0) + opts
@@ -112,7 +114,8 @@ def _interleave(w: _Writer, packets: int, scripts: Callable[[int], Iterator[Step
                 continue
             from_client, so, ao, flags, plen, opts = step
             if from_client:
-                pkt = _tcp_ip(client, SERVER, port, 9877, isn_c + so, isn_s + ao if flags & ACK else 0, flags, plen, opts)
+                ack = isn_s + ao if flags & ACK else 0
+                pkt = _tcp_ip(client, SERVER, port, 9877, isn_c + so, ack, flags, plen, opts)
             else:
                 pkt = _tcp_ip(SERVER, client, 9877, port, isn_s + so, isn_c + ao, flags, plen, opts)
             w.frame(pkt, plen)

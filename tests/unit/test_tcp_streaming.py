@@ -138,3 +138,23 @@ def test_netbed_pure_python_turns_the_speedups_off(tmp_path, monkeypatch):
     monkeypatch.setenv("NETBED_PURE_PYTHON", "1")
     path = write_pcap(tmp_path / "x.pcap", AWKWARD["four_segment_close"]())
     assert not speedups_built() and [c.packets for c in connections(path)] == [11]
+
+
+@pytest.mark.parametrize("name", ["messy", "nb6-http.pcap", "http.pcap", *sorted(AWKWARD)])
+def test_the_json_written_by_hand_is_json_dumps_of_to_json(tmp_path, name):
+    """netbed analyze --json builds each line itself (for speed): byte for byte what json.dumps would write."""
+    import json as json_module
+
+    from netbed.tcp import to_json
+    from netbed.tcp.render import write_json
+
+    if name == "messy":
+        path = write_pcap(tmp_path / "m.pcap", messy(5) + messy(6, port=30000))
+    elif name in AWKWARD:
+        path = write_pcap(tmp_path / f"{name}.pcap", AWKWARD[name]())
+    else:
+        path = Path(__file__).parent.parent / "data" / "elsewhere" / name
+    conns = analyze(path, {"10.0.0.3": 'a "quoted"\\ name, é', "10.0.0.2": "srv"})
+    out = []
+    write_json(conns, out.append)
+    assert "".join(out) == "[\n" + ",\n".join(json_module.dumps(d) for d in to_json(conns)) + "\n]\n"

@@ -1121,7 +1121,8 @@ static PyMethodDef module_methods[] = {
 
 static PyMethodDef Analyzer_methods[] = {
     {"feed_pcap", (PyCFunction)Analyzer_feed_pcap, METH_VARARGS, "Analyse the whole records of a pcap chunk."},
-    {"feed_pcapng", (PyCFunction)Analyzer_feed_pcapng, METH_VARARGS, "Analyse the whole packet blocks of a pcapng chunk."},
+    {"feed_pcapng", (PyCFunction)Analyzer_feed_pcapng, METH_VARARGS,
+     "Analyse the whole packet blocks of a pcapng chunk."},
     {"feed_frame", (PyCFunction)Analyzer_feed_frame, METH_VARARGS, "Analyse one record."},
     {"close", (PyCFunction)Analyzer_close, METH_NOARGS, "Hand over every connection still open."},
     {"stats", (PyCFunction)Analyzer_stats, METH_NOARGS, "The reader's counters, as ReadStats orders them."},

