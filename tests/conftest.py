@@ -34,5 +34,5 @@ def docker_engine():
     except NetbedError as exc:
         if os.environ.get("CI") == "true":
             pytest.fail(f"Docker is required under CI=true: {exc}", pytrace=False)
-        pytest.skip(f"no Docker: {exc}")
+        pytest.skip(f"netbed cannot make a testbed here: {exc}")  # the message says what is missing
     return cli

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
+import os
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import click
 from rich.console import Console
@@ -68,7 +74,13 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 def doctor(fix: bool, as_json: bool) -> None:
     """Say what netbed needs and whether it is there."""
-    findings = engine.fix(render_progress) if fix else engine.diagnose()
+    try:
+        findings = engine.fix(render_progress) if fix else engine.diagnose()
+    except NetbedError as exc:
+        if not as_json:
+            raise
+        # --json prints JSON whatever happens: what is there, and the step that could not be done
+        findings = [*engine.diagnose(), engine.Finding("set-up", False, str(exc), "see the detail")]
     if as_json:
         click.echo(json.dumps([f.__dict__ for f in findings], indent=2))
     else:
@@ -80,10 +92,65 @@ def doctor(fix: bool, as_json: bool) -> None:
         sys.exit(1)
 
 
+# --- checking input at parse time --------------------------------------------------------
+
+
+class Finite(click.FloatRange):
+    """A float in a range that is also a number: click's FloatRange lets nan (and inf with no max) through."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+def _checked(check: Callable[[Any], Any]):
+    """A click callback that runs one of the API's own checks, so a bad value is a usage error (exit 2)."""
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is None:
+            return value
+        try:
+            return check(value)
+        except NetbedError as exc:
+            raise click.BadParameter(str(exc).removeprefix(f"{ctx.info_name}: "), ctx=ctx, param=param) from None
+    return callback
+
+
+def _project_name(name: str) -> str:
+    from netbed.testbed import check_project_name
+
+    return check_project_name(name)
+
+
+def _new_folder(path: str) -> Path:
+    from netbed.folders import check_new_folder
+
+    return check_new_folder(path)
+
+
+def _output_file(path: str) -> str:
+    """A file netbed writes at the end: its folder must be there now, not after a long run."""
+    if not Path(path).resolve().parent.is_dir():
+        raise NetbedError(f"{Path(path).resolve().parent} is not a folder: create it first")
+    if Path(path).is_dir():
+        raise NetbedError(f"{path} is a folder: give a file name")
+    return path
+
+
+def _new_file(path: str) -> str:
+    if os.path.lexists(path):
+        raise NetbedError(f"{path} exists: netbed does not overwrite files; choose another name or remove it")
+    if not Path(path).resolve().parent.is_dir():
+        raise NetbedError(f"{Path(path).resolve().parent} is not a folder: create it first")
+    return path
+
+
 # --- testbeds -------------------------------------------------------------------------
 
-project_option = click.option("-p", "--project", help="The testbed's project name (default: the one running ./compose.yaml).")
-file_option = click.option("-f", "--file", "compose_file", type=click.Path(dir_okay=False),
+project_option = click.option("-p", "--project", callback=_checked(_project_name),
+                              help="The testbed's project name (default: the one running ./compose.yaml).")
+file_option = click.option("-f", "--file", "compose_file", type=click.Path(dir_okay=False, exists=True),
                            help="Compose file (default: compose.yaml here, else netbed's).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
@@ -107,18 +174,47 @@ def _print_json(value) -> None:
     click.echo(json.dumps(value, indent=2, default=lambda o: o.__dict__))
 
 
+def _host_setting(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """[HOST:]KEY=VALUE, repeatable: (host or "" for every host, key, value)."""
+    found = []
+    for text in values:
+        head, sep, value = text.partition("=")
+        host, colon, key = head.rpartition(":")
+        if not sep or not key.strip() or (colon and not host):
+            raise click.BadParameter(f"{text!r}: write it as KEY=VALUE (every host) or HOST:KEY=VALUE", ctx=ctx,
+                                     param=param)
+        found.append((host, key.strip(), value))
+    return found
+
+
+def _settings(sysctls: list[tuple[str, str, str]], envs: list[tuple[str, str, str]]):
+    """--sysctl and --env as compose settings: per host, and for every host."""
+    services: dict[str, dict[str, Any]] = {}
+    every: dict[str, Any] = {}
+    for key, given in (("sysctls", sysctls), ("environment", envs)):
+        for host, name, value in given:
+            target = services.setdefault(host, {}) if host else every
+            target.setdefault(key, {})[name] = value
+    return services, every
+
+
 @cli.command()
 @file_option
 @project_option
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Where the capture and logs go (default runs/PROJECT).")
-def up(compose_file: str | None, project: str | None, run_dir: str | None) -> None:
+@click.option("--sysctl", "sysctls", multiple=True, callback=_host_setting, metavar="[HOST:]KEY=VALUE",
+              help="A sysctl for every host, or for HOST (repeatable), e.g. client:net.ipv4.tcp_retries2=5.")
+@click.option("--env", "envs", multiple=True, callback=_host_setting, metavar="[HOST:]KEY=VALUE",
+              help="An environment variable for every host, or for HOST (repeatable).")
+def up(compose_file: str | None, project: str | None, run_dir: str | None, sysctls: list, envs: list) -> None:
     """Bring up a testbed (capture first, then the hosts) and leave it running."""
     from netbed.testbed import Testbed
 
     import socket
 
+    services, every = _settings(sysctls, envs)
     bed = Testbed.up(_compose_file(compose_file), project=project, run_dir=run_dir, report=render_progress,
-                     owner=f"{socket.gethostname()}:cli")
+                     owner=f"{socket.gethostname()}:cli", services=services, every_host=every)
     for host in bed.hosts.values():
         out.print(f"{host.name:10} {host.ip:15} {host.mac}")
     out.print(f"capture: {bed.pcap}")
@@ -133,6 +229,8 @@ def down(project: str | None, compose_file: str | None) -> None:
     bed = _testbed(project, compose_file)
     bed.down()
     out.print(f"{bed.project} is down; capture kept at {bed.pcap}")
+    if bed.capture_error:
+        err.print(f"netbed: note: {bed.capture_error}", markup=False)
 
 
 @cli.command()
@@ -149,6 +247,18 @@ def status(project: str | None, compose_file: str | None, as_json: bool) -> None
     out.print(f"{bed.project}  bridge {bed.bridge}  capture {bed.pcap}")
     for r in rows:
         out.print(f"  {r['host']:10} {r['status']:8} {r['ip']:15} {r['mac']}")
+
+
+@cli.command(name="exec", context_settings={"ignore_unknown_options": True})
+@click.argument("host")
+@click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED, metavar="[--] COMMAND [ARG]...")
+@project_option
+def exec_(host: str, argv: tuple[str, ...], project: str | None) -> None:
+    """Run a command on a host and print its output; exits with its status (`netbed exec server -- ss -tan`)."""
+    done = _testbed(project).exec(host, list(argv))
+    click.echo(done.stdout, nl=False)
+    click.echo(done.stderr, nl=False, err=True)
+    sys.exit(done.exit_code)
 
 
 @cli.command()
@@ -206,8 +316,10 @@ for _name, _help in (("pause", "Freeze a host's processes; its kernel keeps answ
 
 @cli.command()
 @click.argument("host")
-@click.option("--signal", "sig", default="SIGKILL", show_default=True)
-@click.option("--pid", type=int, help="One process inside the host (e.g. a forked child) instead of the whole host.")
+@click.option("--signal", "sig", default="SIGKILL", show_default=True, callback=_checked(faults.signal_name),
+              help="A name (SIGTERM, TERM) or number.")
+@click.option("--pid", type=int, callback=_checked(faults.check_pid),
+              help="One process inside the host (e.g. a forked child, 2 or more) instead of the whole host.")
 @project_option
 def kill(host: str, sig: str, pid: int | None, project: str | None) -> None:
     """Kill a host's main process, or one process in it."""
@@ -217,7 +329,8 @@ def kill(host: str, sig: str, pid: int | None, project: str | None) -> None:
 
 @cli.command()
 @click.argument("host")
-@click.option("--grace", type=click.FloatRange(min=0), default=2.0, show_default=True, help="Seconds before SIGKILL.")
+@click.option("--grace", type=Finite(0, faults.GRACE_MAX_S), default=2.0, show_default=True,
+              help="Seconds before SIGKILL.")
 @project_option
 def shutdown(host: str, grace: float, project: str | None) -> None:
     """Orderly shutdown: SIGTERM to every process, SIGKILL after the grace period."""
@@ -232,6 +345,8 @@ def shutdown(host: str, grace: float, project: str | None) -> None:
 @project_option
 def partition(a: str, b: str, one_way: bool, project: str | None) -> None:
     """Cut the link between two hosts."""
+    if a == b:
+        raise click.UsageError(f"{a} and {b} are the same host: name the two ends of the link")
     faults.partition(_testbed(project), a, b, one_way=one_way)
     out.print(f"partition: {a} {'->' if one_way else '<->'} {b} cut")
 
@@ -247,35 +362,49 @@ def heal(host: str | None, project: str | None) -> None:
 
 @cli.command()
 @click.argument("host")
-@click.option("--delay", type=click.FloatRange(min=0), default=0, help="Added delay, ms.")
-@click.option("--jitter", type=click.FloatRange(min=0), default=0, help="Delay jitter, ms.")
-@click.option("--loss", type=click.FloatRange(0, 100), default=0, help="Loss, percent.")
-@click.option("--rate", type=click.FloatRange(min=0), default=0, help="Rate limit, kbit/s.")
-@click.option("--duplicate", type=click.FloatRange(0, 100), default=0, help="Duplicates, percent (netem only).")
-@click.option("--reorder", type=click.FloatRange(0, 100), default=0, help="Reordering, percent (netem only).")
+@click.option("--delay", type=Finite(0, faults.DELAY_MAX_MS), default=0, help="Added delay, ms (at most a minute).")
+@click.option("--jitter", type=Finite(0, faults.DELAY_MAX_MS), default=0, help="Delay jitter, ms (at most the delay).")
+@click.option("--loss", type=Finite(0, 100), default=0, help="Loss, percent.")
+@click.option("--rate", type=Finite(*faults.RATE_KBIT), help="Rate limit, kbit/s (1 to 1000000).")
+@click.option("--duplicate", type=Finite(0, 100), default=0, help="Duplicates, percent (netem only).")
+@click.option("--reorder", type=Finite(0, 100), default=0, help="Reordering, percent (netem only).")
 @project_option
-def impair(host: str, delay: float, jitter: float, loss: float, rate: float, duplicate: float,
+def impair(host: str, delay: float, jitter: float, loss: float, rate: float | None, duplicate: float,
            reorder: float, project: str | None) -> None:
     """Make a host's outgoing link slow or lossy."""
-    how = faults.Impairment(delay, jitter, loss, rate, duplicate, reorder)
+    try:
+        how = faults.Impairment(delay, jitter, loss, rate or 0, duplicate, reorder)
+    except faults.FaultError as exc:
+        raise click.UsageError(str(exc).removeprefix("impair: ")) from None
     mechanism = faults.impair(_testbed(project), host, how)
     out.print(f"impair: {host} impaired through {mechanism}")
 
 
 @cli.command()
-@click.option("--older-than", "older_than", help="Also runs that started longer ago than this: 30s, 10m, 2h, 1d.")
+@click.option("--older-than", "older_than",
+              help="Also other machines' runs that started longer ago than this: 30s, 10m, 2h, 1d.")
+@click.option("--kept", is_flag=True,
+              help="Also testbeds kept up on purpose (`netbed up`, `run --keep`, `--netbed-keep`).")
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
-def clean(older_than: str | None, dry_run: bool) -> None:
-    """Remove what killed runs left behind (only netbed's own containers, networks, volumes)."""
+def clean(older_than: str | None, kept: bool, dry_run: bool) -> None:
+    """Remove what killed runs left behind (only netbed's own containers, networks, volumes).
+
+    A run whose process on this machine is still alive is never touched, however old.
+    """
     from netbed.testbed import clean as remove, leftovers
 
-    items = leftovers(older_than_s=_duration(older_than) if older_than else None)
+    items = leftovers(older_than_s=_duration(older_than) if older_than else None, kept=kept)
     for item in items:
         out.print(f"{'would remove' if dry_run else 'removing'} {item.kind} {item.name} (project {item.project}, "
                   f"owner {item.owner}, started {item.started})")
     if not dry_run:
         remove(items)
     out.print(f"{len(items)} left-over item(s){' found' if dry_run else ' removed'}")
+    if not kept:
+        alone = sorted({i.project for i in leftovers(kept=True) if i.kept})
+        if alone:
+            out.print(f"kept up on purpose, left alone: {', '.join(alone)} (remove one with `netbed down -p PROJECT`, "
+                      "all with `netbed clean --kept`)")
 
 
 def _duration(text: str) -> float:
@@ -382,7 +511,8 @@ def _reading(path: str) -> _Reading | None:
 @cli.command()
 @click.argument("pcap", type=click.Path(dir_okay=False))
 @click.option("--conn", "conn_id", type=int, help="Only the connection with this id (see `netbed analyze`).")
-@click.option("--svg", type=click.Path(dir_okay=False), help="Also write the (first) connection as SVG here.")
+@click.option("--svg", type=click.Path(dir_okay=False), callback=_checked(_output_file),
+              help="Also write the (first) connection as SVG here.")
 @click.option("--follow", is_flag=True, help="Print each segment as the capture grows (Ctrl-C to stop).")
 @name_option
 def ladder(pcap: str, conn_id: int | None, svg: str | None, follow: bool, names: tuple[str, ...]) -> None:
@@ -392,6 +522,10 @@ def ladder(pcap: str, conn_id: int | None, svg: str | None, follow: bool, names:
     from netbed.tcp.render import Batched
 
     if follow:
+        if not Path(pcap).parent.is_dir():
+            raise NetbedError(f"no folder {Path(pcap).parent} for {pcap}: give the path of a capture (it may not exist yet)")
+        err.print(f"following {pcap}{'' if Path(pcap).exists() else ' (waiting for it to appear)'}; Ctrl-C to stop",
+                  markup=False)
         for line in follow_file(pcap, _names(names)):
             click.echo(line)
         return
@@ -441,13 +575,15 @@ def capture() -> None:
 
 @capture.command(name="start")
 @project_option
-@click.option("--out", "out_file", type=click.Path(dir_okay=False), required=True, help="The pcap to write.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), required=True, callback=_checked(_new_file),
+              help="The pcap to write (a new file: an existing one is never overwritten).")
 def capture_start(project: str | None, out_file: str) -> None:
     from netbed import capture as capture_mod, engine
 
     bed = _testbed(project)
     started = capture_mod.start(engine.client(), bed.bridge, Path(out_file),
-                                {**bed.labels, "org.netbed.capture": "extra"})
+                                {**bed.labels, "org.netbed.capture": "extra"},
+                                max_frames=capture_mod.max_frames_from_env())
     out.print(f"recording {bed.bridge} into {started.path} (`netbed capture stop -p {bed.project}` ends it)")
 
 
@@ -486,21 +622,27 @@ def list_(as_json: bool) -> None:
 @cli.command(name="run")
 @click.argument("names", nargs=-1)
 @click.option("--all", "run_all", is_flag=True, help="Run the whole catalogue.")
-@click.option("--out", "out_path", type=click.Path(file_okay=False), help="Run folder (default runs/<timestamp>, linked as runs/latest).")
+@click.option("--out", "out_path", type=click.Path(file_okay=False), callback=_checked(_new_folder),
+              help="Run folder, new or empty: runs never share one (default runs/<timestamp>, linked as runs/latest).")
 @click.option("--jobs", type=click.IntRange(1, 16), default=1, show_default=True, help="Scenarios at a time.")
 @click.option("--keep", is_flag=True, help="Leave each testbed up for inspection.")
-@click.option("--server-cmd", help="Your server, e.g. \"/opt/mine/echo-server\" ({port} is replaced).")
-@click.option("--client-cmd", help="Your client, e.g. \"/opt/mine/echo-client {server_ip}\".")
-@click.option("--mount", "mounts", multiple=True, help="HOST_PATH:CONTAINER_PATH for your programs (repeatable).")
+@click.option("--server-cmd", help="Your server, e.g. \"/opt/mine/echo-server {port}\". Split into words as a "
+              "shell would, never run by one; {port} becomes the port, other braces stay as typed.")
+@click.option("--client-cmd", help="Your client, e.g. \"/opt/mine/echo-client {server_ip}\"; "
+              "{server_ip} and {port} are replaced, other braces stay as typed.")
+@click.option("--mount", "mounts", multiple=True,
+              help="HOST_PATH:CONTAINER_PATH[:ro|rw] for your programs (repeatable).")
 @click.option("--image", help="Image for the hosts (default netbed-host).")
 @click.option("--port", type=click.IntRange(1, 65535), default=9877, show_default=True, help="The server's port.")
 @click.option("--html", "html_report", is_flag=True, help="Also write DIR/report.html.")
-@click.option("--junit", type=click.Path(dir_okay=False), help="Also write JUnit XML to this file.")
+@click.option("--junit", type=click.Path(dir_okay=False), callback=_checked(_output_file),
+              help="Also write JUnit XML to this file.")
 def run_(names: tuple[str, ...], run_all: bool, out_path: str | None, jobs: int, keep: bool, server_cmd: str | None,
          client_cmd: str | None, mounts: tuple[str, ...], image: str | None, port: int, html_report: bool,
          junit: str | None) -> None:
     """Run scenarios, each on its own testbed; exit 0 only if every check passed."""
     from netbed.scenarios import CATALOGUE, Programs, ScenarioError, find, runner
+    from netbed.folders import run_folder
 
     if bool(names) == run_all:
         raise click.UsageError("name the scenarios to run, or give --all (`netbed list` shows them)")
@@ -508,25 +650,32 @@ def run_(names: tuple[str, ...], run_all: bool, out_path: str | None, jobs: int,
         chosen = list(CATALOGUE) if run_all else find(list(names))
     except ScenarioError as exc:
         raise click.UsageError(str(exc)) from None
-    programs = Programs(server_cmd, client_cmd, mounts, image, port)
+    try:
+        programs = Programs(server_cmd, client_cmd, mounts, image, port)
+    except NetbedError as exc:
+        raise click.UsageError(str(exc)) from None
     if programs.user:
         refused = [s.name for s in chosen if not s.user_programs]
         if refused and not run_all:
             raise click.UsageError(f"{', '.join(refused)} need netbed's own programs; "
                                    "`netbed list` marks the scenarios that take yours")
         chosen = [s for s in chosen if s.user_programs]
-    out_dir = _run_dir(out_path)
-    err.print(f"running {len(chosen)} scenario(s), {jobs} at a time; results in {out_dir}")
-    results = runner.run_many(chosen, out_dir, jobs=jobs, programs=programs, keep=keep, report=render_progress)
+    with run_folder(out_path) as out_dir, _interrupts_call_off() as interrupt:
+        err.print(f"running {len(chosen)} scenario(s), {jobs} at a time; results in {out_dir}")
+        results = runner.run_many(chosen, out_dir, jobs=jobs, programs=programs, keep=keep, report=render_progress,
+                                  cancel=interrupt.called_off)
     out.print("")
     for r in results:
-        verdict = "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
+        verdict = "[yellow]STOP[/]" if r.interrupted else "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
         out.print(f"{verdict} {r.scenario:22} {r.section:9} {r.duration_s:6.1f} s  {r.out_dir}")
+        if r.vanished:  # what failed after that is its consequence
+            out.print(f"       [red]✗[/] {escape(r.vanished)}")
+            continue
         for c in r.checks:
-            if not c.passed:
+            if not c.passed and not r.interrupted:
                 out.print(f"       [red]✗[/] {c.name}: expected {c.expected!r}", markup=True)
                 out.print(f"         observed: {c.observed.splitlines()[0] if c.observed else ''}", markup=False)
-    if html_report or junit:
+    if (html_report or junit) and results:
         from netbed.report import load_run, write_html, write_junit
 
         reports = [r for r in load_run(out_dir) if r.name in {res.scenario for res in results}]
@@ -535,13 +684,23 @@ def run_(names: tuple[str, ...], run_all: bool, out_path: str | None, jobs: int,
         if junit:
             out.print(f"JUnit XML: {write_junit(reports, Path(junit))}")
     passed = sum(r.passed for r in results)
-    out.print(f"{passed} passed, {len(results) - passed} failed")
-    sys.exit(0 if passed == len(results) else 1)
+    stopped = [r.scenario for r in results if r.interrupted]
+    if interrupt.signum is None:
+        out.print(f"{passed} passed, {len(results) - passed} failed")
+        sys.exit(0 if passed == len(results) else 1)
+    ran = {r.scenario for r in results}
+    not_run = [s.name for s in chosen if s.name not in ran]
+    out.print(f"{passed} passed, {len(results) - passed - len(stopped)} failed; stopped by "
+              f"{signal.Signals(interrupt.signum).name}: {len(stopped)} interrupted ({', '.join(stopped) or 'none'}), "
+              f"{len(not_run)} not run ({', '.join(not_run) or 'none'})", markup=False)
+    _tear_down_mine()
+    sys.exit(128 + interrupt.signum)
 
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(), default="runs/latest")
-@click.option("--junit", type=click.Path(dir_okay=False), help="Also write JUnit XML to this file.")
+@click.option("--junit", type=click.Path(dir_okay=False), callback=_checked(_output_file),
+              help="Also write JUnit XML to this file.")
 def report(run_dir: str, junit: str | None) -> None:
     """Write RUN_DIR/report.html: one self-contained page for a run (default runs/latest)."""
     from netbed.report import load_run, write_html, write_junit
@@ -552,59 +711,86 @@ def report(run_dir: str, junit: str | None) -> None:
         out.print(f"JUnit XML: {write_junit(reports, Path(junit))}")
 
 
-def _run_dir(out: str | None):
-    import time
-    from pathlib import Path
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM, as Ctrl-C: unwinds, so every testbed of this process is torn down on the way out."""
 
-    if out:
-        return Path(out)
-    root = Path("runs")
-    path = root / time.strftime("%Y%m%d-%H%M%S")
-    path.mkdir(parents=True, exist_ok=True)
-    latest = root / "latest"
-    if latest.is_symlink() or not latest.exists():
-        latest.unlink(missing_ok=True)
-        latest.symlink_to(path.name)
-    return path
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 def _interrupted(signum: int, _frame) -> None:
-    """SIGTERM as Ctrl-C: unwind, so every testbed of this process is torn down on the way out."""
-    raise KeyboardInterrupt
+    raise Interrupted(signum)
+
+
+class _CallOff:
+    """The first SIGINT or SIGTERM calls the work off (it stops at its next step); a second one unwinds at once."""
+
+    def __init__(self) -> None:
+        self.called_off = threading.Event()
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, _frame) -> None:
+        if self.called_off.is_set():
+            raise Interrupted(signum)
+        self.signum = signum
+        self.called_off.set()
+        err.print(f"netbed: {signal.Signals(signum).name}: no new scenario starts, the running ones stop and are "
+                  "torn down (again to stop at once)", markup=False)
+
+
+@contextmanager
+def _interrupts_call_off() -> Iterator[_CallOff]:
+    """While inside, SIGINT and SIGTERM call the work off instead of unwinding (an ignored SIGINT stays ignored)."""
+    handler = _CallOff()
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)
+                if signal.getsignal(sig) is not signal.SIG_IGN}
+    try:
+        yield handler
+    finally:
+        for sig, before in previous.items():
+            signal.signal(sig, before)
 
 
 def main() -> None:
-    """Entry point: a NetbedError becomes one line on stderr and exit status 1, never a traceback."""
-    import signal
+    """Entry point: a NetbedError becomes one line on stderr and exit status 1, never a traceback.
 
+    SIGINT and SIGTERM end a command with 130 and 143, its testbeds torn down.
+    """
     signal.signal(signal.SIGTERM, _interrupted)
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except click.UsageError as exc:  # one line: what is wrong, and where the help is
+        where = exc.ctx.command_path if exc.ctx else "netbed"
+        err.print(f"{where}: {exc.format_message()} (`{where} -h` for help)", markup=False)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:  # click's word for a KeyboardInterrupt (or an Interrupted) inside it
         _tear_down_mine()
-        sys.exit(130)
+        sys.exit(128 + getattr(exc.__cause__, "signum", signal.SIGINT))
     except (NetbedError, PcapError) as exc:
         err.print(f"netbed: {exc}", markup=False)
         sys.exit(1)
     except OSError as exc:
         err.print(f"netbed: {exc.filename or ''}: {exc.strerror or exc}", markup=False)
         sys.exit(1)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         _tear_down_mine()
-        sys.exit(130)
+        sys.exit(128 + getattr(exc, "signum", signal.SIGINT))
 
 
 def _tear_down_mine() -> None:
     """After an interrupt: remove every testbed this process made (threads may still hold some)."""
     from netbed.testbed import clean as remove, leftovers, owner_id
 
-    err.print("netbed: interrupted; tearing down this run's testbeds")
     try:
-        remove(leftovers(owner=owner_id()))
+        mine = leftovers(owner=owner_id())
+        if mine:
+            err.print("netbed: interrupted; tearing down this run's testbeds")
+            remove(mine)
     except NetbedError as exc:
         err.print(f"netbed: {exc}", markup=False)

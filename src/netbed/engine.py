@@ -21,6 +21,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
@@ -71,6 +72,41 @@ def client(timeout: int = 120) -> docker.DockerClient:
     return cli
 
 
+@dataclass(frozen=True)
+class Listed:
+    """A container as the engine's list shows it: enough to act on; it may be gone by the time one does."""
+
+    id: str
+    name: str
+    labels: dict[str, str]
+    status: str
+    networks: dict[str, dict[str, Any]]
+
+
+def containers(cli: docker.DockerClient, *labels: str, running_only: bool = False) -> list[Listed]:
+    """The containers that carry all these labels (KEY or KEY=VALUE), from one list call.
+
+    docker-py's `containers.list` inspects each container it lists, so a
+    container that another testbed's teardown removes in between fails the
+    whole listing with 404. The list call alone cannot fail that way.
+    """
+    rows = cli.api.containers(all=not running_only, filters={"label": list(labels)})
+    return [Listed(row["Id"], (row.get("Names") or ["/"])[0].lstrip("/"), row.get("Labels") or {},
+                   row.get("State") or "", (row.get("NetworkSettings") or {}).get("Networks") or {})
+            for row in rows]
+
+
+def remove(cli: docker.DockerClient, container_id: str) -> None:
+    """Remove a container in any state; one that is already gone, or going, is no error."""
+    try:
+        cli.api.remove_container(container_id, force=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        if exc.status_code != 409:  # 409: its removal is already in progress
+            raise EngineError(f"could not remove container {container_id[:12]}: {exc.explanation or exc}") from None
+
+
 def compose(args: list[str], *, project: str | None = None, files: list[Path] | None = None,
             env: dict[str, str] | None = None, cwd: Path | None = None,
             check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -110,24 +146,45 @@ def compose_version() -> str | None:
 # --- what is there ----------------------------------------------------------
 
 
-def repo_root() -> Path:
-    """The checkout netbed runs from: the image is built from its images/ and src/netbed."""
-    root = Path(__file__).resolve().parents[2]
-    if not (root / "images" / "Dockerfile").is_file():
-        raise EngineError(f"no images/Dockerfile beside {root}: build the images from a netbed checkout")
-    return root
+PACKAGE = Path(__file__).resolve().parent
+"""The installed package (a checkout's src/netbed, or site-packages/netbed): it carries the
+default topology (compose.yaml) and the host image's Dockerfile, so a wheel needs no checkout."""
 
 
-def context_digest(root: Path) -> str:
+def default_compose_file() -> Path:
+    """netbed's default topology (in a checkout, the repository's compose.yaml, which the package links to)."""
+    return _packaged("compose.yaml")
+
+
+def build_context(package: Path = PACKAGE) -> list[tuple[str, Path]]:
+    """What the host image is built from, laid out as in a checkout: images/Dockerfile and src/netbed/.
+
+    The same layout whether netbed runs from a checkout or a wheel, so one
+    Dockerfile serves `docker compose build` of the repository and `netbed
+    doctor --fix` anywhere. Compiled files stay out: the hosts run the
+    standard-library code with their own Python.
+    """
+    files = [("images/Dockerfile", _packaged("images/Dockerfile", package))]
+    files += sorted((f"src/netbed/{p.relative_to(package).as_posix()}", p) for p in package.rglob("*")
+                    if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".so", ".pyd", ".pyc")
+                    and p.parts[len(package.parts)] != "images")
+    return files
+
+
+def context_digest(files: list[tuple[str, Path]]) -> str:
     """A digest of everything the host image is built from, so a stale image is noticed."""
     digest = hashlib.sha256()
-    files = [root / "images" / "Dockerfile"]
-    files += sorted(p for p in (root / "src" / "netbed").rglob("*")
-                    if p.is_file() and "__pycache__" not in p.parts)
-    for path in files:
-        digest.update(str(path.relative_to(root)).encode())
+    for name, path in files:
+        digest.update(name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def _packaged(name: str, package: Path = PACKAGE) -> Path:
+    path = package / name
+    if not path.is_file():
+        raise EngineError(f"netbed's {name} is missing from {package}: reinstall netbed (`pip install netbed`)")
+    return path
 
 
 def image_state(cli: docker.DockerClient) -> str:
@@ -136,7 +193,7 @@ def image_state(cli: docker.DockerClient) -> str:
         image = cli.images.get(IMAGE)
     except docker.errors.ImageNotFound:
         return "missing"
-    wanted = context_digest(repo_root())
+    wanted = context_digest(build_context())
     return "current" if (image.labels or {}).get(LABEL_CONTEXT) == wanted else "stale"
 
 
@@ -146,6 +203,10 @@ def has_image(cli: docker.DockerClient, name: str) -> bool:
         return True
     except docker.errors.ImageNotFound:
         return False
+    except docker.errors.APIError as exc:
+        if exc.status_code == 400:  # not even a valid reference: no such image either
+            return False
+        raise
 
 
 def kernel_has_netem(cli: docker.DockerClient) -> bool:
@@ -239,10 +300,15 @@ def fix(report: Reporter = silent) -> list[Finding]:
 
 def build_image(cli: docker.DockerClient, base: str, info=lambda _line: None) -> None:
     """Build the host image with the legacy builder (no buildx, no pull, no registry)."""
-    root = repo_root()
-    digest = context_digest(root)
-    stream = cli.api.build(path=str(root), dockerfile="images/Dockerfile", tag=IMAGE, rm=True,
-                           buildargs={"BASE": base}, labels={LABEL_CONTEXT: digest}, decode=True)
+    files = build_context()
+    context = tempfile.TemporaryFile()
+    with tarfile.open(fileobj=context, mode="w", dereference=True) as tar:
+        for name, path in files:
+            tar.add(str(path), arcname=name)
+    context.seek(0)
+    stream = cli.api.build(fileobj=context, custom_context=True, dockerfile="images/Dockerfile", tag=IMAGE,
+                           rm=True, buildargs={"BASE": base}, labels={LABEL_CONTEXT: context_digest(files)},
+                           decode=True)
     for chunk in stream:
         if "error" in chunk:
             raise EngineError(f"building {IMAGE} failed: {chunk['error'].strip()}")

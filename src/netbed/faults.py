@@ -13,8 +13,11 @@ back from its namespace, never remembered here.
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
 import signal as signals
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any, Callable, TypeVar
 
 import docker
 import docker.errors
@@ -31,6 +34,10 @@ DELAY_CHAIN = "NETBED-DELAY"    # on INPUT too: a packet held on OUTPUT would st
                                 # socket, and TCP Small Queues would throttle the host's bulk sending
 SHAPER_QUEUE = 7
 STATE_DEADLINE = 15.0
+T = TypeVar("T")
+DELAY_MAX_MS = 60_000.0           # a minute: longer than any retransmission timer needs to fire
+RATE_KBIT = (1.0, 1_000_000.0)    # what tc's tbf takes with netbed's 16 kbit burst: above 1 Gbit/s it is too small
+GRACE_MAX_S = 600.0
 
 
 class FaultError(NetbedError):
@@ -49,21 +56,51 @@ class Impairment:
     reorder_pct: float = 0
 
     def __post_init__(self) -> None:
-        for name in ("delay_ms", "jitter_ms", "rate_kbit"):
-            if getattr(self, name) < 0:
-                raise FaultError(f"impair: {name.split('_')[0]} must be >= 0, got {getattr(self, name)}")
+        for name in ("delay_ms", "jitter_ms", "rate_kbit", "loss_pct", "duplicate_pct", "reorder_pct"):
+            if not math.isfinite(getattr(self, name)):
+                raise FaultError(f"impair: {name.split('_')[0]} must be a finite number, got {getattr(self, name)}")
+        for name in ("delay_ms", "jitter_ms"):
+            if not 0 <= getattr(self, name) <= DELAY_MAX_MS:
+                raise FaultError(f"impair: {name.split('_')[0]} must be 0-{DELAY_MAX_MS:.0f} ms, got {getattr(self, name)}")
+        if self.rate_kbit and not RATE_KBIT[0] <= self.rate_kbit <= RATE_KBIT[1]:
+            raise FaultError(f"impair: rate must be {RATE_KBIT[0]:.0f}-{RATE_KBIT[1]:.0f} kbit/s, got {self.rate_kbit}")
         for name in ("loss_pct", "duplicate_pct", "reorder_pct"):
             if not 0 <= getattr(self, name) <= 100:
                 raise FaultError(f"impair: {name.split('_')[0]} must be a percentage 0-100, got {getattr(self, name)}")
         if self.jitter_ms and not self.delay_ms:
             raise FaultError("impair: --jitter needs --delay")
+        if self.jitter_ms > self.delay_ms:
+            raise FaultError(f"impair: jitter ({self.jitter_ms} ms) must not exceed the delay ({self.delay_ms} ms)")
         if not any((self.delay_ms, self.loss_pct, self.rate_kbit, self.duplicate_pct, self.reorder_pct)):
             raise FaultError("impair: say what to impair: --delay, --loss, --rate, --duplicate or --reorder")
+
+    def __str__(self) -> str:
+        """As a person says it: "delay 100 ms, loss 20%"."""
+        units = {"ms": " ms", "pct": "%", "kbit": " kbit/s"}
+        return ", ".join(f"{f.name.rsplit('_', 1)[0]} {getattr(self, f.name):g}{units[f.name.rsplit('_', 1)[1]]}"
+                         for f in fields(self) if getattr(self, f.name))
+
+
+def noted(fault: Callable[..., T]) -> Callable[..., T]:
+    """Each fault notes itself on the testbed as it begins, so the capture carries it as a comment
+    just before the frames it causes (a kill's FIN, a reboot's RST); a fault that fails says so too."""
+
+    @functools.wraps(fault)
+    def apply(bed: Testbed, *args: Any, **kwargs: Any) -> T:
+        said = " ".join([fault.__name__, *map(str, args), *(f"{k}={v}" for k, v in kwargs.items() if v is not None)])
+        bed.note(said)
+        try:
+            return fault(bed, *args, **kwargs)
+        except NetbedError as exc:
+            bed.note(f"{said}: failed: {exc}")
+            raise
+    return apply
 
 
 # --- processes ---------------------------------------------------------------
 
 
+@noted
 def pause(bed: Testbed, host: str) -> None:
     """Freeze the host's processes; its kernel still ACKs and answers keepalive probes."""
     container = _running(bed, host, "pause")
@@ -71,6 +108,7 @@ def pause(bed: Testbed, host: str) -> None:
     _await_status(bed, host, "paused")
 
 
+@noted
 def unpause(bed: Testbed, host: str) -> None:
     container = bed.container(host)
     if container.status != "paused":
@@ -81,9 +119,12 @@ def unpause(bed: Testbed, host: str) -> None:
     _await_status(bed, host, "running")
 
 
+@noted
 def kill(bed: Testbed, host: str, signal: str = "SIGKILL", pid: int | None = None) -> None:
     """Kill the host's main process, or one process inside the host (e.g. a forked child)."""
-    name = _signal_name(signal)
+    name = signal_name(signal)
+    if pid is not None:
+        check_pid(pid)
     container = _running(bed, host, "kill")
     if pid is None:
         container.kill(signal=name)
@@ -92,28 +133,40 @@ def kill(bed: Testbed, host: str, signal: str = "SIGKILL", pid: int | None = Non
         return
     done = container.exec_run(["kill", "-s", name.removeprefix("SIG"), str(pid)])
     if done.exit_code != 0:
-        raise FaultError(f"kill: no process {pid} in {host}: {done.output.decode().strip()}")
+        said = done.output.decode(errors="replace").strip().splitlines()
+        raise FaultError(f"kill: no process {pid} in {host}{f' ({said[-1]})' if said else ''}: "
+                         f"`netbed ps {host}` lists its processes")
     if name in ("SIGKILL", "SIGTERM", "SIGINT", "SIGPIPE", "SIGHUP"):
         wait_for(lambda: _process_state(container, pid), lambda st: st in ("", "Z"),
                  timeout=STATE_DEADLINE, what=f"process {pid} in {host} to die")
 
 
+@noted
 def shutdown(bed: Testbed, host: str, grace: float = 2.0) -> None:
-    """An orderly host shutdown: SIGTERM to every process (not only PID 1), SIGKILL after the grace period."""
+    """An orderly host shutdown: SIGTERM to every process (not only PID 1), SIGKILL after the grace period.
+
+    The host may stop on its own at any moment (its last process exits): that is the shutdown done.
+    """
+    if not (math.isfinite(grace) and 0 <= grace <= GRACE_MAX_S):
+        raise FaultError(f"shutdown: the grace period must be 0-{GRACE_MAX_S:.0f} s, got {grace}")
     container = _running(bed, host, "shutdown")
-    container.exec_run(["kill", "-TERM", "-1"])
+    _exec_unless_stopped(container, ["kill", "-TERM", "-1"])
     try:
         wait_for(lambda: _user_processes(bed, host), lambda procs: not procs, timeout=grace,
                  what=f"{host}'s processes to exit")
     except NetbedError:
-        container.exec_run(["kill", "-KILL", "-1"])
-    container.stop(timeout=1)
+        _exec_unless_stopped(container, ["kill", "-KILL", "-1"])
+    try:
+        container.stop(timeout=1)
+    except docker.errors.NotFound:
+        raise FaultError(f"shutdown: {host}'s container is gone") from None
     _await_status(bed, host, "exited")
 
 
 # --- whole hosts -------------------------------------------------------------
 
 
+@noted
 def crash(bed: Testbed, host: str) -> None:
     """The host loses power: nothing leaves it, nothing reaches its stack, no ARP, processes frozen.
 
@@ -138,6 +191,7 @@ def crash(bed: Testbed, host: str) -> None:
     _await_status(bed, host, "paused")
 
 
+@noted
 def reboot(bed: Testbed, host: str) -> None:
     """Back from a crash (or from running) with no TCP state, the same IP and MAC; programs restart."""
     before = bed.host(host)
@@ -153,7 +207,9 @@ def reboot(bed: Testbed, host: str) -> None:
     container.reload()
     nets = container.attrs["NetworkSettings"]["Networks"]
     now = next(iter(nets.values()))
-    if (now["IPAddress"], now["MacAddress"]) != (before.ip, before.mac):
+    # `before` is the address it had when last seen running, or its static one; a stopped
+    # host with a dynamic address has none to compare with.
+    if before.ip and (now["IPAddress"], now["MacAddress"]) != (before.ip, before.mac or now["MacAddress"]):
         raise FaultError(f"reboot: {host} came back as {now['IPAddress']}/{now['MacAddress']}, "
                          f"not {before.ip}/{before.mac}: give it a static ipv4_address and mac_address")
 
@@ -161,23 +217,42 @@ def reboot(bed: Testbed, host: str) -> None:
 # --- links ---------------------------------------------------------------------
 
 
+@noted
 def partition(bed: Testbed, a: str, b: str, one_way: bool = False) -> None:
     """Cut the link between a and b (only a -> b with one_way).
 
     Each receiver drops what comes from the other, so both sides' segments
     still cross the bridge and the capture shows every retransmission.
     """
+    if a == b:
+        raise FaultError(f"partition: {a} and {b} are the same host; name the two ends of the link")
+    for host in (a, b):
+        _running(bed, host, "partition")
+        if not bed.host(host).ip:
+            raise FaultError(f"partition: {host} has no address on the testbed's network")
     pairs = [(b, a)] if one_way else [(b, a), (a, b)]
-    for receiver, sender in pairs:
-        _running(bed, receiver, "partition")
-        rule = ["-s", bed.host(sender).ip, "-j", "DROP"]
-        if _netns(bed, receiver, ["iptables", "-w", "-C", PARTITION_CHAIN, *rule], check=False) == 0:
+    rules = {receiver: ["-s", bed.host(sender).ip, "-j", "DROP"] for receiver, sender in pairs}
+    for receiver, sender in pairs:  # all checked before anything is installed
+        if _netns(bed, receiver, ["iptables", "-w", "-C", PARTITION_CHAIN, *rules[receiver]], check=False) == 0:
             raise FaultError(f"partition: {receiver} already drops what {sender} sends")
-        if PARTITION_CHAIN not in _chains(bed, receiver):
-            _add_chain(bed, receiver, PARTITION_CHAIN, "INPUT")
-        _netns(bed, receiver, ["iptables", "-w", "-A", PARTITION_CHAIN, *rule])
+    done: list[tuple[str, bool]] = []
+    try:
+        for receiver, _ in pairs:
+            made = PARTITION_CHAIN not in _chains(bed, receiver)
+            done.append((receiver, made))
+            if made:
+                _add_chain(bed, receiver, PARTITION_CHAIN, "INPUT")
+            _netns(bed, receiver, ["iptables", "-w", "-A", PARTITION_CHAIN, *rules[receiver]])
+    except BaseException:
+        for receiver, made in done:  # all or nothing
+            if made:
+                _remove_chain(bed, receiver, PARTITION_CHAIN, ("INPUT",))
+            else:
+                _netns(bed, receiver, ["iptables", "-w", "-D", PARTITION_CHAIN, *rules[receiver]], check=False)
+        raise
 
 
+@noted
 def impair(bed: Testbed, host: str, how: Impairment) -> str:
     """Make the host's link lossy or slow; returns the mechanism used.
 
@@ -220,7 +295,7 @@ def _impair_without_netem(bed: Testbed, host: str, dev: str, how: Impairment) ->
     if how.loss_pct:
         _add_chain(bed, host, LOSS_CHAIN, "INPUT")
         _netns(bed, host, ["iptables", "-w", "-A", LOSS_CHAIN, "-i", dev, "-m", "statistic", "--mode", "random",
-                           "--probability", f"{how.loss_pct / 100:.4f}", "-j", "DROP"])
+                           "--probability", f"{how.loss_pct / 100:.6f}", "-j", "DROP"])
     if how.rate_kbit:
         _netns(bed, host, ["tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", f"{how.rate_kbit}kbit",
                            "burst", "16kbit", "latency", "500ms"])
@@ -231,6 +306,7 @@ def _impair_without_netem(bed: Testbed, host: str, dev: str, how: Impairment) ->
                            "--queue-num", str(SHAPER_QUEUE), "--queue-bypass"])
 
 
+@noted
 def heal(bed: Testbed, host: str | None = None) -> list[str]:
     """Undo partitions and impairments on one host or all; returns what was healed."""
     names = [host] if host else sorted(bed.hosts)
@@ -268,7 +344,25 @@ def _await_status(bed: Testbed, host: str, status: str) -> None:
     wait_for(lambda: bed.status(host), lambda s: s == status, timeout=STATE_DEADLINE, what=f"{host} to be {status}")
 
 
-def _signal_name(signal: str) -> str:
+def check_pid(pid: int) -> int:
+    """A process netbed may kill inside a host: not PID 1 (the host's init) nor a process group."""
+    if pid < 2:
+        raise FaultError(f"pid {pid}: give one process of the host, 2 or more "
+                         "(PID 1 is the host's init: to kill the whole host, give no pid)")
+    return pid
+
+
+def _exec_unless_stopped(container, argv: list[str]) -> None:
+    """Run a command in a host that may stop at any moment; a host that stopped needs nothing more."""
+    try:
+        container.exec_run(argv)
+    except docker.errors.APIError as exc:
+        if exc.status_code not in (404, 409):  # gone, or not running
+            raise FaultError(f"`{' '.join(argv)}` failed: {exc.explanation or exc}") from None
+
+
+def signal_name(signal: str) -> str:
+    """SIGTERM, TERM, term or 15 as the signal's name; an unknown one is refused."""
     name = signal.upper() if signal.upper().startswith("SIG") else f"SIG{signal.upper()}"
     if signal.isdigit():
         try:
@@ -365,6 +459,7 @@ def _shaper_log(shaper) -> tuple[str, str]:
 
 
 def _stop_shaper(bed: Testbed, host: str) -> None:
-    for shaper in engine.client().containers.list(all=True, filters={"label": [
-            f"org.netbed.project={bed.project}", "org.netbed.role=shaper", f"org.netbed.target={host}"]}):
-        shaper.remove(force=True)
+    cli = engine.client()
+    for shaper in engine.containers(cli, f"org.netbed.project={bed.project}", "org.netbed.role=shaper",
+                                    f"org.netbed.target={host}"):
+        engine.remove(cli, shaper.id)

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, TypeVar
 
-from netbed.errors import NetbedError
+from netbed.errors import Cancelled, NetbedError
 
 if TYPE_CHECKING:
     from netbed.testbed import Testbed
@@ -27,14 +27,17 @@ class WaitTimeout(NetbedError, AssertionError):
 
 
 def wait_for(probe: Callable[[], T], until: Callable[[T], bool] = bool, *, timeout: float,
-             what: str) -> T:
+             what: str, cancel: threading.Event | None = None) -> T:
     """Poll `probe` until `until(observation)` holds; return that observation.
 
     The deadline comes from the caller (usually from the TCP timers in play);
     on timeout the error names `what` was awaited and the last observation.
+    Once `cancel` is set the wait ends within one poll, raising Cancelled.
     """
     deadline = time.monotonic() + timeout
     while True:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"called off while waiting for {what}")
         seen = probe()
         if until(seen):
             return seen
@@ -43,7 +46,10 @@ def wait_for(probe: Callable[[], T], until: Callable[[T], bool] = bool, *, timeo
             if len(shown) > 400:
                 shown = shown[:200] + " ... " + shown[-200:]
             raise WaitTimeout(f"timed out after {timeout:g} s waiting for {what}; last seen: {shown}")
-        time.sleep(POLL_SECONDS)
+        if cancel is None:
+            time.sleep(POLL_SECONDS)
+        else:
+            cancel.wait(POLL_SECONDS)
 
 
 # --- sockets and processes, as the host itself reports them ------------------------
@@ -135,17 +141,22 @@ class Exit:
     def ok(self) -> bool:
         return self.code == 0
 
+    def __str__(self) -> str:
+        return f"killed by signal {self.signal}" if self.signal is not None else f"exit status {self.code}"
+
 
 class Program:
     """A program on a host, on a pseudo-terminal, driven line by line from here.
 
     Its stdout lines and stderr lines are collected as they come; every read
-    waits for a condition with a deadline.
+    waits for a condition with a deadline, and ends early once `cancel` is set.
     """
 
-    def __init__(self, bed: Testbed, host: str, argv: list[str]) -> None:
+    def __init__(self, bed: Testbed, host: str, argv: list[str], cancel: threading.Event | None = None) -> None:
         self.host = host
         self.argv = list(argv)
+        self.cancel = cancel
+        self._bed = bed
         container_id = bed.host(host).container_id
         self._proc = subprocess.Popen(
             ["docker", "exec", "-i", container_id, "python3", "-m", "netbed.apps.ptyrun", "--", *argv],
@@ -158,28 +169,35 @@ class Program:
                          threading.Thread(target=self._pump, args=(self._proc.stderr, self.stderr), daemon=True)]
         for t in self._threads:
             t.start()
-        wait_for(lambda: self.pid or self._proc.poll() is not None, timeout=30,
-                 what=f"{argv[0]} to start on {host}")
+        try:
+            wait_for(lambda: self.pid or self._proc.poll() is not None, timeout=30,
+                     what=f"{argv[0]} to start on {host}", cancel=cancel)
+        except Cancelled:
+            self.stop()
+            raise
         if self.pid is None:
             raise NetbedError(f"could not start {argv[0]} on {host}: {' '.join(self.stderr[-1:]) or 'no output'}")
+        bed.note(f"{host}: {' '.join(argv)} started (pid {self.pid})")
 
     def _pump(self, stream, lines: list[str]) -> None:
         for raw in iter(stream.readline, b""):
             line = raw.decode(errors="replace").rstrip("\r\n")
             if line.startswith("netbed-ptyrun: "):
-                self._note(line.removeprefix("netbed-ptyrun: "))
+                self._heard(line.removeprefix("netbed-ptyrun: "))
             else:
                 lines.append(line)
 
-    def _note(self, text: str) -> None:
+    def _heard(self, text: str) -> None:
+        """What ptyrun reports of the program: its pid first, how it ended last (noted on the testbed)."""
         key, _, value = text.partition("=")
         number = int(value.split()[0])
         if key == "pid":
             self.pid = number
-        elif key == "exit":
-            self.exit = Exit(number, None)
-        elif key == "signal":
-            self.exit = Exit(None, number)
+            return
+        self.exit = Exit(number, None) if key == "exit" else Exit(None, number) if key == "signal" else None
+        if self.exit is not None:
+            said = f": {self.stderr[-1]}" if self.stderr else ""  # its last words, e.g. the errno's message
+            self._bed.note(f"{self.host}: {self.argv[0]} ended, {self.exit}{said}")
 
     def send(self, line: str) -> None:
         """Type one line at the program's terminal."""
@@ -202,7 +220,8 @@ class Program:
 
         found = wait_for(lambda: next((l for l in lines() if regex.search(l)), None),
                          lambda l: l is not None or self._proc.poll() is not None, timeout=timeout,
-                         what=f"{pattern!r} from {self.argv[0]} on {self.host} (so far: {lines()[-3:]})")
+                         what=f"{pattern!r} from {self.argv[0]} on {self.host} (so far: {lines()[-3:]})",
+                         cancel=self.cancel)
         if found is None:
             raise WaitTimeout(f"{self.argv[0]} on {self.host} ended ({self.exit}) without printing {pattern!r}; "
                               f"its last lines: {lines()[-5:]}")
@@ -211,7 +230,7 @@ class Program:
     def wait(self, timeout: float) -> Exit:
         """Wait for the program to end; return how it ended."""
         wait_for(lambda: self._proc.poll(), lambda code: code is not None, timeout=timeout,
-                 what=f"{self.argv[0]} on {self.host} to end")
+                 what=f"{self.argv[0]} on {self.host} to end", cancel=self.cancel)
         for t in self._threads:
             t.join(timeout=5)
         return self.exit or Exit(self._proc.returncode, None)

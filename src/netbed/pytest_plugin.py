@@ -9,10 +9,12 @@ Fixtures: `testbed` (an isolated Compose project, torn down after the test,
 also when it fails or is interrupted), `capture` (the analysed connections of
 its capture so far), `program` (start a program on a host, driven line by
 line), `faults` (the fault verbs bound to the testbed). Marker:
-`netbed(compose=PATH, hosts=[...], sysctls={...}, services={...})`.
-Options: `--netbed-keep`, `--netbed-artifacts DIR`. On failure the report
-carries the pcap, a ladder of each connection, the hosts' sockets and
-processes, and their logs.
+`netbed(compose=PATH, hosts=[...], sysctls={...}, services={...})`: PATH is
+relative to the test file; flat sysctls are for every host of the file,
+{"host": {...}} for one. Options: `--netbed-keep`, `--netbed-artifacts DIR`
+(every test's capture and evidence, kept). On failure the report carries the
+capture, a ladder of each connection, each program's output and end, the
+hosts' sockets and processes, and their logs.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from __future__ import annotations
 import functools
 import os
 import re
-import socket
+import signal
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +35,7 @@ from netbed import observe
 from netbed.engine import EngineError
 from netbed.errors import NetbedError
 from netbed.tcp import PcapError, analyze, render_ladder
-from netbed.testbed import Testbed
+from netbed.testbed import Testbed, kept_owner
 
 IDLE = ["sleep", "infinity"]
 
@@ -47,24 +51,53 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "netbed(compose=None, hosts=None, sysctls=None, services=None): "
                                        "the testbed of this test")
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and threading.current_thread() is threading.main_thread():
+        config.stash[_SIGTERM_BEFORE] = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
 
 
-def _services(marker: pytest.Mark | None) -> tuple[Path | None, dict[str, dict[str, Any]], list[str] | None]:
-    """The marker's compose file, per-host settings (sysctls folded in), and required hosts."""
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _SIGTERM_BEFORE in config.stash:
+        signal.signal(signal.SIGTERM, config.stash[_SIGTERM_BEFORE])
+
+
+_SIGTERM_BEFORE = pytest.StashKey[Any]()
+
+
+def _sigterm_as_ctrl_c(_signum: int, _frame) -> None:
+    """SIGTERM (a CI job cancelled) ends the session as Ctrl-C does: testbeds are torn down, not left behind."""
+    raise KeyboardInterrupt
+
+
+@dataclass(frozen=True)
+class Marked:
+    """What a test's netbed marker asks for."""
+
+    compose: Path | None
+    services: dict[str, dict[str, Any]]   # per host
+    every_host: dict[str, Any]            # for every host of the file, whatever its name
+    hosts: list[str]                      # hosts the test needs
+
+
+def _marked(marker: pytest.Mark | None, test_file: Path) -> Marked:
+    """The marker's settings; a relative compose path is relative to the test file, as a reader expects."""
     kwargs = marker.kwargs if marker else {}
     services: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (kwargs.get("services") or {}).items()}
     sysctls = kwargs.get("sysctls") or {}
-    per_host = sysctls if all(isinstance(v, dict) for v in sysctls.values()) else {"client": sysctls, "server": sysctls}
-    for host, values in per_host.items():
-        services.setdefault(host, {}).setdefault("sysctls", {}).update({k: str(v) for k, v in values.items()})
+    every: dict[str, Any] = {}
+    if sysctls and all(isinstance(v, dict) for v in sysctls.values()):
+        for host, values in sysctls.items():
+            services.setdefault(host, {}).setdefault("sysctls", {}).update({k: str(v) for k, v in values.items()})
+    elif sysctls:
+        every["sysctls"] = {k: str(v) for k, v in sysctls.items()}
     compose = kwargs.get("compose")
-    return (Path(compose) if compose else None), services, kwargs.get("hosts")
+    return Marked(test_file.parent / compose if compose else None, services, every, list(kwargs.get("hosts") or []))
 
 
 @pytest.fixture
 def testbed(request: pytest.FixtureRequest, tmp_path: Path):
     """A fresh, isolated testbed of the default topology (client host idle) or the marker's compose file."""
-    compose, services, hosts = _services(request.node.get_closest_marker("netbed"))
+    marked = _marked(request.node.get_closest_marker("netbed"), Path(str(request.node.path)))
+    compose, services, hosts = marked.compose, marked.services, marked.hosts
     if compose is None:
         services.setdefault("client", {}).setdefault("command", IDLE)
     root = request.config.getoption("--netbed-artifacts")
@@ -72,19 +105,23 @@ def testbed(request: pytest.FixtureRequest, tmp_path: Path):
     keep = request.config.getoption("--netbed-keep")
     try:
         # a testbed that may be kept outlives this process: `netbed clean` must not take it for a leftover
-        bed = Testbed.up(compose, run_dir=run_dir, services=services,
-                         owner=f"{socket.gethostname()}:kept" if keep else None)
-    except EngineError as exc:
+        bed = Testbed.up(compose, run_dir=run_dir, services=services, every_host=marked.every_host,
+                         owner=kept_owner() if keep else None)
+    except EngineError as exc:  # the engine, Compose, an image or a permission: its message names which
         if os.environ.get("CI") == "true":
-            pytest.fail(f"Docker is required under CI=true: {exc}", pytrace=False)
-        pytest.skip(f"no Docker: {exc}")
+            pytest.fail(f"netbed needs a working Docker Engine under CI=true: {exc}", pytrace=False)
+        pytest.skip(f"netbed cannot make a testbed here: {exc}")
     missing = sorted(set(hosts or []) - set(bed.hosts))
     if missing:
         bed.down()
         pytest.fail(f"the compose file has no host {', '.join(missing)}", pytrace=False)
     request.node._netbed = bed
+    request.node._netbed_programs = []
     yield bed
     failed = getattr(request.node, "_netbed_failed", False)
+    if root:  # --netbed-artifacts: every test's evidence beside its capture, failed or not
+        for title, text in evidence(bed, request.node._netbed_programs):
+            (run_dir / (re.sub(r"[^\w.-]+", "_", title) + ".txt")).write_text(text + "\n")
     if failed and keep:
         print(f"\nnetbed: kept {bed.project} up: `docker exec -it {bed.host(next(iter(bed.hosts))).container_id[:12]} bash`;"
               f" tear down with `netbed down -p {bed.project}`")
@@ -120,9 +157,9 @@ def capture(testbed: Testbed) -> Capture:
 
 
 @pytest.fixture
-def program(testbed: Testbed):
+def program(testbed: Testbed, request: pytest.FixtureRequest):
     """Start a program on a host: program("client", ["python3", "-m", "netbed.apps.echo_client", ip])."""
-    started: list[observe.Program] = []
+    started: list[observe.Program] = request.node._netbed_programs
 
     def start(host: str, argv: list[str]) -> observe.Program:
         started.append(observe.Program(testbed, host, argv))
@@ -154,18 +191,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if bed is None or report.when != "call" or not report.failed:
         return
     item._netbed_failed = True
-    for title, text in evidence(bed):
+    for title, text in evidence(bed, getattr(item, "_netbed_programs", [])):
         report.sections.append((f"netbed: {title}", text))
 
 
-def evidence(bed: Testbed) -> list[tuple[str, str]]:
-    """What a person wants to see when a network test failed, gathered while the testbed is still up."""
+def evidence(bed: Testbed, programs: list[observe.Program] = []) -> list[tuple[str, str]]:
+    """What a person wants to see when a network test failed, gathered while the testbed is still up:
+    the capture, its ladders, each program's output and end, each host's sockets, processes and log."""
     sections = [("capture", f"{bed.pcap}\n(open it in Wireshark, or `netbed ladder {bed.pcap}`)")]
     try:
         ladders = [render_ladder(c) for c in analyze(str(bed.pcap), bed.names(), allow_truncated=True)]
         sections.append(("ladder", "\n\n".join(ladders) or "no TCP connection was captured"))
     except PcapError as exc:
         sections.append(("ladder", str(exc)))
+    for n, p in enumerate(programs, 1):
+        ended = str(p.exit) if p.exit else "still running"
+        sections.append((f"program {n} on {p.host}", f"$ {' '.join(p.argv)}\n{ended}\n--- stdout\n"
+                         + "\n".join(p.stdout[-200:]) + "\n--- stderr\n" + "\n".join(p.stderr[-200:])))
     for name in sorted(bed.hosts):
         try:
             socks = "\n".join(f"{s.state:13} {s.local:22} {s.peer:22} pids={s.pids} {s.timer}"

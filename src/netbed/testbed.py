@@ -13,9 +13,12 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
+import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -26,10 +29,13 @@ import docker
 import docker.errors
 
 from netbed import capture as capture_mod
-from netbed import engine
+from netbed import engine, guard
 from netbed.capture import Capture, CaptureStats
-from netbed.errors import NetbedError
+from netbed.errors import Cancelled, NetbedError
+from netbed.folders import missing_top, remove_made
 from netbed.progress import Reporter, silent, step
+from netbed.tcp import PcapError
+from netbed.tcp.annotate import Note
 
 LABEL_PROJECT = "org.netbed.project"
 LABEL_OWNER = "org.netbed.owner"
@@ -37,9 +43,12 @@ LABEL_STARTED = "org.netbed.started"
 LABEL_ROLE = "org.netbed.role"
 LABEL_RUN_DIR = "org.netbed.run-dir"
 STATE_FILE = "testbed.json"
+NOTES_FILE = "notes.jsonl"  # what netbed did and saw, one JSON line each, for the capture's comments
+DOWN_FILE = "testbed.down"  # written by down() before it stops anything
 COMPOSE_PROJECT = "com.docker.compose.project"
 SUBNET_TRIES = 8
-NOT_HOSTS = {"capture", "viewer"}  # roles of the demo's own services, which netbed's testbeds replace or skip
+PROJECT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")  # Compose's rule for project names
+NOT_HOSTS = {"capture", "viewer", "isolator"}  # roles of the demo's own services, which netbed's testbeds replace or skip
 
 
 class TestbedError(NetbedError):
@@ -54,6 +63,7 @@ class Host:
     container_id: str
     ip: str
     mac: str
+    gateways: tuple[str, ...] = ()  # the bridge's own addresses on the machine's side: never to be reached
 
 
 @dataclass(frozen=True)
@@ -64,7 +74,7 @@ class ExecResult:
 
 
 def default_compose_file() -> Path:
-    return engine.repo_root() / "compose.yaml"
+    return engine.default_compose_file()
 
 
 @dataclass
@@ -80,49 +90,66 @@ class Testbed:
     capture_stats: CaptureStats | None = None
     capture_error: str = ""  # why the recording is incomplete, if it is
     labels: dict[str, str] = field(default_factory=dict)
+    _machine_ns: str = field(default="", repr=False)
 
     # --- life cycle ---------------------------------------------------------
 
     @classmethod
     def up(cls, compose_file: Path | str | None = None, project: str | None = None,
            run_dir: Path | str | None = None, services: dict[str, dict[str, Any]] | None = None,
-           report: Reporter = silent, owner: str | None = None) -> "Testbed":
+           report: Reporter = silent, owner: str | None = None,
+           cancel: threading.Event | None = None, every_host: dict[str, Any] | None = None) -> "Testbed":
         """Bring up a fresh, isolated testbed; on any failure remove what was made, then raise.
 
         `services` adds Compose settings per service (command, sysctls, environment, ...)
-        through the override file, e.g. {"client": {"sysctls": {"net.ipv4.tcp_retries2": 5}}}.
+        through the override file, e.g. {"client": {"sysctls": {"net.ipv4.tcp_retries2": 5}}};
+        `every_host` adds settings to every host of the file, whatever their names
+        (a host's own settings win, key by key within sysctls and environment).
         `owner` labels who may tear it down: by default this process, so that
-        `netbed clean` removes it once the process is gone.
+        `netbed clean` removes it once the process is gone, and its capture
+        stops by itself then. The capture stops at NETBED_CAPTURE_MAX_PACKETS
+        frames (1,000,000); `down()` then sets `capture_error` to say so. Once `cancel`
+        is set it stops at its next step, removes what it made and raises Cancelled.
         """
         cli = engine.client()
         if not engine.has_image(cli, engine.IMAGE):
-            raise TestbedError(f"image {engine.IMAGE} is missing (the capture and the hosts run it): "
-                               "run `netbed doctor --fix`")
+            raise engine.EngineError(f"image {engine.IMAGE} is missing (the capture and the hosts run it): "
+                                     "run `netbed doctor --fix`")  # the engine's set-up, as a missing engine is
         compose_file = Path(compose_file or default_compose_file()).resolve()
         if not compose_file.is_file():
             raise TestbedError(f"no compose file at {compose_file}: give the path of a compose file")
-        project = project or f"netbed-{uuid.uuid4().hex[:10]}"
+        max_frames = capture_mod.max_frames_from_env()
+        named = project is not None
+        project = check_project_name(project) if named else f"netbed-{uuid.uuid4().hex[:10]}"
         run_dir = Path(run_dir or Path.cwd() / "runs" / project).resolve()
-        run_dir.mkdir(parents=True, exist_ok=True)
         labels = {LABEL_PROJECT: project, LABEL_RUN_DIR: str(run_dir),
                   LABEL_OWNER: owner or owner_id(),
                   LABEL_STARTED: datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        _check_run_dir_free(cli, run_dir, project)
+        if named:
+            _claim(cli, project, labels)  # before anything is made: a second `up` of it changes nothing
+        made = missing_top(run_dir)
         bed = cls(project=project, compose_file=compose_file, run_dir=run_dir, env={}, bridge="",
                   labels=labels)
         try:
+            run_dir.mkdir(parents=True, exist_ok=True)
             with step(report, f"testbed {project} up") as s:
-                bed._create(cli, services or {}, s)
+                if every_host:
+                    services = _for_every_host(services or {}, every_host, _host_services(bed._config()))
+                bed._create(cli, services or {}, s, max_frames, owner is None, cancel or threading.Event())
                 s.info(f"bridge {bed.bridge}, capture {bed.capture.path if bed.capture else '-'}")
         except BaseException:
             bed.down()
+            if made is not None:  # a failed up leaves no folder behind
+                remove_made(run_dir, made)
             raise
         return bed
 
     @classmethod
     def _attach_plain_compose(cls, cli: docker.DockerClient, compose_file: Path) -> "Testbed":
         """A project started with plain `docker compose up` of this file (the demo): faults work on it too."""
-        projects = {c.labels.get(COMPOSE_PROJECT) for c in cli.containers.list(
-            filters={"label": f"com.docker.compose.project.config_files={compose_file}"})}
+        projects = {c.labels.get(COMPOSE_PROJECT) for c in engine.containers(
+            cli, f"com.docker.compose.project.config_files={compose_file}", running_only=True)}
         projects.discard(None)
         if len(projects) != 1:
             raise TestbedError(f"no testbed is up for {compose_file}: start one with `netbed up` (or `docker compose up`)"
@@ -130,19 +157,30 @@ class Testbed:
         bed = cls(project=projects.pop(), compose_file=compose_file, run_dir=compose_file.parent / "captures",
                   env={}, bridge="", labels={LABEL_PROJECT: "", LABEL_OWNER: "docker-compose"})
         bed.bridge = bed._bridge_name(cli)
-        bed.hosts = bed._discover_hosts(cli, _host_services(bed._config()))
+        model = bed._config()
+        bed.hosts = bed._discover_hosts(cli, _host_services(model), model)
         return bed
 
-    def _create(self, cli: docker.DockerClient, services: dict[str, dict[str, Any]], s) -> None:
+    def _create(self, cli: docker.DockerClient, services: dict[str, dict[str, Any]], s, max_frames: int,
+                lifeline: bool, cancel: threading.Event) -> None:
         self.bridge = "nb" + uuid.uuid5(uuid.NAMESPACE_DNS, self.project).hex[:10]
         self.env = {"NETBED_BRIDGE": self.bridge, "NETBED_CAPTURE_DIR": str(self.run_dir),
                     "NETBED_CAPTURE_FILE": "capture.pcap", "NETBED_IMAGE": engine.IMAGE}
         model = self._config()
         hosts = _host_services(model)
+        external = {name for name, net in (model.get("networks") or {}).items() if (net or {}).get("external")}
+        guard.check_services(model["services"], hosts, external)
+        guard.check_services(services, hosts, external)
+        for name in hosts:  # netbed never builds or pulls: a missing image is named, not fetched
+            image = (services.get(name) or {}).get("image") or model["services"][name].get("image")
+            if image and not engine.has_image(cli, image):
+                raise TestbedError(f"image {image} of host {name} is not on the engine: build or load it first "
+                                   "(netbed never pulls or builds for a testbed)")
         self._write_override(model, hosts, services)
         for attempt in range(SUBNET_TRIES):
             self.env["NETBED_NET"] = free_prefix(cli)
-            done = self._compose(["up", "--no-start", "--no-deps", *hosts], check=False)
+            done = self._compose(["up", "--no-start", "--no-deps", "--no-build", "--pull", "never", *hosts],
+                                 check=False)
             if done.returncode == 0:
                 break
             if "overlap" not in done.stderr or attempt == SUBNET_TRIES - 1:
@@ -151,15 +189,20 @@ class Testbed:
             self._compose(["down", "--volumes", "--remove-orphans"], check=False)
         self.bridge = self._bridge_name(cli)
         s.info(f"capture on {self.bridge}")
-        self.capture = capture_mod.start(cli, self.bridge, self.run_dir / "capture.pcap", self.labels)
-        self._compose(["up", "-d", "--no-deps", "--no-recreate", *hosts])
+        _go_on(cancel)
+        self.capture = capture_mod.start(cli, self.bridge, self.run_dir / "capture.pcap", self.labels,
+                                         max_frames=max_frames, overwrite=True, lifeline=lifeline)
+        _go_on(cancel)
+        self._compose(["up", "-d", "--no-deps", "--no-recreate", "--no-build", "--pull", "never", *hosts])
         self.hosts = self._discover_hosts(cli, hosts)
         for name in self.hosts:
+            _go_on(cancel)
             self.isolate(name)
         (self.run_dir / STATE_FILE).write_text(json.dumps({
             "project": self.project, "compose_file": str(self.compose_file), "run_dir": str(self.run_dir),
             "env": self.env, "bridge": self.bridge, "labels": self.labels,
-            "capture": {"container_id": self.capture.container_id, "path": str(self.capture.path)},
+            "capture": {"container_id": self.capture.container_id, "path": str(self.capture.path),
+                        "max_frames": self.capture.max_frames},
         }, indent=2))
 
     @classmethod
@@ -168,13 +211,19 @@ class Testbed:
         cli = engine.client()
         wanted_file = Path(compose_file or default_compose_file()).resolve()
         found: dict[str, dict[str, Any]] = {}
-        for container in cli.containers.list(all=True, filters={"label": LABEL_RUN_DIR}):
-            state_file = Path(container.labels[LABEL_RUN_DIR]) / STATE_FILE
-            if container.labels[LABEL_PROJECT] not in found and state_file.is_file():
-                found[container.labels[LABEL_PROJECT]] = json.loads(state_file.read_text())
+        up_now: set[str] = set()
+        for container in engine.containers(cli, LABEL_RUN_DIR):
+            name = container.labels.get(LABEL_PROJECT, "")
+            up_now.add(name)
+            if name in found or (project is not None and name != project):
+                continue
+            try:
+                found[name] = json.loads((Path(container.labels[LABEL_RUN_DIR]) / STATE_FILE).read_text())
+            except (OSError, ValueError):
+                pass  # not written yet, or its run folder removed meanwhile: not a testbed to attach to
         if project is not None:
             if project not in found:
-                known = ", ".join(sorted(found)) or "none"
+                known = ", ".join(sorted(up_now - {""})) or "none"
                 raise TestbedError(f"no testbed {project!r} is up (testbeds up: {known})")
             state = found[project]
         else:
@@ -189,8 +238,10 @@ class Testbed:
         bed = cls(project=state["project"], compose_file=Path(state["compose_file"]),
                   run_dir=Path(state["run_dir"]), env=state["env"], bridge=state["bridge"],
                   labels=state["labels"],
-                  capture=Capture(state["capture"]["container_id"], state["bridge"], Path(state["capture"]["path"])))
-        bed.hosts = bed._discover_hosts(cli, _host_services(bed._config()))
+                  capture=Capture(state["capture"]["container_id"], state["bridge"], Path(state["capture"]["path"]),
+                                  state["capture"].get("max_frames", capture_mod.MAX_FRAMES)))
+        model = bed._config()
+        bed.hosts = bed._discover_hosts(cli, _host_services(model), model)
         return bed
 
     def down(self) -> None:
@@ -199,6 +250,12 @@ class Testbed:
             cli = engine.client()
         except NetbedError:
             return
+        if self.labels.get(LABEL_PROJECT):  # a run using this testbed learns why its hosts stop
+            try:
+                (self.run_dir / DOWN_FILE).write_text(json.dumps({"project": self.project, "by": owner_id(),
+                                                                  "at": datetime.now(timezone.utc).isoformat()}))
+            except OSError:
+                pass  # its run folder is gone: there is no run left to tell
         if self.hosts:
             self._compose(["stop", "--timeout", "2"], check=False)
         if self.capture is not None:
@@ -207,8 +264,36 @@ class Testbed:
             except NetbedError as exc:
                 self.capture_error = str(exc)
         self._compose(["down", "--volumes", "--remove-orphans", "--timeout", "0"], check=False)
-        for container in cli.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={self.project}"}):
-            container.remove(force=True)
+        for container in engine.containers(cli, f"{LABEL_PROJECT}={self.project}"):
+            engine.remove(cli, container.id)
+        if self.capture is not None:
+            try:
+                capture_mod.annotate_in_place(self.capture.path, self.notes())
+            except (OSError, PcapError) as exc:
+                self.capture_error = self.capture_error or f"could not write the notes into {self.capture.path}: {exc}"
+
+    def vanished(self) -> str:
+        """Why this testbed is no longer whole, or "" while it is: someone else tore it down.
+
+        `down()` leaves a note in the run folder before it stops anything, so a
+        run sees at once that its hosts stopped because of `netbed down -p`;
+        without a note, a container gone or a stopped capture tells the same.
+        """
+        try:
+            note = json.loads((self.run_dir / DOWN_FILE).read_text())
+        except (OSError, ValueError):
+            note = {}
+        if note.get("project") == self.project:
+            return (f"the testbed {self.project} was torn down from outside during the run "
+                    f"(by process {note.get('by', '?')})")
+        try:
+            states = {c.id: c.status for c in engine.containers(engine.client(), f"{LABEL_PROJECT}={self.project}")}
+        except NetbedError:
+            return ""
+        ids = [h.container_id for h in self.hosts.values()] + ([self.capture.container_id] if self.capture else [])
+        if any(i not in states for i in ids) or (self.capture and states[self.capture.container_id] != "running"):
+            return f"the testbed {self.project} disappeared during the run (its containers were stopped or removed)"
+        return ""
 
     def __enter__(self) -> "Testbed":
         return self
@@ -230,23 +315,55 @@ class Testbed:
 
     @property
     def pcap(self) -> Path:
-        return self.run_dir / "capture.pcap"
+        """The capture: capture.pcap while the testbed is up, capture.pcapng (with netbed's notes) after `down`."""
+        return capture_mod.finished(self.run_dir / "capture.pcap")
+
+    def note(self, text: str) -> None:
+        """Record what netbed did or saw at this instant; `down` writes it into the capture as a comment.
+
+        Any process may add to it (the CLI's verbs run in their own), so it is
+        a file in the run folder, appended a line at a time.
+        """
+        if self.run_dir.is_dir():
+            with open(self.run_dir / NOTES_FILE, "a") as notes:
+                notes.write(json.dumps({"ts_ns": time.time_ns(), "text": text}) + "\n")
+
+    def notes(self) -> list[Note]:
+        try:
+            lines = (self.run_dir / NOTES_FILE).read_text().splitlines()
+        except OSError:
+            return []
+        return [Note(int(n["ts_ns"]), str(n["text"])) for n in map(_json_or_none, lines) if n]
 
     def container(self, host: str):
-        """The host's container, fresh from the engine."""
+        """The host's container, fresh from the engine, to act on: refused if its namespaces are not its own."""
+        container = self._container(host)
+        guard.check_container(host, container.attrs, {h.container_id for h in self.hosts.values()})
+        return container
+
+    def _container(self, host: str):
         try:
             return engine.client().containers.get(self.host(host).container_id)
-        except docker.errors.NotFound:
-            raise TestbedError(f"{host}'s container is gone; is the testbed {self.project} still up?") from None
+        except docker.errors.APIError as exc:
+            raise self._refused(host, exc) from None
+
+    def _refused(self, host: str, exc: docker.errors.APIError) -> TestbedError:
+        """The engine's refusal as one line: mostly a host stopped or removed meanwhile (a teardown)."""
+        if isinstance(exc, docker.errors.NotFound):
+            return TestbedError(f"{host}'s container is gone; is the testbed {self.project} still up?")
+        return TestbedError(f"{host}: {exc.explanation or exc}")
 
     def status(self, host: str) -> str:
         """'running', 'paused', 'exited', ... as the engine says."""
-        return self.container(host).status
+        return self._container(host).status
 
     def exec(self, host: str, argv: list[str]) -> ExecResult:
         """Run a command to completion in a host (an argument list, never a shell string)."""
         container = self.container(host)
-        result = container.exec_run(argv, demux=True)
+        try:
+            result = container.exec_run(argv, demux=True)
+        except docker.errors.APIError as exc:  # it stopped since: 409 or 500 "... is not running"
+            raise self._refused(host, exc) from None
         out, err = result.output
         return ExecResult(result.exit_code, (out or b"").decode(errors="replace"),
                           (err or b"").decode(errors="replace"))
@@ -258,33 +375,52 @@ class Testbed:
         short-lived helper container sharing the namespace (0.15 s; works on
         a paused host too). Returns the exit status and the output.
         """
+        container = self.container(host)
         if engine.runner_is_root_on_engine_host() and shutil.which(argv[0]):
-            pid = str(self.container(host).attrs["State"]["Pid"])
-            done = subprocess.run(["nsenter", "-t", pid, "-n", *argv], capture_output=True, text=True,
-                                  stdin=subprocess.DEVNULL)
-            return done.returncode, done.stdout + done.stderr
+            return _nsenter(host, container.attrs["State"]["Pid"], argv)
         try:
             output = engine.client().containers.run(
-                engine.IMAGE, argv, network_mode=f"container:{self.host(host).container_id}",
+                engine.IMAGE, guard.in_own_namespace(argv, self._machine_netns()),
+                network_mode=f"container:{container.id}",
                 cap_drop=["ALL"], cap_add=["NET_ADMIN", "NET_RAW"], remove=True, stderr=True,
                 labels={**self.labels, LABEL_ROLE: "fault-helper"})
             return 0, output.decode(errors="replace")
         except docker.errors.ContainerError as exc:
+            if exc.exit_status == guard.REFUSED_STATUS:
+                raise guard.RefusedError(f"netbed will not change the network of {host}: its namespace is the "
+                                         "machine's own") from None
             return exc.exit_status, (exc.stderr or b"").decode(errors="replace")
         except docker.errors.APIError as exc:  # e.g. the host is not running: it has no namespace
             return 1, str(exc.explanation or exc)
 
+    def _machine_netns(self) -> str:
+        """The engine machine's network namespace ("net:[N]"), as a helper on the machine's network reads it."""
+        if not self._machine_ns:
+            self._machine_ns = engine.client().containers.run(
+                engine.IMAGE, ["readlink", "/proc/self/ns/net"], network_mode="host", cap_drop=["ALL"],
+                remove=True, labels={**self.labels, LABEL_ROLE: "fault-helper"}).decode().strip()
+        return self._machine_ns
+
     def isolate(self, host: str) -> None:
-        """Take away the default route Docker gives even on internal networks.
+        """Take away the default route Docker gives even on internal networks, and the bridge's own address.
 
         Then a host reaching for any address outside its testbed fails at once
-        with "Network is unreachable", and nothing is sent onto the bridge.
+        ("Network is unreachable", or "No route to host" for the bridge's
+        address, which is the machine's), and nothing is sent onto the bridge.
         """
         for family in ("-4", "-6"):
             self.netns(host, ["ip", family, "route", "del", "default"])
+        # read now: a host that was stopped when this testbed was attached had no gateways to record
+        fresh = _gateways(self._container(host).attrs["NetworkSettings"]["Networks"] or {})
+        for gateway in sorted(set(self.host(host).gateways) | set(fresh)):
+            family = "-6" if ":" in gateway else "-4"
+            self.netns(host, ["ip", family, "route", "replace", "unreachable", gateway])
 
     def logs(self, host: str) -> str:
-        return self.container(host).logs().decode(errors="replace")
+        try:
+            return self._container(host).logs().decode(errors="replace")
+        except docker.errors.APIError as exc:  # 409 while a teardown removes it
+            raise self._refused(host, exc) from None
 
     # --- Compose plumbing ---------------------------------------------------
 
@@ -311,7 +447,8 @@ class Testbed:
                                f"its hosts are {', '.join(hosts)}")
         override = {
             "services": {name: {"labels": self.labels, **services.get(name, {})} for name in hosts},
-            "networks": {name: {"labels": self.labels} for name in model.get("networks", {})
+            # every network netbed creates is internal, whatever the file says: nothing leaves the testbed
+            "networks": {name: {"labels": self.labels, "internal": True} for name in model.get("networks", {})
                          if not (model["networks"][name] or {}).get("external")},
         }
         (self.run_dir / "netbed.override.json").write_text(json.dumps(override, indent=2))
@@ -320,20 +457,126 @@ class Testbed:
         networks = cli.networks.list(filters={"label": f"{COMPOSE_PROJECT}={self.project}"})
         if not networks:
             raise TestbedError(f"{self.project} has no network: give its hosts a bridge network")
-        net = networks[0]
-        net.reload()
-        return net.attrs.get("Options", {}).get("com.docker.network.bridge.name") or f"br-{net.id[:12]}"
+        net = networks[0]  # the list gives its options: no inspect of a network that may be going
+        return (net.attrs.get("Options") or {}).get("com.docker.network.bridge.name") or f"br-{net.id[:12]}"
 
-    def _discover_hosts(self, cli: docker.DockerClient, names: list[str]) -> dict[str, Host]:
+    def _discover_hosts(self, cli: docker.DockerClient, names: list[str],
+                        model: dict[str, Any] | None = None) -> dict[str, Host]:
+        """The hosts as the engine shows them; a stopped host has no address there, so its
+        static one from the compose file stands in (or none, if it has none)."""
         hosts = {}
-        for container in cli.containers.list(all=True, filters={"label": f"{COMPOSE_PROJECT}={self.project}"}):
+        for container in engine.containers(cli, f"{COMPOSE_PROJECT}={self.project}"):
             service = container.labels.get("com.docker.compose.service")
             if service not in names:
                 continue
-            nets = container.attrs["NetworkSettings"]["Networks"]
-            first = next(iter(nets.values()), {}) if nets else {}
-            hosts[service] = Host(service, container.id, first.get("IPAddress", ""), first.get("MacAddress", ""))
+            nets = container.networks
+            first = next(iter(nets.values()), {})
+            ip, mac = first.get("IPAddress", ""), first.get("MacAddress", "")
+            if not ip and model is not None:
+                ip, mac = _static_address(model, service)
+            hosts[service] = Host(service, container.id, ip, mac, _gateways(nets))
         return hosts
+
+
+def _for_every_host(services: dict[str, dict[str, Any]], every: dict[str, Any],
+                    hosts: list[str]) -> dict[str, dict[str, Any]]:
+    """Per-host settings with `every` folded into each host; mappings (sysctls, environment) merge key by key."""
+    if not every:
+        return services
+    merged = {name: dict(settings) for name, settings in services.items()}
+    for host in hosts:
+        own = merged.setdefault(host, {})
+        for key, value in every.items():
+            own[key] = {**value, **own[key]} if isinstance(value, dict) and isinstance(own.get(key), dict) \
+                else own.get(key, value)
+    return merged
+
+
+def _json_or_none(line: str) -> dict[str, Any] | None:
+    """A line of a file other processes append to: the last may be half-written."""
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) and "ts_ns" in value and "text" in value else None
+
+
+def _gateways(nets: dict[str, Any]) -> tuple[str, ...]:
+    """The bridge's own addresses (the machine's side) in a container's network settings."""
+    return tuple(gw for net in nets.values() for gw in (net.get("Gateway"), net.get("IPv6Gateway")) if gw)
+
+
+def _nsenter(host: str, pid: int, argv: list[str]) -> tuple[int, str]:
+    """Run `argv` in the network namespace of process `pid`, never the machine's own.
+
+    The namespace is opened once, checked, and entered through that same
+    descriptor, so a container that stops and a PID reused in between
+    cannot redirect the command to the machine.
+    """
+    try:
+        fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+    except OSError:
+        return 1, f"{host} has no network namespace (is it running?)"
+    try:
+        guard.check_namespace(os.fstat(fd).st_ino, guard.machine_netns_inodes(), host)
+        done = subprocess.run(["nsenter", f"--net=/proc/self/fd/{fd}", *argv], capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, pass_fds=(fd,))
+        return done.returncode, done.stdout + done.stderr
+    finally:
+        os.close(fd)
+
+
+def _static_address(model: dict[str, Any], service: str) -> tuple[str, str]:
+    """The address and MAC the compose file gives a service, or empty strings."""
+    svc = model["services"].get(service) or {}
+    nets = svc.get("networks") or {}
+    first = next(iter(nets.values()), None) if isinstance(nets, dict) else None
+    first = first or {}
+    return first.get("ipv4_address", ""), svc.get("mac_address") or first.get("mac_address", "")
+
+
+def check_project_name(name: str) -> str:
+    """Compose's rule for project names, checked before anything is named after one (folders included)."""
+    if not PROJECT_NAME.fullmatch(name):
+        raise TestbedError(f"project name {name!r} is not valid: use lowercase letters, digits, '-' and '_', "
+                           "starting with a letter or digit")
+    return name
+
+
+def _check_run_dir_free(cli: docker.DockerClient, run_dir: Path, project: str) -> None:
+    """A testbed's folder is its own: another testbed that is up there keeps its capture and state."""
+    state = run_dir / STATE_FILE
+    try:
+        other = json.loads(state.read_text()).get("project", "")
+    except (OSError, ValueError, AttributeError):
+        return
+    if other and other != project and cli.containers.list(all=True, sparse=True,
+                                                          filters={"label": f"{LABEL_PROJECT}={other}"}):
+        raise TestbedError(f"{run_dir} is the folder of testbed {other}, which is up: give this one another folder")
+
+
+def _claim(cli: docker.DockerClient, project: str, labels: dict[str, str]) -> None:
+    """Make `project` this process's, or refuse: the engine's unique container names are the lock.
+
+    Of two `up -p X` at once only one can create the claim; the other is
+    refused before it touches anything, so the winner is never harmed. A
+    project made some other way (the demo, an older netbed) is seen by its labels.
+    """
+    already = (f"{project} is already up: tear it down first (`netbed down -p {project}`, or `netbed clean` "
+               "if the run that made it was killed) or choose another -p")
+    try:
+        claim = cli.containers.create(engine.IMAGE, ["true"], name=f"netbed-claim-{project}", network_mode="none",
+                                      labels={**labels, LABEL_ROLE: "claim"})
+    except docker.errors.APIError as exc:
+        if exc.status_code == 409:
+            raise TestbedError(already) from None
+        raise TestbedError(f"could not claim the project name {project}: {exc.explanation or exc}") from None
+    others = [c for key in (COMPOSE_PROJECT, LABEL_PROJECT)  # sparse: no inspect of a container that may vanish
+              for c in cli.containers.list(all=True, sparse=True, filters={"label": f"{key}={project}"})
+              if c.id != claim.id]
+    if others or cli.networks.list(filters={"label": f"{COMPOSE_PROJECT}={project}"}):
+        claim.remove(force=True)
+        raise TestbedError(already)
 
 
 def _host_services(model: dict[str, Any]) -> list[str]:
@@ -360,11 +603,21 @@ def free_prefix(cli: docker.DockerClient) -> str:
             return prefix
 
 
+def _go_on(cancel: threading.Event) -> None:
+    if cancel.is_set():
+        raise Cancelled("called off while the testbed came up")
+
+
 def _last_line(text: str) -> str:
     return (text.strip().splitlines() or ["no output"])[-1]
 
 
 # --- what runs left behind ---------------------------------------------------------------
+
+
+KEPT_OWNERS = ("kept", "cli")
+"""Owners (HOST:kept, HOST:cli) of testbeds meant to outlive their process: `run --keep`,
+`--netbed-keep`, `netbed up`."""
 
 
 @dataclass(frozen=True)
@@ -375,19 +628,27 @@ class Leftover:
     owner: str
     started: str
 
+    @property
+    def kept(self) -> bool:
+        return self.owner.partition(":")[2] in KEPT_OWNERS
 
-def leftovers(older_than_s: float | None = None, owner: str | None = None) -> list[Leftover]:
+
+def leftovers(older_than_s: float | None = None, owner: str | None = None, kept: bool = False) -> list[Leftover]:
     """netbed's containers, networks and volumes whose run is over.
 
-    A run is over when its owner process (on this machine) is gone, when it
-    started more than `older_than_s` ago, or, with `owner`, when it is that
-    owner's. Anything without netbed's labels is never listed.
+    A run of this machine is over when its owner process is gone; while the
+    owner lives its testbed is never a leftover, however old (the owner tears
+    it down itself). A run of another machine, whose process cannot be asked,
+    is over once it started more than `older_than_s` ago. Testbeds kept on
+    purpose are listed only with `kept` (and, with `older_than_s`, only the
+    older ones). With `owner`: exactly that owner's things. Anything without
+    netbed's labels is never listed.
     """
     cli = engine.client()
     label = {"label": LABEL_PROJECT}
     found: list[Leftover] = []
     projects: dict[str, tuple[str, str]] = {}
-    for container in cli.containers.list(all=True, filters=label):
+    for container in engine.containers(cli, LABEL_PROJECT):
         lab = container.labels
         projects[lab[LABEL_PROJECT]] = (lab.get(LABEL_OWNER, ""), lab.get(LABEL_STARTED, ""))
         found.append(Leftover("container", container.name, lab[LABEL_PROJECT], *projects[lab[LABEL_PROJECT]]))
@@ -398,7 +659,7 @@ def leftovers(older_than_s: float | None = None, owner: str | None = None) -> li
     for project, (own, started) in projects.items():
         for volume in cli.volumes.list(filters={"label": f"{COMPOSE_PROJECT}={project}"}):
             found.append(Leftover("volume", volume.name, project, own, started))
-    return [item for item in found if _over(item, older_than_s, owner)]
+    return [item for item in found if _over(item, older_than_s, owner, kept)]
 
 
 def clean(items: list[Leftover]) -> None:
@@ -408,28 +669,39 @@ def clean(items: list[Leftover]) -> None:
     for item in sorted(items, key=lambda i: order[i.kind]):
         try:
             if item.kind == "container":
-                cli.containers.get(item.name).remove(force=True)
+                engine.remove(cli, item.name)
             elif item.kind == "network":
-                cli.networks.get(item.name).remove()
+                cli.api.remove_network(item.name)
             else:
-                cli.volumes.get(item.name).remove(force=True)
+                cli.api.remove_volume(item.name, force=True)
         except docker.errors.NotFound:
-            pass
+            pass  # gone meanwhile: someone else removed it
+        except docker.errors.APIError as exc:
+            raise TestbedError(f"could not remove {item.kind} {item.name}: {exc.explanation or exc}") from None
 
 
-def _over(item: Leftover, older_than_s: float | None, owner: str | None) -> bool:
+def _over(item: Leftover, older_than_s: float | None, owner: str | None, kept: bool) -> bool:
     if owner is not None:
         return item.owner == owner
-    if older_than_s is not None:
-        try:
-            started = datetime.fromisoformat(item.started)
-        except ValueError:
-            return True
-        return (datetime.now(timezone.utc) - started).total_seconds() > older_than_s
+    if item.kept:
+        return kept and (older_than_s is None or _older(item, older_than_s))
     host, _, pid = item.owner.partition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False  # another machine's run: only --older-than may judge it
-    return not Path(f"/proc/{pid}").exists()
+    if host == socket.gethostname() and pid.isdigit():
+        return not Path(f"/proc/{pid}").exists()
+    return older_than_s is not None and _older(item, older_than_s)  # another machine's run, or no owner
+
+
+def _older(item: Leftover, seconds: float) -> bool:
+    try:
+        started = datetime.fromisoformat(item.started)
+    except ValueError:
+        return True
+    return (datetime.now(timezone.utc) - started).total_seconds() > seconds
+
+
+def kept_owner() -> str:
+    """The owner label of a testbed kept up on purpose: `netbed clean` leaves it alone unless told --kept."""
+    return f"{socket.gethostname()}:kept"
 
 
 def owner_id() -> str:

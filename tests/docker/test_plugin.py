@@ -33,7 +33,7 @@ def test_a_failing_test_reports_pcap_ladder_sockets_processes_and_logs(tmp_path,
         assert section in out, section
     assert str(tmp_path / "art") in out and ".pcap" in out
     assert "ESTABLISHED" in out and "P. seq" in out
-    assert list((tmp_path / "art").glob("*/capture.pcap"))
+    assert list((tmp_path / "art").glob("*/capture.pcapng"))
 
 
 def test_netbed_keep_leaves_the_failed_testbed_up_and_says_how_to_tear_it_down(tmp_path, docker_engine):
@@ -66,3 +66,43 @@ def test_capture_start_and_stop_from_the_cli(tmp_path, docker_engine):
         again = subprocess.run([sys.executable, "-m", "netbed", "capture", "stop", "-p", bed.project],
                                capture_output=True, text=True)
         assert again.returncode == 1 and "no extra capture" in again.stderr
+
+
+USERS_OWN = '''
+import pytest
+
+@pytest.mark.netbed(compose="topology/compose.yaml", hosts=["alpha", "beta"],
+                    sysctls={"net.ipv4.tcp_keepalive_time": 77})
+def test_settings_reach_every_host_of_my_file(testbed, program):
+    for host in ("alpha", "beta"):
+        assert testbed.exec(host, ["sysctl", "-n", "net.ipv4.tcp_keepalive_time"]).stdout.strip() == "77"
+    talker = program("alpha", ["sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 3"])
+    assert talker.wait(timeout=10).code == 3
+    assert False, "fail on purpose, to see the evidence"
+'''
+
+USERS_COMPOSE = '''
+services:
+  alpha: {image: netbed-host:latest, init: true, command: [sleep, infinity]}
+  beta: {image: netbed-host:latest, init: true, command: [sleep, infinity]}
+'''
+
+
+def test_a_users_own_file_relative_to_the_test_every_host_settings_and_program_evidence(tmp_path, docker_engine):
+    """Marker paths are relative to the test file (pytest runs from elsewhere); flat sysctls reach hosts of
+    any name; the failure report and the artefacts folder carry each program's output and end."""
+    tests = tmp_path / "tests"
+    (tests / "topology").mkdir(parents=True)
+    (tests / "topology" / "compose.yaml").write_text(USERS_COMPOSE)
+    (tests / "test_mine.py").write_text(USERS_OWN)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_mine.py",
+                           "--netbed-artifacts", str(tmp_path / "art")], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+    assert "fail on purpose" in done.stdout, done.stdout[-3000:]
+    assert "netbed: program 1 on alpha" in done.stdout
+    assert "exit status 3" in done.stdout and "to-stdout" in done.stdout and "to-stderr" in done.stdout
+    [folder] = (tmp_path / "art").iterdir()
+    kept = {p.name for p in folder.iterdir()}
+    assert {"capture.pcapng", "ladder.txt", "program_1_on_alpha.txt", "alpha_log.txt",
+            "beta_sockets_and_processes.txt"} <= kept, kept
+    assert "to-stderr" in (folder / "program_1_on_alpha.txt").read_text()

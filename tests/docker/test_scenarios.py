@@ -27,7 +27,7 @@ def test_scenario(scenario, tmp_path):
     report = json.loads((folder / "report.json").read_text())
     assert report["passed"] is True and report["scenario"] == scenario.name
     assert {"name", "passed", "expected", "observed"} <= set(report["checks"][0])
-    for artefact in ("capture.pcap", "ladder.txt", "ladder.svg", "server.log", "hosts.json"):
+    for artefact in ("capture.pcapng", "ladder.txt", "ladder.svg", "server.log", "hosts.json"):
         assert (folder / artefact).stat().st_size > 0, artefact
     assert (folder / "client.log").is_file(), "the client host's log (its programs run through netbed)"
 

@@ -40,17 +40,25 @@ def test_tcpdump_closing_counts_are_read():
 
 
 def test_image_digest_follows_the_build_context(tmp_path):
-    (tmp_path / "images").mkdir()
-    (tmp_path / "images" / "Dockerfile").write_text("FROM scratch\n")
-    (tmp_path / "src" / "netbed").mkdir(parents=True)
-    app = tmp_path / "src" / "netbed" / "app.py"
+    package = tmp_path / "netbed"
+    (package / "images").mkdir(parents=True)
+    (package / "images" / "Dockerfile").write_text("FROM scratch\n")
+    app = package / "app.py"
     app.write_text("print(1)\n")
-    before = engine.context_digest(tmp_path)
-    (tmp_path / "src" / "netbed" / "__pycache__").mkdir()
-    (tmp_path / "src" / "netbed" / "__pycache__" / "app.pyc").write_bytes(b"junk")
-    assert engine.context_digest(tmp_path) == before, "bytecode is not part of the image"
+    files = engine.build_context(package)
+    assert [name for name, _ in files] == ["images/Dockerfile", "src/netbed/app.py"], "laid out as in a checkout"
+    before = engine.context_digest(files)
+    (package / "__pycache__").mkdir()
+    (package / "__pycache__" / "app.pyc").write_bytes(b"junk")
+    (package / "_speedups.so").write_bytes(b"compiled for the runner's Python, not the hosts'")
+    assert engine.context_digest(engine.build_context(package)) == before, "compiled files are not part of the image"
     app.write_text("print(2)\n")
-    assert engine.context_digest(tmp_path) != before
+    assert engine.context_digest(engine.build_context(package)) != before
+
+
+def test_a_package_without_its_dockerfile_says_so(tmp_path):
+    with pytest.raises(engine.EngineError, match="reinstall netbed"):
+        engine.build_context(tmp_path)
 
 
 def test_step_reports_duration_skip_and_failure():

@@ -86,7 +86,7 @@ def _scenario(r: ScenarioReport, page_dir: Path) -> str:
     ]
     if d.get("doc"):
         out.append(f"<div class='doc'>{_e(d['doc'])}</div>")
-    out.append(f"<div class='links'><a href='{rel}/capture.pcap'>capture.pcap</a><a href='{rel}/ladder.txt'>ladder.txt</a>"
+    out.append(f"<div class='links'><a href='{rel}/{r.capture.name}'>{r.capture.name}</a><a href='{rel}/ladder.txt'>ladder.txt</a>"
                f"<a href='{rel}/report.json'>report.json</a><span class='sub'>settings: {_e(json.dumps(d.get('settings', {})))}</span></div>")
     out.append("<h3>Checks</h3><table class='checks'><tr><th></th><th>check</th><th>expected</th><th>observed</th></tr>")
     for c in d["checks"]:
@@ -118,7 +118,7 @@ def _scenario(r: ScenarioReport, page_dir: Path) -> str:
 def _key_connections(r: ScenarioReport) -> list:
     """The connections the scenario judged, read back from its capture."""
     keys = set(r.data.get("connections", []))
-    pcap = r.folder / "capture.pcap"
+    pcap = r.capture
     if not keys or not pcap.is_file():
         return []
     try:

@@ -20,7 +20,7 @@ def write_junit(reports: list[ScenarioReport], path: Path) -> Path:
             failure = ET.SubElement(case, "failure", message="; ".join(c["name"] for c in bad))
             failure.text = "\n\n".join(f"{c['name']}\nexpected: {c['expected']}\nobserved: {c['observed']}" for c in bad)
         out = ET.SubElement(case, "system-out")
-        out.text = f"run folder: {r.folder}\ncapture: {r.folder / 'capture.pcap'}\n\n{r.text('ladder.txt')}"
+        out.text = f"run folder: {r.folder}\ncapture: {r.capture}\n\n{r.text('ladder.txt')}"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)

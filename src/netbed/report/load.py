@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from netbed.capture import finished
 from netbed.errors import NetbedError
 
 
@@ -23,6 +24,11 @@ class ScenarioReport:
     def passed(self) -> bool:
         return bool(self.data["passed"])
 
+    @property
+    def capture(self) -> Path:
+        """The scenario's capture: capture.pcapng with netbed's notes (capture.pcap from older runs)."""
+        return finished(self.folder / "capture.pcap")
+
     def text(self, name: str) -> str:
         path = self.folder / name
         return path.read_text(errors="replace") if path.is_file() else ""
@@ -33,16 +39,45 @@ def load_run(run_dir: Path) -> list[ScenarioReport]:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise NetbedError(f"no run folder at {run_dir}: give the folder `netbed run --out` wrote (e.g. runs/latest)")
-    reports = []
-    for path in sorted(run_dir.glob("*/report.json")):
-        try:
-            reports.append(ScenarioReport(path.parent, json.loads(path.read_text())))
-        except (json.JSONDecodeError, KeyError) as exc:
-            raise NetbedError(f"{path} is not a netbed report ({exc}): run the scenario again") from None
+    reports = [ScenarioReport(path.parent, _read(path)) for path in sorted(run_dir.glob("*/report.json"))]
     reports.sort(key=lambda r: (_section_key(r.data.get("section", "")), r.name))
     if not reports:
         raise NetbedError(f"{run_dir} holds no scenario reports (*/report.json): is it a netbed run folder?")
     return reports
+
+
+# What the page and the JUnit XML read from a report, and the type each must have.
+FIELDS: dict[str, type | tuple[type, ...]] = {"scenario": str, "section": str, "title": str, "passed": bool,
+                                              "duration_s": (int, float), "checks": list}
+CHECK_FIELDS: dict[str, type | tuple[type, ...]] = {"name": str, "passed": bool, "expected": str, "observed": str}
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """One report.json, checked for every field the report uses: a bad one is named with what is wrong."""
+    def bad(why: str) -> NetbedError:
+        return NetbedError(f"{path} is not a netbed report ({why}): run the scenario again")
+
+    try:
+        data = json.loads(path.read_text(errors="replace"))
+    except json.JSONDecodeError as exc:
+        raise bad(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise bad(f"a JSON {type(data).__name__}, not an object")
+    for key, kind in FIELDS.items():
+        if key not in data:
+            raise bad(f"no {key!r}")
+        if not isinstance(data[key], kind) or (kind != bool and isinstance(data[key], bool)):
+            raise bad(f"{key!r} is {data[key]!r}")
+    for n, check in enumerate(data["checks"], 1):
+        if not isinstance(check, dict) or any(not isinstance(check.get(k), t) for k, t in CHECK_FIELDS.items()):
+            raise bad(f"check {n} is not {{name, passed, expected, observed}}")
+    for key, kind in (("timeline", list), ("connections", list), ("names", dict)):
+        if key in data and not isinstance(data[key], kind):
+            raise bad(f"{key!r} is {data[key]!r}")
+    if any(not isinstance(m, dict) or not isinstance(m.get("t"), (int, float)) or not {"who", "what"} <= set(m)
+           for m in data.get("timeline", [])):
+        raise bad("a timeline entry is not {t, who, what}")
+    return data
 
 
 def _section_key(section: str) -> tuple[int, ...]:

@@ -13,7 +13,7 @@ the C library's signal function of the book's Solaris run did.
 """
 
 from netbed.scenarios.catalogue import scenario
-from netbed.scenarios.lab import Lab, describe_exit
+from netbed.scenarios.lab import Lab
 
 UNGUARDED_PORT = 9878
 ABORTED = 1  # echo_server's exit status after an abort
@@ -30,10 +30,10 @@ def eintr(lab: Lab) -> None:
     client.end_input()
     end = unguarded.wait(timeout=10)
     said = unguarded.stderr[-1] if unguarded.stderr else ""
-    lab.note("unguarded server", f"ended {describe_exit(end)}: {said}")
+    lab.note("unguarded server", f"ended {end}: {said}")
     lab.check("the unguarded server aborts: accept error: Interrupted system call",
               end.code == ABORTED and said == "accept error: Interrupted system call",
-              f"exit status {ABORTED}; 'accept error: Interrupted system call'", f"{describe_exit(end)}; {said!r}")
+              f"exit status {ABORTED}; 'accept error: Interrupted system call'", f"{end}; {said!r}")
     lab.expect_equal("its events: a client accepted, SIGCHLD, the child reaped, accept fails with EINTR",
                      ["accepted", "sigchld", "reaped", "eintr action=abort", "aborted"], story(lab.events(unguarded)))
     left = [p.command for p in lab.processes("server") if p.pid == unguarded.pid]

@@ -9,20 +9,19 @@ exit status). Nothing here prints; progress goes to the reporter.
 from __future__ import annotations
 
 import re
-import shlex
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from netbed import faults, observe
 from netbed.apps.events import parse_event
-from netbed.errors import NetbedError
+from netbed.errors import Cancelled, NetbedError
 from netbed.observe import Exit, Program
 from netbed.progress import Event, Phase, Reporter
+from netbed.scenarios.programs import Programs
 from netbed.tcp import Connection, ExpectationError, analyze, expect
 from netbed.testbed import Testbed
-
-PORT = 9877
 
 # netbed's echo_client: the exit status of each kind of failure (`echo_client --help`).
 CLIENT_STATUS = {"premature": 3, "ECONNRESET": 4, "ETIMEDOUT": 5, "EPIPE": 6, "ECONNREFUSED": 7,
@@ -31,21 +30,6 @@ CLIENT_STATUS = {"premature": 3, "ECONNRESET": 4, "ETIMEDOUT": 5, "EPIPE": 6, "E
 
 class ScenarioError(NetbedError):
     pass
-
-
-@dataclass(frozen=True)
-class Programs:
-    """What runs on the hosts: netbed's own programs, or the user's (commands as the user typed them)."""
-
-    server_cmd: str | None = None
-    client_cmd: str | None = None
-    mounts: tuple[str, ...] = ()
-    image: str | None = None
-    port: int = PORT
-
-    @property
-    def user(self) -> bool:
-        return bool(self.server_cmd or self.client_cmd)
 
 
 @dataclass(frozen=True)
@@ -71,7 +55,7 @@ class Client:
     def __init__(self, lab: "Lab", argv: list[str], name: str) -> None:
         self.lab = lab
         self.name = name
-        self.program = Program(lab.bed, "client", argv)
+        self.program = Program(lab.bed, "client", argv, cancel=lab.cancel)
         self._local_port: int | None = None
 
     @property
@@ -101,18 +85,18 @@ class Client:
         """
         end = self.program.wait(timeout=timeout)
         said = self.program.stderr[-1] if self.program.stderr else ""
-        self.lab.note(self.name, f"ended {describe_exit(end)}{f': {said}' if said else ''}")
+        self.lab.moment(self.name, f"ended {end}{f': {said}' if said else ''}")
         if self.user:
             self.lab.check(f"{self.name} reports an error", not end.ok or bool(self.program.stderr),
-                           "a failure status or a message on stderr", f"{describe_exit(end)}; stderr {said!r}")
+                           "a failure status or a message on stderr", f"{end}; stderr {said!r}")
         else:
             self.lab.check(f"{self.name} fails with {kind}", end.code == CLIENT_STATUS[kind],
-                           f"exit status {CLIENT_STATUS[kind]} ({kind})", f"{describe_exit(end)}; {said!r}")
+                           f"exit status {CLIENT_STATUS[kind]} ({kind})", f"{end}; {said!r}")
         return end
 
     def wait(self, timeout: float) -> Exit:
         end = self.program.wait(timeout=timeout)
-        self.lab.note(self.name, f"ended {describe_exit(end)}")
+        self.lab.moment(self.name, f"ended {end}")
         return end
 
     @property
@@ -163,6 +147,7 @@ class Lab:
     timeline: list[Moment] = field(default_factory=list)
     key_connections: list[Connection] = field(default_factory=list)
     clients: list[Client] = field(default_factory=list)
+    cancel: threading.Event = field(default_factory=threading.Event)  # set: every wait ends, raising Cancelled
 
     # --- programs ---------------------------------------------------------------------
 
@@ -171,8 +156,7 @@ class Lab:
         if not self.programs.client_cmd:
             return self.client_program("echo_client", *options, name=name)
         server_ip = self.bed.host("server").ip
-        return self._start_client(shlex.split(self.programs.client_cmd.format(server_ip=server_ip,
-                                                                             port=self.programs.port)), name)
+        return self._start_client(self.programs.client_cmd.argv(server_ip=server_ip, port=self.programs.port), name)
 
     def server_events(self) -> list[dict]:
         """The event lines netbed's server printed so far."""
@@ -184,12 +168,12 @@ class Lab:
             return [e for e in self.server_events()
                     if e.get("event") == name and all(e.get(k) == v for k, v in fields.items())]
         return observe.wait_for(matching, lambda found: len(found) >= count, timeout=timeout,
-                                what=f"{count} '{name}' event(s) from the server")
+                                what=f"{count} '{name}' event(s) from the server", cancel=self.cancel)
 
     # --- faults, each noted on the timeline --------------------------------------------
 
     def fault(self, verb: str, *args: Any, **kwargs: Any) -> Any:
-        self.note("netbed", f"{verb} {' '.join(map(str, args))}".strip())
+        self.moment("netbed", f"{verb} {' '.join(map(str, args))}".strip())  # the fault notes itself on the capture
         self.report(Event(self.scenario, Phase.INFO, f"{verb} {' '.join(map(str, args))}"))
         return getattr(faults, verb)(self.bed, *args, **kwargs)
 
@@ -221,12 +205,12 @@ class Lab:
 
     def wait_for(self, probe: Callable[[], Any], until: Callable[[Any], bool] = bool, *, timeout: float,
                  what: str) -> Any:
-        return observe.wait_for(probe, until, timeout=timeout, what=what)
+        return observe.wait_for(probe, until, timeout=timeout, what=what, cancel=self.cancel)
 
     def wait_on_wire(self, client: Client, condition: Callable[[Connection], bool], timeout: float,
                      what: str) -> Connection:
         """Wait until the client's connection, as captured, satisfies the condition."""
-        return observe.wait_for(lambda: client.connection, condition, timeout=timeout, what=what)
+        return observe.wait_for(lambda: client.connection, condition, timeout=timeout, what=what, cancel=self.cancel)
 
     def connections(self) -> list[Connection]:
         names = self.bed.names()
@@ -244,6 +228,17 @@ class Lab:
     # --- judging ------------------------------------------------------------------------
 
     def note(self, who: str, what: str) -> None:
+        """A step, on the timeline and as a comment in the capture."""
+        self.moment(who, what)
+        self.bed.note(f"{who}: {what}")
+
+    def moment(self, who: str, what: str) -> None:
+        """A step on the timeline only: faults and programs starting or ending note themselves on the capture.
+
+        Every step goes through here, so a called-off run stops at its next step.
+        """
+        if self.cancel.is_set():
+            raise Cancelled(f"called off before: {who} {what}")
         self.timeline.append(Moment(time.time(), who, what))
 
     def check(self, name: str, passed: bool, expected: str, observed: str) -> bool:
@@ -273,15 +268,15 @@ class Lab:
         return self._start_client(argv, name or program)
 
     def _start_client(self, argv: list[str], name: str) -> Client:
-        self.note(name, f"starts: {' '.join(argv)}")
+        self.moment(name, f"starts: {' '.join(argv)}")
         client = Client(self, argv, name)
         self.clients.append(client)
         return client
 
     def program(self, host: str, argv: list[str], name: str) -> Program:
         """Start any program on a host (e.g. a second server on another port), on a pseudo-terminal."""
-        self.note(name, f"starts on {host}: {' '.join(argv)}")
-        return Program(self.bed, host, argv)
+        self.moment(name, f"starts on {host}: {' '.join(argv)}")
+        return Program(self.bed, host, argv, cancel=self.cancel)
 
     def server_program(self, *options: str, port: int, name: str, program: str = "echo_server") -> Program:
         """Start another of netbed's servers on the server host, on another port; return once it listens."""
@@ -295,10 +290,5 @@ class Lab:
         """The event lines a program printed so far (netbed's servers on stdout, its clients on stderr)."""
         return [e for e in map(parse_event, program.stdout + program.stderr) if e]
 
-
-def describe_exit(end: Exit) -> str:
-    if end.signal is not None:
-        return f"killed by signal {end.signal}"
-    return f"exit status {end.code}"
 
 

@@ -1,13 +1,13 @@
 """Running scenarios: a fresh testbed each, the verdict, and the run folder.
 
-For each scenario, DIR/NAME/ gets capture.pcap, ladder.txt and ladder.svg of
+For each scenario, DIR/NAME/ gets capture.pcapng (netbed's notes in it), ladder.txt and ladder.svg of
 the key connections, each host's log, and report.json with the checks.
 """
 
 from __future__ import annotations
 
 import json
-import shlex
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -21,7 +21,7 @@ from netbed.progress import Event, Phase, Reporter, silent
 from netbed.scenarios.catalogue import Scenario
 from netbed.scenarios.lab import Check, Lab, Moment, Programs, ScenarioError
 from netbed.tcp import PcapError, analyze, render_ladder, render_ladder_svg
-from netbed.testbed import Testbed
+from netbed.testbed import Testbed, kept_owner
 
 LISTEN_DEADLINE = 10.0
 
@@ -41,6 +41,8 @@ class Result:
     doc: str = ""
     connections: list[str] = field(default_factory=list)  # the key connections' client ends, "ip:port"
     names: dict[str, str] = field(default_factory=dict)    # address -> host name
+    interrupted: bool = False  # called off (SIGINT, SIGTERM) before its end; its testbed was torn down
+    vanished: str = ""         # why its testbed went away under it (`netbed down -p` from outside), if it did
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,7 +51,7 @@ class Result:
 def services_for(scenario: Scenario, programs: Programs) -> dict[str, dict[str, Any]]:
     """The compose settings of a scenario's hosts: its server, an idle client host, its sysctls."""
     if programs.server_cmd:
-        server_cmd = shlex.split(programs.server_cmd.format(port=programs.port))
+        server_cmd = programs.server_cmd.argv(port=programs.port)
     else:
         server_cmd = ["python3", "-m", f"netbed.apps.{scenario.server_program}", "--port", str(programs.port),
                       *scenario.server]
@@ -62,38 +64,68 @@ def services_for(scenario: Scenario, programs: Programs) -> dict[str, dict[str, 
             services[host]["sysctls"] = {k: str(v) for k, v in sysctls.items()}
     for host in services.values():
         if programs.mounts:
-            host["volumes"] = [_absolute_mount(m) for m in programs.mounts]
+            host["volumes"] = [m.volume() for m in programs.mounts]
         if programs.image:
             host["image"] = programs.image
     return services
 
 
 def run(scenario: Scenario, out_root: Path, programs: Programs = Programs(), keep: bool = False,
-        report: Reporter = silent) -> Result:
-    """Run one scenario on a fresh testbed and write its folder; the Result says whether every check passed."""
+        report: Reporter = silent, cancel: threading.Event | None = None) -> Result | None:
+    """Run one scenario on a fresh testbed and write its folder; the Result says whether every check passed.
+
+    Once `cancel` is set the scenario stops at its next step or wait, its
+    testbed is torn down (also with `keep`) and the Result says it was
+    interrupted; None if it was called off before its testbed was up.
+    """
     if programs.user and not scenario.user_programs:
         raise ScenarioError(f"{scenario.name} needs netbed's own programs (it uses their switches); "
                             "run it without --server-cmd/--client-cmd")
+    cancel = cancel or threading.Event()
+    if cancel.is_set():
+        return None
     out_dir = (out_root / scenario.name).resolve()
     started = time.monotonic()
     report(Event(scenario.name, Phase.START, f"{scenario.section} {scenario.title}"))
     settings = {"client_sysctls": scenario.client_sysctls, "server_sysctls": scenario.server_sysctls,
-                "server": programs.server_cmd or " ".join([scenario.server_program, *scenario.server]),
-                "client": programs.client_cmd or "echo_client", "timers_s": scenario.timers_s}
-    bed = Testbed.up(run_dir=out_dir, services=services_for(scenario, programs))
-    lab = Lab(bed=bed, programs=programs, report=report, scenario=scenario.name, settings=settings)
+                "server": str(programs.server_cmd or " ".join([scenario.server_program, *scenario.server])),
+                "client": str(programs.client_cmd or "echo_client"), "timers_s": scenario.timers_s}
     try:
-        if _server_listens(lab):
-            try:
+        bed = Testbed.up(run_dir=out_dir, services=services_for(scenario, programs),
+                         owner=kept_owner() if keep else None, cancel=cancel)
+    except NetbedError:
+        if not cancel.is_set():
+            raise
+        report(Event(scenario.name, Phase.FAIL, "called off before its testbed was up"))
+        return None
+    lab = Lab(bed=bed, programs=programs, report=report, scenario=scenario.name, settings=settings, cancel=cancel)
+    interrupted, vanished = False, ""
+    try:
+        try:
+            if _server_listens(lab):
                 scenario.run(lab)
-            except (NetbedError, AssertionError, StopIteration) as exc:
+        except Exception as exc:
+            if cancel.is_set():
+                pass
+            elif isinstance(exc, (NetbedError, AssertionError, StopIteration)):
                 lab.check("the scenario runs to its end", False, "no error", _message(exc))
+            elif not bed.vanished():  # the engine's own words are no verdict when that was the cause
+                raise
+        interrupted = cancel.is_set()  # what it saw after that may be Ctrl-C's doing (it reaches the programs too)
+        if interrupted:
+            lab.checks.append(Check("the scenario runs to its end", False, "no interruption",
+                                    "interrupted (SIGINT or SIGTERM): its testbed was torn down"))
+        else:
+            vanished = bed.vanished()
+            if vanished:
+                lab.check("the testbed stays up to the end", False, "its hosts and capture up until the run ends",
+                          vanished)
     finally:
         for client in lab.clients:
             client.program.stop()
         _save_logs(bed, out_dir)
         _save_hosts(bed, out_dir)
-        if keep:
+        if keep and not interrupted and not vanished:
             report(Event(scenario.name, Phase.INFO, f"kept up: `docker exec -it {bed.host('client').container_id[:12]} bash`"
                                                      f"; tear down with `netbed down -p {bed.project}`"))
         elif not engine.answers():
@@ -103,24 +135,35 @@ def run(scenario: Scenario, out_root: Path, programs: Programs = Programs(), kee
             bed.down()
             if bed.capture_error:
                 lab.check("the capture recorded the whole run", False, "tcpdump running to the end", bed.capture_error)
-    passed = bool(lab.checks) and all(c.passed for c in lab.checks)
+    passed = not interrupted and bool(lab.checks) and all(c.passed for c in lab.checks)
     result = Result(scenario.name, scenario.section, scenario.title, passed, round(time.monotonic() - started, 2),
                     settings, lab.checks, lab.timeline, str(out_dir), bed.project, scenario.doc,
-                    [str(c.client) for c in lab.key_connections], bed.names())
+                    [str(c.client) for c in lab.key_connections], bed.names(), interrupted, vanished)
     _write_artifacts(result, bed, lab, out_dir)
-    report(Event(scenario.name, Phase.DONE if passed else Phase.FAIL,
-                 "passed" if passed else f"{sum(not c.passed for c in lab.checks)} check(s) failed",
-                 result.duration_s))
+    verdict = ("interrupted; its testbed is torn down" if interrupted else "passed" if passed
+               else vanished or f"{sum(not c.passed for c in lab.checks)} check(s) failed")
+    report(Event(scenario.name, Phase.DONE if passed else Phase.FAIL, verdict, result.duration_s))
     return result
 
 
 def run_many(scenarios: list[Scenario], out_root: Path, jobs: int = 1, programs: Programs = Programs(),
-             keep: bool = False, report: Reporter = silent) -> list[Result]:
-    """Run scenarios, `jobs` at a time, each on its own testbed; results in the order given."""
+             keep: bool = False, report: Reporter = silent, cancel: threading.Event | None = None) -> list[Result]:
+    """Run scenarios, `jobs` at a time, each on its own testbed; results in the order given.
+
+    Once `cancel` is set no further scenario starts and the running ones stop
+    and tear down: the results are those that ran, to their end or interrupted.
+    If one raises, the others are called off the same way, then it is raised.
+    """
+    cancel = cancel or threading.Event()
     out_root.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(run, s, out_root, programs, keep, report) for s in scenarios]
-        return [f.result() for f in futures]
+        futures = [pool.submit(run, s, out_root, programs, keep, report, cancel) for s in scenarios]
+        try:
+            return [r for r in (f.result() for f in futures) if r is not None]
+        except BaseException:
+            cancel.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def _server_listens(lab: Lab) -> bool:
@@ -182,16 +225,6 @@ def _write_artifacts(result: Result, bed: Testbed, lab: Lab, out_dir: Path) -> N
     (out_dir / "ladder.svg").write_text(render_ladder_svg(chosen[0], title=f"{result.section} {result.scenario}")
                                         if chosen else "<svg xmlns='http://www.w3.org/2000/svg'/>")
     (out_dir / "report.json").write_text(json.dumps(result.to_json(), indent=2))
-
-
-def _absolute_mount(mount: str) -> str:
-    source, sep, target = mount.partition(":")
-    if not sep or not target.startswith("/"):
-        raise ScenarioError(f"--mount {mount!r}: write it as HOST_PATH:CONTAINER_PATH, e.g. ./bin:/opt/mine")
-    source_path = Path(source).expanduser().resolve()
-    if not source_path.exists():
-        raise ScenarioError(f"--mount {mount!r}: {source_path} does not exist")
-    return f"{source_path}:{target}"
 
 
 def _message(exc: BaseException) -> str:

@@ -12,7 +12,7 @@ would not be killed by it.
 """
 
 from netbed.scenarios.catalogue import scenario
-from netbed.scenarios.lab import Client, Lab, describe_exit
+from netbed.scenarios.lab import Client, Lab
 
 WRITE_PAUSE = 1.0  # the book's sleep(1) between the two writes
 SIGPIPE = 13
@@ -25,7 +25,7 @@ def sigpipe(lab: Lab) -> None:
     line_after_server_death(lab, killed, served=1)
     end = killed.wait(timeout=WRITE_PAUSE + 10)
     lab.expect_equal("the second write kills the client with SIGPIPE (a shell says status 141)",
-                     f"killed by signal {SIGPIPE}", describe_exit(end))
+                     f"killed by signal {SIGPIPE}", str(end))
     lab.expect_equal("it dies silently: no message on stderr", [], killed.program.stderr)
 
     ignoring = lab.client("--write-twice", "--write-pause", str(WRITE_PAUSE), "--sigpipe", "ignore",

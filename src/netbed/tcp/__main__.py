@@ -8,6 +8,7 @@ the same with more options.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
@@ -29,6 +30,12 @@ def main(argv: list[str] | None = None) -> int:
         names[ip] = name
     try:
         if args.follow:
+            if not os.path.isdir(os.path.dirname(os.path.abspath(args.file))):
+                print(f"netbed.tcp: no folder for {args.file}: give the path of a capture (it may not exist yet)",
+                      file=sys.stderr)
+                return 1
+            waiting = "" if os.path.exists(args.file) else " (waiting for it to appear)"
+            print(f"following {args.file}{waiting}; Ctrl-C to stop", file=sys.stderr, flush=True)
             for line in follow(args.file, names):
                 print(line, flush=True)
         else:

@@ -1,0 +1,99 @@
+"""netbed as a user gets it: a wheel installed into a fresh virtual environment, run from a folder of theirs.
+
+No checkout is on the path: the default topology and the image's Dockerfile
+come from the installed package.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+USER_COMPOSE = """\
+# a user's own file: their echo service (socat, not netbed's) and a client host
+services:
+  echo:
+    image: netbed-host:latest
+    init: true
+    command: ["socat", "TCP-LISTEN:7000,reuseaddr,fork", "EXEC:cat"]
+    networks: [lan]
+  client:
+    image: netbed-host:latest
+    init: true
+    command: ["sleep", "infinity"]
+    networks: [lan]
+networks:
+  lan: {}
+"""
+
+USER_TEST = """\
+import pytest
+
+
+@pytest.mark.netbed(compose="compose.yaml", hosts=["echo", "client"])
+def test_my_echo_service_closes_first_when_it_dies(testbed, program, faults, capture):
+    client = program("client", ["python3", "-m", "netbed.apps.echo_client", testbed.host("echo").ip,
+                                "--port", "7000"])
+    client.send("hello")
+    client.expect_output("hello", timeout=10)
+    faults.kill("echo")
+    client.send("anyone there?")   # as the book's str_cli, the client notices only when it writes (5.12)
+    assert client.wait(timeout=20).code != 0
+    assert capture.connection("client", "echo").close_kind.value in ("server-first", "half-closed-by-server")
+"""
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """A fresh venv with netbed from its wheel (and pytest, as a user's CI would add)."""
+    root = tmp_path_factory.mktemp("installed")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(root / "dist"),
+                    str(REPO)], check=True, capture_output=True, cwd=root)
+    wheel = next((root / "dist").glob("netbed-*.whl"))
+    subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True)
+    subprocess.run([str(root / "venv/bin/pip"), "install", "--quiet", str(wheel), "pytest"], check=True,
+                   capture_output=True)
+    return root / "venv" / "bin"
+
+
+def _run(bin_dir: Path, argv: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PATH"] = f"{bin_dir}:{env['PATH']}"
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_the_wheel_carries_no_checkout(installed, tmp_path):
+    done = _run(installed, ["python", "-c", "import netbed, netbed.engine as e; print(netbed.__file__); "
+                            "print(e.default_compose_file()); print(len(e.build_context()))"], tmp_path)
+    module, compose, files = done.stdout.split()
+    assert "site-packages" in module and str(REPO) not in module + compose, done.stdout
+    assert int(files) > 20
+
+
+def test_doctor_json_from_any_folder(installed, tmp_path):
+    done = _run(installed, ["netbed", "doctor", "--json"], tmp_path)
+    findings = {f["name"]: f for f in json.loads(done.stdout)}
+    assert findings["image netbed-host:latest"]["ok"], findings
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_scenario_from_any_folder(installed, tmp_path):
+    done = _run(installed, ["netbed", "run", "normal-termination", "--out", str(tmp_path / "run")], tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads((tmp_path / "run" / "normal-termination" / "report.json").read_text())["passed"]
+
+
+def test_a_users_pytest_test_on_their_own_compose_file(installed, tmp_path):
+    (tmp_path / "compose.yaml").write_text(USER_COMPOSE)
+    (tmp_path / "test_mine.py").write_text(USER_TEST)
+    done = _run(installed, ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_mine.py"], tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "1 passed" in done.stdout
