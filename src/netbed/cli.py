@@ -16,28 +16,10 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from netbed import engine, faults, observe
 from netbed.errors import NetbedError
 from netbed.progress import Event, Phase
 from netbed.tcp import PcapError
-
-
-def _lazy(name: str):  # noqa: ANN202 - a module
-    """A module imported on first use (importlib's LazyLoader): `netbed analyze` need not load docker."""
-    import importlib.util
-
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.find_spec(name)
-    spec.loader = importlib.util.LazyLoader(spec.loader)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-engine = _lazy("netbed.engine")
-faults = _lazy("netbed.faults")
-observe = _lazy("netbed.observe")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
