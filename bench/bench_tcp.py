@@ -1,17 +1,27 @@
-"""Benchmark: netbed.tcp against tshark on a 1,000,000-packet capture.
+"""Benchmark: every entry point of netbed.tcp against tshark (and tcptrace), on captures of several shapes.
 
-Generates a pcap of many echo connections (handshake, request/echo rounds,
-close, a few retransmissions and keep-alives) with struct directly, then times,
-each in its own child process:
+Writes one capture per shape (bench/tcp_shapes.py: short echo connections,
+long bulk transfers with SACK and retransmissions, idle connections with
+keep-alives, VXLAN-tunnelled traffic), then runs, each as a whole process,
+the repeats interleaved so that every command sees the same load:
 
-  netbed: read + analyse (connections, flags, retransmissions, keep-alives, states)
-  tshark: tshark -r FILE -T fields -e tcp.flags   (just printing the TCP flags)
+  tshark -r F -T fields -e tcp.flags        the reference (printing each frame's TCP flags)
+  tcptrace -n F                              per-connection summaries in C, where installed
+  netbed analyze F                           text
+  netbed analyze F --json
+  netbed ladder F --conn 0                   one connection's ladder (--all-ladders: also every ladder)
+  python: netbed.tcp.analyze(F)              the list of connections, segments to be had on demand
+  python: netbed.tcp.connections(F)          the same, streamed: each connection as it ends
+  python: ... with NETBED_PURE_PYTHON=1      the standard-library engine the hosts run
 
-and prints both times (the best of --repeat runs, as machines here are shared),
-their ratio, packets per second and each child's peak RSS (from wait4). The
-target is netbed <= 1/4 of tshark's time.
+and prints the median wall time and the peak RSS (wait4) of each, and the
+ratio of the time to tshark's. The targets: every ratio <= 0.10, every peak
+<= 200 MiB. --big adds a 10,000,000-packet capture of the short shape, read
+by every netbed entry point: its peaks next to the 1,000,000-packet ones show
+memory flat.
 
-    .venv/bin/python bench/bench_tcp.py [--packets 1000000] [--keep] [--repeat 3] [--file PATH]
+    .venv/bin/python bench/bench_tcp.py [--packets 1000000] [--repeat 3] [--shapes short,bulk,idle,vxlan]
+                                        [--dir DIR] [--big] [--all-ladders]
 """
 
 from __future__ import annotations
@@ -19,182 +29,162 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import struct
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
-_REC = struct.Struct("<IIII")
-_ETH = bytes.fromhex("0200000000020200000000030800")
-_IP = struct.Struct("!BBHHHBBH4s4s")
-_TCP = struct.Struct("!HHIIBBHHH")
-_SYN_OPTS = bytes.fromhex("020405b40402080a000000010000000001030307")  # mss,sackOK,TS,nop,ws
-_TS_OPTS = bytes.fromhex("0101080a0000000200000001")
+sys.path.insert(0, str(Path(__file__).parent))
+from tcp_shapes import SHAPES  # noqa: E402
 
-SYN, FIN, RST, PSH, ACK = 0x02, 0x01, 0x04, 0x08, 0x10
-
-
-def _packet(
-    src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, flags: int, payload: int, opts: bytes
-) -> bytes:
-    thl = 20 + len(opts)
-    total = 20 + thl + payload
-    ip = _IP.pack(0x45, 0, total, 0, 0x4000, 64, 6, 0, src, dst)
-    tcp = _TCP.pack(sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, (thl // 4) << 4, flags, 502, 0, 0)
-    return _ETH + ip + tcp + opts + b"x" * payload
+TIME_TARGET = 0.10
+MEMORY_TARGET_MIB = 200
+PY_ANALYZE = (
+    "import sys; from netbed.tcp import analyze; conns = analyze(sys.argv[1]); "
+    "print(len(conns), sum(c.retransmissions for c in conns), sum(c.keepalive_probes for c in conns))"
+)
+PY_STREAM = (
+    "import sys; from netbed.tcp import connections; n = rtx = 0\n"
+    "for c in connections(sys.argv[1], keep_segments=False): n += 1; rtx += c.retransmissions\n"
+    "print(n, rtx)"
+)
 
 
-def generate(path: str, packets: int, rounds: int = 5, concurrent: int = 64) -> int:
-    """Write a pcap of echo connections with about ``packets`` packets; return the exact count."""
-    server = bytes([10, 0, 0, 2])
-    written = 0
-    t_us = 1_700_000_000 * 1_000_000
-    conn_no = 0
-    with open(path, "wb", buffering=1 << 20) as f:
-        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+@dataclass
+class Entry:
+    """One command of the table and what its runs measured."""
 
-        def script(n: int) -> list[tuple]:
-            """One connection's packets as (from_client, seq_off, ack_off, flags, len, opts)."""
-            steps: list[tuple] = [
-                (1, 0, 0, SYN, 0, _SYN_OPTS),
-                (0, 0, 1, SYN | ACK, 0, _SYN_OPTS),
-                (1, 1, 1, ACK, 0, _TS_OPTS),
-            ]
-            c = s = 1
-            for r in range(rounds):
-                steps.append((1, c, s, PSH | ACK, 20, _TS_OPTS))
-                if n % 40 == 0 and r == 1:  # lost request: retransmitted
-                    steps.append((1, c, s, PSH | ACK, 20, _TS_OPTS))
-                c += 20
-                steps.append((0, s, c, ACK, 0, _TS_OPTS))
-                steps.append((0, s, c, PSH | ACK, 20, _TS_OPTS))
-                s += 20
-                steps.append((1, c, s, ACK, 0, _TS_OPTS))
-                if n % 97 == 0 and r == 2:  # an idle moment: keep-alive and its reply
-                    steps.append((1, c - 1, s, ACK, 0, _TS_OPTS))
-                    steps.append((0, s, c, ACK, 0, _TS_OPTS))
-            steps += [
-                (1, c, s, FIN | ACK, 0, _TS_OPTS),
-                (0, s, c + 1, ACK, 0, _TS_OPTS),
-                (0, s, c + 1, FIN | ACK, 0, _TS_OPTS),
-                (1, c + 1, s + 1, ACK, 0, _TS_OPTS),
-            ]
-            return steps
+    shape: str
+    what: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    walls: list[float] = field(default_factory=list)
+    peaks_kib: list[int] = field(default_factory=list)
+    failed: str = ""
 
-        active: list[list] = []
-        while written < packets:
-            while len(active) < concurrent:
-                conn_no += 1
-                client = bytes([10, 0, (conn_no >> 8) & 0xFF | 1, conn_no & 0xFF])
-                port = 32768 + conn_no % 28000
-                isn_c = (conn_no * 2654435761) & 0xFFFFFFFF
-                isn_s = (conn_no * 40503 + 12345) & 0xFFFFFFFF
-                active.append([client, port, isn_c, isn_s, script(conn_no), 0])
-            for a in list(active):
-                client, port, isn_c, isn_s, steps, i = a
-                from_client, so, ao, flags, plen, opts = steps[i]
-                if from_client:
-                    pkt = _packet(
-                        client,
-                        server,
-                        port,
-                        9877,
-                        isn_c + so,
-                        isn_s + ao if ao or flags & ACK else 0,
-                        flags,
-                        plen,
-                        opts,
-                    )
-                else:
-                    pkt = _packet(server, client, 9877, port, isn_s + so, isn_c + ao, flags, plen, opts)
-                t_us += 37
-                f.write(_REC.pack(t_us // 1_000_000, t_us % 1_000_000, len(pkt), len(pkt)))
-                f.write(pkt)
-                written += 1
-                a[5] = i + 1
-                if a[5] == len(steps):
-                    active.remove(a)
-                if written >= packets:
-                    break
-    return written
+    def run(self) -> None:
+        env = {**os.environ, **self.env}
+        start = time.perf_counter()
+        proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        self.walls.append(time.perf_counter() - start)
+        self.peaks_kib.append(usage.ru_maxrss)
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            self.failed = f"exit {code}: {err.strip().splitlines()[-1] if err.strip() else ''}"
+
+    @property
+    def wall(self) -> float:
+        return statistics.median(self.walls)
+
+    @property
+    def peak_mib(self) -> float:
+        return max(self.peaks_kib) / 1024
 
 
-def _netbed(path: str, keep: bool) -> None:
-    """Child process body: analyse and print a summary line."""
-    from netbed.tcp import analyze_file
-
-    conns = analyze_file(path, keep_segments=keep)
-    rtx = sum(c.retransmissions for c in conns)
-    ka = sum(c.keepalive_probes for c in conns)
-    closes = {}
-    for c in conns:
-        closes[c.close_kind.value] = closes.get(c.close_kind.value, 0) + 1
-        c.states  # noqa: B018 - part of what is measured
-    print(f"connections={len(conns)} retransmissions={rtx} keepalives={ka} closes={closes}")
+def _netbed(*args: str) -> list[str]:
+    return [sys.executable, "-m", "netbed", *args]
 
 
-def _run(cmd: list[str], stdout=subprocess.DEVNULL) -> tuple[float, int, str]:
-    """Run a child; return (wall seconds, its peak RSS in KiB, its stdout)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE if stdout is None else stdout, stderr=subprocess.DEVNULL)
-    out = proc.stdout.read().decode() if proc.stdout else ""
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{cmd[0]} failed with status {status}")
-    return wall, usage.ru_maxrss, out
+def entries_for(shape: str, path: str, all_ladders: bool, reference: bool = True) -> list[Entry]:
+    out = []
+    if reference and shutil.which("tshark"):
+        tshark = ["tshark", "-r", path, "-T", "fields", "-e", "tcp.flags"]
+        out.append(Entry(shape, "tshark -T fields -e tcp.flags", tshark))
+    if reference and shutil.which("tcptrace"):
+        out.append(Entry(shape, "tcptrace -n", ["tcptrace", "-n", path]))
+    out += [
+        Entry(shape, "netbed analyze", _netbed("analyze", path)),
+        Entry(shape, "netbed analyze --json", _netbed("analyze", path, "--json")),
+        Entry(shape, "netbed ladder --conn 0", _netbed("ladder", path, "--conn", "0")),
+    ]
+    if all_ladders:
+        out.append(Entry(shape, "netbed ladder (every connection)", _netbed("ladder", path)))
+    out += [
+        Entry(shape, "netbed.tcp.analyze()", [sys.executable, "-c", PY_ANALYZE, path]),
+        Entry(shape, "netbed.tcp.connections()", [sys.executable, "-c", PY_STREAM, path]),
+        Entry(shape, "netbed.tcp.analyze() pure Python", [sys.executable, "-c", PY_ANALYZE, path],
+              {"NETBED_PURE_PYTHON": "1"}),
+    ]
+    return out
 
 
-def _times(runs: list[tuple[float, int, str]]) -> str:
-    return ", ".join(f"{r[0]:.2f}" for r in runs) + " s"
+def _table(entries: list[Entry], repeat: int) -> None:
+    timing = f"time (median of {repeat})"
+    print(f"\n{'shape':<7} {'what':<34} {timing:>21} {'peak RSS':>10} {'vs tshark':>10}  target")
+    reference = {e.shape: e.wall for e in entries if e.what.startswith("tshark") and not e.failed}
+    for e in entries:
+        if e.failed:
+            print(f"{e.shape:<7} {e.what:<34} FAILED {e.failed}")
+            continue
+        ref = reference.get(e.shape)
+        ratio = f"{e.wall / ref:10.3f}" if ref else f"{'-':>10}"
+        verdict = ""
+        if e.what.startswith("netbed") and "pure" not in e.what:
+            misses = [w for w, ok in (("time", ref is None or e.wall / ref <= TIME_TARGET),
+                                      ("memory", e.peak_mib <= MEMORY_TARGET_MIB)) if not ok]
+            verdict = "MISS " + " and ".join(misses) if misses else "ok"
+        elif "pure" in e.what:
+            verdict = "(the fallback: no target)"
+        print(f"{e.shape:<7} {e.what:<34} {e.wall:19.2f} s {e.peak_mib:6.0f} MiB {ratio}  {verdict}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--packets", type=int, default=1_000_000)
-    ap.add_argument("--file", help="use (or create) this pcap instead of a temporary one")
-    ap.add_argument("--keep", action="store_true", help="also keep every segment (ladder/expect path)")
-    ap.add_argument("--repeat", type=int, default=3, help="runs of each; the best time counts (default 3)")
-    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each command; the median counts (default 3)")
+    ap.add_argument("--shapes", default=",".join(SHAPES), help=f"comma-separated, of {', '.join(SHAPES)}")
+    ap.add_argument("--dir", help="write (or reuse) the captures here instead of a temporary folder")
+    ap.add_argument("--big", action="store_true", help="also read a 10,000,000-packet capture (memory flat)")
+    ap.add_argument("--big-packets", type=int, default=10_000_000, help=argparse.SUPPRESS)
+    ap.add_argument("--all-ladders", action="store_true", help="also draw every connection's ladder (slow)")
     args = ap.parse_args()
-    if args.child:
-        _netbed(args.child, args.keep)
-        return
-    tmp = None
-    path = args.file
-    if path is None:
-        tmp = tempfile.mkdtemp(prefix="bench_tcp_")
-        path = os.path.join(tmp, "echo.pcap")
+    shapes = [s for s in args.shapes.split(",") if s]
+    for s in shapes:
+        if s not in SHAPES:
+            ap.error(f"unknown shape {s!r} (known: {', '.join(SHAPES)})")
+    tmp = None if args.dir else tempfile.mkdtemp(prefix="bench_tcp_")
+    folder = Path(args.dir or tmp)
+    folder.mkdir(parents=True, exist_ok=True)
     try:
-        if not os.path.exists(path):
-            t0 = time.perf_counter()
-            n = generate(path, args.packets)
-            print(
-                f"generated {n:,} packets ({os.path.getsize(path) / 2**20:.0f} MiB) in {time.perf_counter() - t0:.1f} s"
-            )
-        n = args.packets
-        cmd = [sys.executable, __file__, "--child", path] + (["--keep"] if args.keep else [])
-        runs = [_run(cmd, stdout=None) for _ in range(args.repeat)]
-        nb_time, nb_rss = min(r[0] for r in runs), max(r[1] for r in runs)
-        print(f"netbed: {runs[0][2].strip()}")
-        print(
-            f"netbed   {nb_time:7.2f} s  {n / nb_time:>10,.0f} packets/s  peak RSS {nb_rss / 1024:7.0f} MiB"
-            f"   (best of {_times(runs)})"
-        )
-        tshark = shutil.which("tshark")
-        if not tshark:
-            print("tshark   not installed (apt-get install tshark): no comparison")
-            return
-        runs = [_run([tshark, "-r", path, "-T", "fields", "-e", "tcp.flags"]) for _ in range(args.repeat)]
-        ts_time, ts_rss = min(r[0] for r in runs), max(r[1] for r in runs)
-        print(
-            f"tshark   {ts_time:7.2f} s  {n / ts_time:>10,.0f} packets/s  peak RSS {ts_rss / 1024:7.0f} MiB"
-            f"   (best of {_times(runs)})"
-        )
-        ratio = nb_time / ts_time
-        verdict = "OK" if ratio <= 0.25 else "TOO SLOW"
-        print(f"ratio netbed/tshark = {ratio:.3f} (target <= 0.25): {verdict}")
+        from netbed.tcp import speedups_built
+
+        print(f"netbed.tcp C speedups built: {speedups_built()}; {os.cpu_count()} CPUs; load {os.getloadavg()[0]:.2f}")
+        entries: list[Entry] = []
+        for shape in shapes:
+            path = folder / f"{shape}-{args.packets}.pcap"
+            if not path.exists():
+                t0 = time.perf_counter()
+                n = SHAPES[shape](path, args.packets)
+                size = path.stat().st_size / 2**20
+                print(f"{shape}: wrote {n:,} packets, {size:.0f} MiB, in {time.perf_counter() - t0:.1f} s")
+            entries += entries_for(shape, str(path), args.all_ladders)
+        for r in range(args.repeat):
+            for e in entries:  # interleaved: each repeat runs every command once, so all see the same load
+                e.run()
+            print(f"repeat {r + 1}/{args.repeat} done (load {os.getloadavg()[0]:.2f})", flush=True)
+        _table(entries, args.repeat)
+        if args.big:
+            path = folder / f"short-{args.big_packets}.pcap"
+            if not path.exists():
+                t0 = time.perf_counter()
+                n = SHAPES["short"](path, args.big_packets)
+                size = path.stat().st_size / 2**20
+                print(f"\nbig: wrote {n:,} packets, {size:.0f} MiB, in {time.perf_counter() - t0:.1f} s")
+            big = [e for e in entries_for("big", str(path), False, reference=False) if "pure" not in e.what]
+            for e in big:
+                e.run()
+            print(f"\n10M packets (short shape), one run each: peak RSS against the {args.packets:,}-packet run")
+            small = {e.what: e for e in entries if e.shape == "short"}
+            for e in big:
+                before = small.get(e.what)
+                was = f"{before.peak_mib:6.0f} MiB at {args.packets:,}" if before else ""
+                state = f"FAILED {e.failed}" if e.failed else f"{e.wall:8.2f} s {e.peak_mib:6.0f} MiB"
+                print(f"  {e.what:<34} {state}   ({was})")
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -418,24 +418,76 @@ def _names(pairs: tuple[str, ...]) -> dict[str, str]:
 @name_option
 @json_option
 def analyze(pcap: str, names: tuple[str, ...], as_json: bool) -> None:
-    """Each TCP connection of a capture: roles, flags, retransmissions, keepalives, RSTs, close, states."""
-    from netbed.tcp import ReadStats, analyze_file, to_json
+    """Each TCP connection of a capture: roles, flags, retransmissions, keepalives, RSTs, close, states.
+
+    Each connection is printed once it is over (closed, then quiet), the ones
+    still open at the end last; memory does not grow with the capture. What
+    was read ends the text, and goes to stderr with --json.
+    """
+    from netbed.tcp import ReadStats, connections
+    from netbed.tcp.render import Batched, write_json, write_text
 
     stats = ReadStats()
-    conns = analyze_file(_readable(pcap), _names(names), keep_segments=False, stats=stats)
+    path = _readable(pcap)
+    show = _reading(path)
+    found = connections(path, _names(names), keep_segments=False, stats=stats, progress=show)
+    write = Batched(sys.stdout.write)
+    try:
+        if as_json:
+            write_json(found, write)
+        else:
+            n = 0
+            for conn in found:
+                write_text(conn, write)
+                n += 1
+            if not n:
+                write("no TCP connection in this capture\n")
+            write(stats.describe() + "\n")
+    finally:
+        write.flush()
+        if show is not None:
+            show.done()
     if as_json:
-        _print_json(to_json(conns))
-        return
-    if not conns:
-        out.print("no TCP connection in this capture")
-    for c in conns:
-        out.print(f"[{c.id}] {c.client} ({c.client.name}) > {c.server} ({c.server.name})", markup=False)
-        out.print(f"    flags: {' '.join(c.flags)}", markup=False)
-        out.print(f"    retransmissions: {c.retransmissions}  keepalive probes: {c.keepalive_probes}  "
-                  f"resets: {', '.join(c.resets) or 'none'}  close: {c.close_kind.value}", markup=False)
-        out.print(f"    client: {' > '.join(c.states['client'])}", markup=False)
-        out.print(f"    server: {' > '.join(c.states['server'])}", markup=False)
-    out.print(stats.describe(), markup=False)
+        sys.stdout.flush()
+        err.print(stats.describe(), markup=False)
+
+
+class _Reading:
+    """How far the reading of a large capture has come, on one terminal line of stderr, twice a second."""
+
+    def __init__(self, path: str, size: int) -> None:
+        import time
+
+        self.clock = time.monotonic
+        self.path = path
+        self.size = size
+        self.start = self.last = self.clock()
+        self.shown = False
+
+    def __call__(self, done: int) -> None:
+        now = self.clock()
+        if now - self.last < 0.5:
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-9)
+        left = (self.size - done) / rate if rate else 0
+        sys.stderr.write(
+            f"\rreading {self.path}: {done / 2**30:.1f} of {self.size / 2**30:.1f} GiB"
+            f" ({100 * done // max(self.size, 1)}%), {rate / 2**20:.0f} MiB/s, about {left:.0f} s left\x1b[K"
+        )
+        sys.stderr.flush()
+        self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+def _reading(path: str) -> _Reading | None:
+    """A progress line for a capture of 256 MiB or more, when stderr is a terminal."""
+    size = Path(path).stat().st_size
+    return _Reading(path, size) if size >= 1 << 28 and sys.stderr.isatty() else None
 
 
 @cli.command()
@@ -447,7 +499,9 @@ def analyze(pcap: str, names: tuple[str, ...], as_json: bool) -> None:
 @name_option
 def ladder(pcap: str, conn_id: int | None, svg: str | None, follow: bool, names: tuple[str, ...]) -> None:
     """Each connection of a capture as a two-column sequence diagram."""
-    from netbed.tcp import analyze_file, follow as follow_file, render_ladder, render_ladder_svg
+    from netbed.tcp import connections, follow as follow_file, render_ladder_svg
+    from netbed.tcp.ladder import ladder_lines, with_segments
+    from netbed.tcp.render import Batched
 
     if follow:
         if not Path(pcap).parent.is_dir():
@@ -457,12 +511,36 @@ def ladder(pcap: str, conn_id: int | None, svg: str | None, follow: bool, names:
         for line in follow_file(pcap, _names(names)):
             click.echo(line)
         return
-    conns = [c for c in analyze_file(_readable(pcap), _names(names)) if conn_id is None or c.id == conn_id]
-    if not conns:
+    path = _readable(pcap)
+    if conn_id is not None:  # its segments are read again from the file when drawn, not held
+        found = connections(path, _names(names))
+        chosen = []
+        for conn in found:
+            if conn.id == conn_id:
+                chosen.append(conn)
+                break
+        found.close()  # the reading stops once the connection asked for is over
+    else:
+        chosen = with_segments(path, _names(names))
+    write = Batched(sys.stdout.write)
+    drawn = 0
+    first = None
+    try:
+        for conn in chosen:
+            if drawn:
+                write("\n")
+            elif svg:
+                first = conn
+            drawn += 1
+            for line in ladder_lines(conn):
+                write(line)
+                write("\n")
+    finally:
+        write.flush()
+    if not drawn:
         raise NetbedError(f"no connection {conn_id} in {pcap}" if conn_id is not None else f"no TCP connection in {pcap}")
-    click.echo("\n\n".join(render_ladder(c) for c in conns))
-    if svg:
-        Path(svg).write_text(render_ladder_svg(conns[0]))
+    if first is not None:
+        Path(svg).write_text(render_ladder_svg(first))
         err.print(f"SVG: {svg}")
 
 

@@ -6,13 +6,16 @@
     expect(conn).sequence("client > server  F.", "server > client  .", ...)
     print(render_ladder(conn))
 
-Modules: pcap (the standard-library reader), segments (flags, marks,
-Segment), states (the RFC 9293 replay), connection (analysis, Connection),
+Modules: pcap (the standard-library reader's entry points; formats, layers
+and decode do its work), segments (flags, marks, Segment), states (the RFC
+9293 replay), connection (analysis, Connection), scan (one pass over a
+capture, connections handed on as they end, by the C speedups where built),
+render (summaries as text and JSON, streamed),
 expect (packetdrill-like expectations), ladder (text, SVG, follow),
 scapy_view (segments as scapy packets). Nothing here knows about Docker.
 """
 
-from .connection import Analyzer, CloseKind, Connection, analyze, analyze_file, to_json
+from .connection import LINGER_NS, Analyzer, CloseKind, Connection, to_json
 from .expect import (
     Expect,
     ExpectationError,
@@ -30,6 +33,7 @@ from .expect import (
 )
 from .ladder import follow, render_ladder, render_ladder_svg, segment_label
 from .pcap import Frame, LinkType, PcapError, ReadStats, read_frames, read_tcp
+from .scan import analyze, analyze_file, connections, speedups_built
 from .segments import (
     Endpoint,
     Mark,
@@ -58,6 +62,7 @@ __all__ = [
     "ExpectationError",
     "Frame",
     "Gaps",
+    "LINGER_NS",
     "LinkType",
     "Mark",
     "Match",
@@ -69,6 +74,7 @@ __all__ = [
     "Step",
     "analyze",
     "analyze_file",
+    "connections",
     "expect",
     "find",
     "first_reset",
@@ -84,6 +90,7 @@ __all__ = [
     "retransmission_gaps",
     "retransmissions",
     "segment_label",
+    "speedups_built",
     "tcpdump_flags",
     "time_between",
     "to_json",

@@ -12,10 +12,10 @@ known yet", as in Wireshark.
 
 from __future__ import annotations
 
-import gc
 import os
+import struct
 from array import array
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from enum import StrEnum
 
 from .pcap import ReadStats, TcpTuple, reverse_key, split_key
@@ -34,7 +34,7 @@ from .states import (
     on_send,
 )
 
-__all__ = ["CloseKind", "Connection", "Analyzer"]
+__all__ = ["CloseKind", "Connection", "Analyzer", "LINGER_NS"]
 
 _M = 0xFFFFFFFF
 _HALF = 0x80000000
@@ -57,6 +57,38 @@ _LOST = Mark.LOST_SEGMENT.value
 _UNSEEN = Mark.ACKED_UNSEEN.value
 _ANY_RTX = _RTX | _FAST | _SPUR
 _EST = ESTABLISHED
+_OVER = (State.TIME_WAIT, State.CLOSED)
+_NEVER = -(1 << 63)
+
+LINGER_NS = 10_000_000_000
+"""A connection that has closed (an RST, or both sides in TIME-WAIT or CLOSED) and then heard nothing for
+this long (capture time) is over: it is handed on and forgotten, and a later segment on its 4-tuple begins
+a new connection. Long enough for a lost last ACK's retransmitted FIN and the RSTs that answer stragglers;
+short enough that a busy capture does not hold many finished connections."""
+
+SWEEP_NS = 1_000_000_000
+"""How often (capture time) the closed connections are looked at for the linger."""
+
+STATE_CODES = (
+    State.LISTEN,
+    State.SYN_SENT,
+    State.SYN_RECEIVED,
+    State.ESTABLISHED,
+    State.FIN_WAIT_1,
+    State.FIN_WAIT_2,
+    State.CLOSE_WAIT,
+    State.CLOSING,
+    State.LAST_ACK,
+    State.TIME_WAIT,
+    State.CLOSED,
+)
+"""States as the C speedups number them."""
+_CODE = {s: i for i, s in enumerate(STATE_CODES)}
+_PLAIN = {s: str(s.value) for s in State}  # an enum's .value costs a descriptor call
+_PLAIN_CODE = tuple(_PLAIN[s] for s in STATE_CODES)
+_MARK_REC = struct.Struct("=IHxx")  # the C side's records: segment index and marks,
+_CHANGE_REC = struct.Struct("=IBBxx")  # index, direction and new state,
+_GAP_REC = struct.Struct("=IBxxxq")  # index, direction and nanoseconds since the previous send
 
 
 class CloseKind(StrEnum):
@@ -118,6 +150,19 @@ class _Flow:
         self.fin_idx = -1
 
 
+class _Done:
+    """What a finished connection keeps of a direction's analysis (the rest of _Flow is let go)."""
+
+    __slots__ = ("base", "rtx", "ka", "zwp", "fin_idx")
+
+    def __init__(self, base: int, rtx: int, ka: int, zwp: int, fin_idx: int) -> None:
+        self.base = base
+        self.rtx = rtx
+        self.ka = ka
+        self.zwp = zwp
+        self.fin_idx = fin_idx
+
+
 class Connection:
     """One TCP connection: who is client and server, what each sent, and what the analysis found.
 
@@ -162,12 +207,24 @@ class Connection:
         "_settled",
         "_pairs",
         "_based",
+        "_key",
+        "first_frame",
+        "_first_off",
+        "_last_off",
+        "_cand",
     )
 
-    def __init__(self, cid: int, t: TcpTuple, names: Mapping[str, str], keep: bool, source: str | None) -> None:
+    def __init__(
+        self, cid: int, t: TcpTuple, names: Mapping[str, str], keep: bool, source: str | None, live: bool = True
+    ) -> None:
+        """From the connection's first segment; live=False leaves the analysis state to the C speedups."""
         ts, key, seq, ack, flags = t[:5]
         src, sport, dst, dport = split_key(key)
         self.id = cid
+        self._key = key
+        self.first_frame = t[8] if len(t) > 8 else 0
+        self._first_off = self._last_off = t[9] if len(t) > 9 else 0
+        self._cand = False
         self.source = source
         self.packets = 0
         self.first_ns = ts
@@ -197,18 +254,20 @@ class Connection:
             cstate, sstate = (CLOSED, LISTEN) if not flags & ACK else (SYN_SENT, LISTEN)
         else:
             cstate = sstate = ESTABLISHED
-        states = [cstate, sstate] if client_dir == 0 else [sstate, cstate]
-        self._flows = (_Flow(states[0]), _Flow(states[1]))
-        self._pairs = ((self._flows[0], self._flows[1]), (self._flows[1], self._flows[0]))
-        self._based = False  # both directions' initial sequence numbers known
-        if flags & SYN and flags & ACK:  # the client's SYN went by unseen: its SYN-ACK acknowledges it
-            self._flows[client_dir].side.syn_next = ack
         self._initial = (cstate, sstate)
+        self._based = False  # both directions' initial sequence numbers known
+        if live:
+            states = [cstate, sstate] if client_dir == 0 else [sstate, cstate]
+            self._flows = (_Flow(states[0]), _Flow(states[1]))
+            self._pairs = ((self._flows[0], self._flows[1]), (self._flows[1], self._flows[0]))
+            if flags & SYN and flags & ACK:  # the client's SYN went by unseen: its SYN-ACK acknowledges it
+                self._flows[client_dir].side.syn_next = ack
         self._fl = array("H")  # per segment: flags | direction << 9
         self._marks: dict[int, int] = {}
         self._keep = keep
-        self._raw: list[TcpTuple] = []
-        self._changes: list[tuple[int, int, State]] = []  # (segment index, direction, new state)
+        self._raw: list[TcpTuple] | None = []  # None: the segments are read again from the file when asked for
+        # (segment index, direction, new state); packed as _CHANGE_REC records once the connection is over
+        self._changes: list[tuple[int, int, State]] | bytes = []
         self._gaps: list[tuple[int, int, int]] = []  # (segment index, direction, ns since previous send)
         self._rsts: list[int] = []  # direction of each RST
         self._first_rst_idx = -1
@@ -353,7 +412,7 @@ class Connection:
         ACK, which the closed socket answers with an RST.
         """
         last: dict[int, State] = {}
-        for idx, d, state in self._changes:
+        for idx, d, state in self._change_list():
             if idx >= index:
                 break
             last[d] = state
@@ -362,20 +421,25 @@ class Connection:
     @property
     def states(self) -> dict[str, list[str]]:
         """The RFC 9293 states each side passed through, starting with the assumed one."""
-        client = [str(self._initial[0])]
-        server = [str(self._initial[1])]
+        client = [_PLAIN[self._initial[0]]]
+        server = [_PLAIN[self._initial[1]]]
         cd = self._client_dir
-        for _idx, d, state in self._changes:
-            (client if d == cd else server).append(str(state))
+        changes = self._changes
+        if isinstance(changes, bytes):  # a finished connection's, packed
+            for _idx, d, code in _CHANGE_REC.iter_unpack(changes):
+                (client if d == cd else server).append(_PLAIN_CODE[code])
+        else:
+            for _idx, d, state in changes:
+                (client if d == cd else server).append(_PLAIN[state])
         out = {"client": client, "server": server}
-        if self.close_kind is CloseKind.REFUSED:  # nothing listened: the SYN met a closed port
+        if self._rsts and self.close_kind is CloseKind.REFUSED:  # nothing listened: the SYN met a closed port
             out["server"] = [str(State.CLOSED)]
         return out
 
     @property
     def state_changes(self) -> list[tuple[int, str, str]]:
         """(segment index, 'client'/'server', new state) in order."""
-        return [(idx, self.role_of(d), str(state)) for idx, d, state in self._changes]
+        return [(idx, self.role_of(d), str(state)) for idx, d, state in self._change_list()]
 
     def initial_state(self, role: str) -> str:
         return str(self._initial[0 if role == "client" else 1])
@@ -398,13 +462,29 @@ class Connection:
 
     @property
     def segments(self) -> list[Segment]:
-        """Every segment as a Segment (built on first use; needs keep_segments)."""
+        """Every segment as a Segment (built on first use; needs keep_segments).
+
+        Unless they were kept in memory, they are read again from the capture
+        file, from this connection's first record to its last.
+        """
         if not self._keep:
             raise ValueError(f"connection {self.id} was analysed without its segments: analyse with keep_segments=True")
+        if self._raw is None:
+            return list(self.iter_segments())
         n = len(self._raw)
         if len(self._segments) < n:
             self._segments.extend(self._segment(i) for i in range(len(self._segments), n))
         return self._segments
+
+    def iter_segments(self) -> Iterator[Segment]:
+        """The segments one by one: read again from the file (and not held) unless they were kept in memory."""
+        if self._raw is not None or not self._keep:
+            yield from self.segments
+            return
+        from .scan import reread
+
+        for i, t in enumerate(reread(self)):
+            yield self.make_segment(i, t)
 
     def segment(self, index: int) -> Segment:
         return self.segments[index]
@@ -440,9 +520,55 @@ class Connection:
             _where=(foff, caplen, link),
         )
 
+    def _finish(self) -> None:
+        """Let go of the live analysis state once the connection is over: keep only what the summaries read."""
+        f0, f1 = self._flows
+        self._flows = tuple(_Done(f.base, f.rtx, f.ka, f.zwp, f.fin_idx) for f in (f0, f1))
+        self._pairs = None
+        self._changes = b"".join(_CHANGE_REC.pack(i, d, _CODE[st]) for i, d, st in self._changes)
+
+    def _load(self, summary: tuple, raw: list[TcpTuple] | None) -> None:
+        """Take the analysis of this connection from the C speedups (see _speedups.c: conn_emit)."""
+        (
+            self.packets,
+            self.last_ns,
+            self.first_frame,
+            self._first_off,
+            self._last_off,
+            flows,
+            fl,
+            marks,
+            changes,
+            gaps,
+            rsts,
+            self._first_rst_idx,
+            synack,
+            crossed,
+            self._first_rtt,
+        ) = summary
+        self._flows = tuple(_Done(f[0], f[1], f[2], f[3], f[4]) for f in flows)
+        self._pairs = None
+        self._fl = array("H")
+        self._fl.frombytes(fl)
+        self._marks = dict(_MARK_REC.iter_unpack(marks))
+        self._changes = changes
+        self._gaps = list(_GAP_REC.iter_unpack(gaps))
+        self._rsts = list(rsts)
+        self._synack = bool(synack)
+        self._crossed = bool(crossed)
+        if raw is not None:
+            self._raw = raw
+
     def changes_at(self, index: int) -> list[tuple[str, str]]:
         """[(role, new state)] caused by the segment at index."""
-        return [(self.role_of(d), str(s)) for i, d, s in self._changes if i == index]
+        return [(self.role_of(d), str(s)) for i, d, s in self._change_list() if i == index]
+
+    def _change_list(self) -> list[tuple[int, int, State]]:
+        """(segment index, direction, new state) in order; a finished connection keeps them packed."""
+        changes = self._changes
+        if isinstance(changes, bytes):
+            return [(i, d, STATE_CODES[c]) for i, d, c in _CHANGE_REC.iter_unpack(changes)]
+        return changes
 
 
 class Analyzer:
@@ -450,9 +576,29 @@ class Analyzer:
 
     A SYN whose sequence number differs from the one its side started with
     begins a new connection on the same 4-tuple (port reuse), as in Wireshark.
+    A connection that has closed and stayed silent for LINGER_NS is over: it
+    leaves the table, and goes to on_done if given (and then is not kept in
+    ``connections``, so memory does not grow with the capture), else stays
+    in ``connections``.
+
+    keep_segments: True keeps each connection's segments available, read
+    again from the file when there is one (source), else held in memory; a
+    callable decides per connection, holding the chosen ones in memory.
     """
 
-    __slots__ = ("names", "keep", "source", "connections", "stats", "_table")
+    __slots__ = (
+        "names",
+        "keep",
+        "source",
+        "connections",
+        "stats",
+        "on_done",
+        "_table",
+        "_next_id",
+        "_now",
+        "_next_sweep",
+        "_cands",
+    )
 
     def __init__(
         self,
@@ -460,22 +606,63 @@ class Analyzer:
         keep_segments: bool | Callable[[Connection], bool] = True,
         source: str | os.PathLike | None = None,
         stats: ReadStats | None = None,
+        on_done: Callable[[Connection], None] | None = None,
     ) -> None:
         self.names = dict(names or {})
         self.keep = keep_segments
         self.source = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
         self.connections: list[Connection] = []
         self.stats = stats if stats is not None else ReadStats()
-        self._table: dict[tuple, tuple[Connection, int]] = {}
+        self.on_done = on_done
+        self._table: dict[bytes, tuple[Connection, int]] = {}
+        self._next_id = 0
+        self._now = _NEVER  # the latest capture time seen
+        self._next_sweep = _NEVER
+        self._cands: list[Connection] = []  # closed connections, waiting out the linger
 
     def _new(self, t: TcpTuple) -> Connection:
         keep = self.keep
-        conn = Connection(len(self.connections), t, self.names, False, self.source)
-        conn._keep = keep(conn) if callable(keep) else bool(keep)
-        self.connections.append(conn)
+        conn = Connection(self._next_id, t, self.names, False, self.source)
+        self._next_id += 1
+        if callable(keep):
+            conn._keep = bool(keep(conn))
+        else:
+            conn._keep = bool(keep)
+            if conn._keep and self.source is not None:
+                conn._raw = None  # read again from the file when asked for
+        if self.on_done is None:
+            self.connections.append(conn)
         self._table[t[1]] = (conn, 0)
         self._table[reverse_key(t[1])] = (conn, 1)
         return conn
+
+    def _sweep(self, everything: bool = False) -> None:
+        """Hand on, in order of id, the closed connections silent for longer than LINGER_NS (or all of them)."""
+        now = self._now
+        over = [c for c in self._cands if everything or now - c.last_ns > LINGER_NS]
+        if not over:
+            return
+        self._cands = [] if everything else [c for c in self._cands if not now - c.last_ns > LINGER_NS]
+        over.sort(key=_by_id)
+        table = self._table
+        for conn in over:
+            for key in (conn._key, reverse_key(conn._key)):
+                hit = table.get(key)
+                if hit is not None and hit[0] is conn:
+                    del table[key]
+            conn._finish()
+            if self.on_done is not None:
+                self.on_done(conn)
+
+    def close(self) -> None:
+        """The capture has ended: every connection still held is over (handed to on_done, if given)."""
+        held = {id(c) for c in self._cands}
+        seen = set()
+        for conn, _d in self._table.values():
+            if id(conn) not in held and id(conn) not in seen:
+                seen.add(id(conn))
+                self._cands.append(conn)
+        self._sweep(everything=True)
 
     def add(self, t: TcpTuple) -> tuple[Connection, int]:
         """Take one segment; return its connection and its index there (the follow path)."""
@@ -493,8 +680,15 @@ class Analyzer:
         """
         get = self._table.get
         new = self._new
+        now = self._now
         for t in segments:
-            ts, key, seq, ack, flags, win, seglen, _o, _f, _p, _c, _l = t
+            ts, key, seq, ack, flags, win, seglen, _o, _f, foff, _c, _l = t
+            if ts > now:
+                now = self._now = ts
+            if now >= self._next_sweep:
+                if self._cands:
+                    self._sweep()
+                self._next_sweep = now + SWEEP_NS
             hit = get(key)
             if hit is None:
                 conn = new(t)
@@ -509,8 +703,9 @@ class Analyzer:
             idx = conn.packets
             conn.packets = idx + 1
             conn.last_ns = ts
+            conn._last_off = foff
             conn._fl.append(flags | d << 9)
-            if conn._keep:
+            if conn._keep and conn._raw is not None:
                 conn._raw.append(t)
             fwd, rev = conn._pairs[d]
             if not conn._based:
@@ -645,7 +840,14 @@ class Analyzer:
                 if new_state is not None:
                     conn._changes.append((idx, d ^ 1, new_state))
                 conn._settled = s_side.state is _EST and r_side.state is _EST
+                if not conn._cand and (conn._rsts or (s_side.state in _OVER and r_side.state in _OVER)):
+                    conn._cand = True
+                    self._cands.append(conn)
         return self.connections
+
+
+def _by_id(conn: Connection) -> int:
+    return conn.id
 
 
 def _undo(changes: list[tuple[int, int, State]], d: int, state: State) -> None:
@@ -656,74 +858,32 @@ def _undo(changes: list[tuple[int, int, State]], d: int, state: State) -> None:
             return
 
 
-def analyze(
-    source: str | os.PathLike | bytes,
-    names: Mapping[str, str] | None = None,
-    *,
-    keep_segments: bool | Callable[[Connection], bool] = True,
-    allow_truncated: bool = False,
-    stats: ReadStats | None = None,
-) -> list[Connection]:
-    """Read a capture and return its TCP connections in order of first appearance.
-
-    names maps addresses to host names ({"10.0.0.2": "server"}). Without
-    keep_segments only the summaries are kept: memory then grows with the
-    number of connections, not with the number of packets.
-    Raises PcapError when the file is not a readable capture, or when the
-    snap length cut the headers of every TCP packet in it.
-    """
-    from .pcap import PcapError, read_tcp
-
-    stats = stats if stats is not None else ReadStats()
-    analyzer = Analyzer(names, keep_segments, source if isinstance(source, (str, os.PathLike)) else None, stats)
-    # The analysis makes no reference cycles, but the cyclic collector would keep
-    # walking every connection it has built so far: a quarter of the time on large captures.
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        analyzer.feed(
-            read_tcp(source, stats=stats, allow_truncated=allow_truncated, options=keep_segments is not False)
-        )
-    finally:
-        if paused:
-            gc.enable()
-    if not analyzer.connections and stats.tcp_cut:
-        raise PcapError(
-            f"the snap length cut the TCP headers of {stats.tcp_cut} packets and left no readable TCP segment "
-            "(capture with tcpdump -s 0)"
-        )
-    return analyzer.connections
-
-
-analyze_file = analyze
-
-
 def to_json(connections: Iterable[Connection]) -> list[dict]:
     """Plain data for reports and the CLI: one dict per connection."""
-    out = []
-    for c in connections:
-        out.append(
-            {
-                "id": c.id,
-                "client": str(c.client),
-                "server": str(c.server),
-                "client_name": c.client.name,
-                "server_name": c.server.name,
-                "roles": c.role_reason,
-                "roles_guessed": c.roles_guessed,
-                "start": c.first_ts,
-                "duration": c.duration,
-                "packets": c.packets,
-                "flags": c.flags,
-                "senders": c.senders,
-                "retransmissions": c.retransmissions,
-                "retransmission_gaps": c.retransmission_gaps(),
-                "keepalive_probes": c.keepalive_probes,
-                "zero_window_probes": c.zero_window_probes,
-                "resets": c.resets,
-                "close": c.close_kind.value,
-                "states": c.states,
-                "initial_rtt": c.initial_rtt,
-            }
-        )
-    return out
+    return [summary(c) for c in connections]
+
+
+def summary(c: Connection, per_segment: bool = True) -> dict:
+    """One connection as plain data; per_segment=False leaves the flags and senders lists empty."""
+    return {
+        "id": c.id,
+        "client": str(c.client),
+        "server": str(c.server),
+        "client_name": c.client.name,
+        "server_name": c.server.name,
+        "roles": c.role_reason,
+        "roles_guessed": c.roles_guessed,
+        "start": c.first_ts,
+        "duration": c.duration,
+        "packets": c.packets,
+        "flags": c.flags if per_segment else [],
+        "senders": c.senders if per_segment else [],
+        "retransmissions": c.retransmissions,
+        "retransmission_gaps": c.retransmission_gaps(),
+        "keepalive_probes": c.keepalive_probes,
+        "zero_window_probes": c.zero_window_probes,
+        "resets": c.resets,
+        "close": c.close_kind.value,
+        "states": c.states,
+        "initial_rtt": c.initial_rtt,
+    }

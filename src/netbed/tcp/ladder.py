@@ -12,13 +12,15 @@ from __future__ import annotations
 import math
 import os
 import time
+from array import array
 from collections.abc import Callable, Iterator, Mapping
 
 from .connection import Analyzer, Connection
 from .pcap import ReadStats, read_tcp_following
+from .scan import connections
 from .segments import ACK, FIN, RST, SYN, Mark, Segment, mark_words
 
-__all__ = ["segment_label", "render_ladder", "render_ladder_svg", "follow"]
+__all__ = ["segment_label", "render_ladder", "ladder_lines", "with_segments", "render_ladder_svg", "follow"]
 
 
 def escape(text: str) -> str:
@@ -116,6 +118,64 @@ def render_ladder(
     if summary:
         lines.append(_summary(conn))
     return "\n".join(lines)
+
+
+def ladder_lines(conn: Connection, *, options: bool = True) -> Iterator[str]:
+    """render_ladder(conn)'s lines one by one, for connections too long to hold.
+
+    Segments that are not kept in memory are read from the file twice (for
+    the width of the arrows, then to draw them), so that memory stays flat
+    whatever the connection's length.
+    """
+    width = max(_MIN_ARROW, max((len(segment_label(s, options)) + 6 for s in conn.iter_segments()), default=0))
+    changes: dict[int, list[tuple[str, str]]] = {}
+    for idx, who, state in conn.state_changes:
+        changes.setdefault(idx, []).append((who, state))
+    yield f"connection {conn.id}: {conn.label()}"
+    yield from _header(conn, width)
+    for seg in conn.iter_segments():
+        yield _line(conn, seg, width, changes.get(seg.index, []), options)
+    yield from _summary(conn).split("\n")
+
+
+def with_segments(
+    path: str | os.PathLike, names: Mapping[str, str] | None = None, *, budget: int = 100_000
+) -> Iterator[Connection]:
+    """Every connection of a capture in order of id, each with its segments at hand, in bounded memory.
+
+    A first pass counts each connection's segments; then each batch of
+    consecutive connections holding at most `budget` segments in all is read
+    with its segments kept in memory (the pass stops once the batch is
+    complete). A connection longer than the budget comes alone, its segments
+    read from the file when drawn.
+    """
+    counts = array("Q")
+    for conn in connections(path, names, keep_segments=False):
+        if conn.id >= len(counts):
+            counts.extend([0] * (conn.id + 1 - len(counts)))
+        counts[conn.id] = conn.packets
+    start = 0
+    while start < len(counts):
+        end, total = start + 1, counts[start]
+        while end < len(counts) and total + counts[end] <= budget:
+            total += counts[end]
+            end += 1
+        lo, hi = start, end
+        if total > budget:  # one long connection: its segments stay in the file
+            wanted = connections(path, names, keep_segments=True)
+        else:
+            wanted = connections(path, names, keep_segments=lambda c: lo <= c.id < hi)
+        batch = []
+        for conn in wanted:
+            if lo <= conn.id < hi:
+                batch.append(conn)
+                if len(batch) == hi - lo:
+                    wanted.close()
+                    break
+        batch.sort(key=lambda c: -c.id)
+        while batch:  # each let go once drawn
+            yield batch.pop()
+        start = end
 
 
 def _summary(conn: Connection) -> str:

@@ -124,9 +124,15 @@ _MARK_WORDS = (
 )
 
 
+_MARK_BITS = tuple((int(m), w) for m, w in _MARK_WORDS)  # plain ints: an IntFlag's & costs a microsecond
+
+
 def mark_words(marks: int) -> list[str]:
     """Human words for the marks, in a fixed order."""
-    return [w for m, w in _MARK_WORDS if marks & m]
+    marks = int(marks)
+    if not marks:
+        return []
+    return [w for m, w in _MARK_BITS if marks & m]
 
 
 @dataclass(frozen=True, slots=True)

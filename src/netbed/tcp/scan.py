@@ -1,0 +1,385 @@
+"""One pass over a capture: its connections, each handed on as soon as it is over.
+
+Two engines do the same pass. The C speedups (``_speedups.c``, built where
+netbed is installed with a compiler) decode and analyse in one loop; the
+standard-library reader and :class:`~netbed.tcp.connection.Analyzer` are the
+reference, run inside the hosts and wherever the speedups are not built (or
+``NETBED_PURE_PYTHON=1``). Both give the same connections, segment by segment
+(tests/unit/test_tcp_speedups.py).
+
+Memory does not grow with the capture: a connection is handed on once it has
+closed and stayed quiet for LINGER_NS, and its segments are not held: they are
+read again from the file, from its first record to its last, when asked for.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from itertools import islice
+from operator import attrgetter
+from typing import BinaryIO
+
+from .connection import _CODE, LINGER_NS, SWEEP_NS, Analyzer, Connection
+from .decode import TcpTuple, _decode
+from .formats import (
+    _PCAP_HDR,
+    _PCAP_MAGIC,
+    _PCAP_REC,
+    MAX_RECORD,
+    PcapError,
+    ReadStats,
+    _records,
+    _Source,
+    _truncated,
+    open_source,
+)
+from .pcap import reverse_key
+
+try:
+    from . import _speedups
+except ImportError:  # not built: no compiler where netbed was installed, or running from the source tree
+    _speedups = None
+
+__all__ = ["analyze", "connections", "reread", "speedups_built"]
+
+Source = str | os.PathLike | BinaryIO | bytes
+Keep = bool | Callable[[Connection], bool]
+
+_I64_MAX = (1 << 63) - 1
+_BATCH = 8192
+"""Segments the Python engine analyses between two hand-overs of finished connections."""
+
+
+def speedups_built() -> bool:
+    """True when the C speedups are there and not turned off by NETBED_PURE_PYTHON=1."""
+    return _speedups is not None and os.environ.get("NETBED_PURE_PYTHON", "") in ("", "0")
+
+
+def connections(
+    source: Source,
+    names: Mapping[str, str] | None = None,
+    *,
+    keep_segments: Keep = True,
+    allow_truncated: bool = False,
+    stats: ReadStats | None = None,
+    speedups: bool | None = None,
+    progress: Callable[[int], object] | None = None,
+) -> Iterator[Connection]:
+    """The TCP connections of a capture, each as soon as it is over (closed, then quiet), the rest at the end.
+
+    The order is that in which they end; ids number them in order of first
+    appearance. Memory stays bounded whatever the size of the capture.
+    speedups: None uses the C engine where built, False the Python one.
+    progress, if given, is called now and then with how many bytes of the
+    source have been read so far (about a megabyte apart).
+    Raises PcapError as analyze() does. The cyclic garbage collector is paused
+    until the generator ends (the analysis makes no cycles; the collector would
+    walk every object it holds, a quarter of the time on large captures).
+    """
+    stats = stats if stats is not None else ReadStats()
+    path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
+    if speedups is None:
+        speedups = speedups_built()
+    elif speedups and _speedups is None:
+        raise RuntimeError("netbed.tcp._speedups is not built (install netbed where a C compiler is)")
+    # Option bytes are needed only by segments held in memory; segments read again get their own.
+    options = keep_segments is not False and (callable(keep_segments) or path is None)
+    read, close = open_source(source)
+    tick = None
+    if progress is not None:
+        raw_read, got = read, [0]
+
+        def read(size: int) -> bytes:
+            data = raw_read(size)
+            got[0] += len(data)
+            return data
+
+        def tick() -> None:
+            progress(got[0])
+
+    handed = 0
+    try:
+        engine = _c_pass if speedups else _py_pass
+        with _gc_paused():  # while the pass runs, the caller's code between two connections too
+            run = engine(read, dict(names or {}), keep_segments, path, stats, allow_truncated, options, tick)
+            for conn in run:
+                handed += 1
+                yield conn
+    finally:
+        close()
+    if not handed and stats.tcp_cut:
+        raise PcapError(
+            f"the snap length cut the TCP headers of {stats.tcp_cut} packets and left no readable TCP segment "
+            "(capture with tcpdump -s 0)"
+        )
+
+
+def analyze(
+    source: Source,
+    names: Mapping[str, str] | None = None,
+    *,
+    keep_segments: Keep = True,
+    allow_truncated: bool = False,
+    stats: ReadStats | None = None,
+) -> list[Connection]:
+    """Read a capture and return its TCP connections in order of first appearance.
+
+    names maps addresses to host names ({"10.0.0.2": "server"}). With
+    keep_segments (the default) each connection's segments can be had
+    (``conn.segments``): read again from the file when asked for, so memory
+    grows with the number of connections, not of packets (connections()
+    streams them instead). A callable keeps the segments of the connections
+    it accepts in memory; False keeps none.
+    Raises PcapError when the file is not a readable capture, or when the
+    snap length cut the headers of every TCP packet in it.
+    """
+    found = list(
+        connections(source, names, keep_segments=keep_segments, allow_truncated=allow_truncated, stats=stats)
+    )
+    found.sort(key=attrgetter("id"))
+    return found
+
+
+analyze_file = analyze
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _py_pass(
+    read: Callable[[int], bytes],
+    names: dict[str, str],
+    keep: Keep,
+    path: str | None,
+    stats: ReadStats,
+    allow_truncated: bool,
+    options: bool,
+    tick: Callable[[], None] | None,
+) -> Iterator[Connection]:
+    done: list[Connection] = []
+    analyzer = Analyzer(names, keep, path, stats, on_done=done.append)
+    segments = _decode(_records(read, allow_truncated, stats), stats, lambda: None, options)
+    while True:
+        batch = list(islice(segments, _BATCH))
+        if batch:
+            analyzer.feed(batch)
+            if tick is not None:
+                tick()
+        else:
+            analyzer.close()
+        yield from done
+        done.clear()
+        if not batch:
+            return
+
+
+def _c_pass(
+    read: Callable[[int], bytes],
+    names: dict[str, str],
+    keep: Keep,
+    path: str | None,
+    stats: ReadStats,
+    allow_truncated: bool,
+    options: bool,
+    tick: Callable[[], None] | None,
+) -> Iterator[Connection]:
+    done: list[Connection] = []
+
+    def factory(first: tuple) -> tuple[Connection, bool, int, int, int]:
+        cid, ts, key, seq, ack, flags, _keylen = first
+        conn = Connection(cid, (ts, key, seq, ack, flags), names, False, path, live=False)
+        if callable(keep):
+            conn._keep = held = bool(keep(conn))
+        else:
+            conn._keep = bool(keep)
+            held = conn._keep and path is None
+            if conn._keep and not held:
+                conn._raw = None
+        return conn, held, conn._client_dir, _CODE[conn._initial[0]], _CODE[conn._initial[1]]
+
+    def finish(conn: Connection, summary: tuple, raw: list[TcpTuple] | None) -> None:
+        conn._load(summary, raw)
+        done.append(conn)
+
+    engine = _speedups.Analyzer(factory, finish, LINGER_NS, SWEEP_NS, options)
+    src = _Source(read)
+    try:
+        if src.fill(4) and src.buf[:4] in _PCAP_MAGIC:
+            yield from _c_pcap(engine, src, done, stats, allow_truncated, tick)
+        else:  # pcapng (C takes the runs of packet blocks), and every kind of bad file
+            feed = engine.feed_frame
+            records = _records(_replay(src, read), allow_truncated, stats, fast=engine.feed_pcapng)
+            n = 0
+            for rec in records:
+                if rec is None or n == _BATCH:  # C took a run of blocks, or Python a batch of them
+                    if tick is not None:
+                        tick()
+                    yield from done
+                    done.clear()
+                    n = 0
+                    if rec is None:
+                        continue
+                try:
+                    feed(*rec)
+                except OverflowError:  # a timestamp past 2262 (fuzzed files): the C engine saturates it
+                    feed(max(min(rec[0], _I64_MAX), -_I64_MAX), *rec[1:])
+                n += 1
+            engine.close()
+            yield from done
+            done.clear()
+    finally:
+        _add_stats(stats, engine.stats())
+
+
+def _c_pcap(
+    engine: object,
+    src: _Source,
+    done: list[Connection],
+    stats: ReadStats,
+    allow_truncated: bool,
+    tick: Callable[[], None] | None,
+) -> Iterator[Connection]:
+    """Classic pcap: C walks every whole record of each chunk; Python reads the chunks and judges the tail."""
+    endian, scale = _PCAP_MAGIC[src.buf[:4]]
+    if not src.fill(24):
+        _truncated(src, "pcap file header", 24, False, stats)
+        return
+    _, major, _minor, _tz, _sig, _snaplen, network = _PCAP_HDR[endian].unpack_from(src.buf, 0)
+    if major != 2:
+        raise PcapError(f"pcap version {major} is not supported (only 2.x)")
+    link = network & 0x0FFFFFFF
+    little = endian == "<"
+    rec = _PCAP_REC[endian].unpack_from
+    feed = engine.feed_pcap
+    src.pos = 24
+    while True:
+        src.pos = feed(src.buf, src.pos, little, scale, link, src.base)
+        if tick is not None:
+            tick()
+        if not src.fill(16):
+            if src.left():
+                _truncated(src, "record header", 16, allow_truncated, stats)
+            engine.close()
+            ended = True
+        else:
+            caplen = rec(src.buf, src.pos)[2]
+            ended = False
+            if src.left() < 16 + caplen:
+                if caplen > MAX_RECORD:
+                    raise PcapError(
+                        f"corrupt pcap: record at byte {src.base + src.pos} claims {caplen} captured bytes"
+                    )
+                if not src.fill(16 + caplen):
+                    _truncated(src, "record", 16 + caplen, allow_truncated, stats)
+                    engine.close()
+                    ended = True
+        yield from done
+        done.clear()
+        if ended:
+            return
+
+
+def _replay(src: _Source, read: Callable[[int], bytes]) -> Callable[[int], bytes]:
+    """A read that first gives back what src has already read, then reads on."""
+    pending = [src.buf[src.pos :]]
+
+    def again(n: int) -> bytes:
+        if pending:
+            return pending.pop()
+        return read(n)
+
+    return again
+
+
+def _add_stats(stats: ReadStats, counts: tuple[int, ...]) -> None:
+    frames, tcp, not_tcp, cut, tcp_cut, bogus, fragments, unknown_link = counts
+    stats.frames += frames
+    stats.tcp += tcp
+    stats.not_tcp += not_tcp
+    stats.cut += cut
+    stats.tcp_cut += tcp_cut
+    stats.bogus += bogus
+    stats.fragments += fragments
+    stats.unknown_link += unknown_link
+
+
+def reread(conn: Connection) -> Iterator[TcpTuple]:
+    """A connection's segments, read again from its capture file (classic pcap: from its first record on).
+
+    Raises PcapError if the file no longer holds them (it was changed since).
+    """
+    path = conn.source
+    if path is None:
+        raise ValueError(f"connection {conn.id} has no capture file to read its segments from")
+    keys = (conn._key, reverse_key(conn._key))
+    first_off, last_off = conn._first_off, conn._last_off
+    n = 0
+    try:
+        f = open(path, "rb", buffering=0)
+    except OSError as exc:
+        raise PcapError(f"cannot read the segments of connection {conn.id} again from {path}: {exc.strerror}") from None
+    with f:
+        head = f.read(24)
+        if head[:4] in _PCAP_MAGIC and first_off >= 40 and speedups_built():
+            for t in _c_pick(f, head, conn, keys):
+                n += 1
+                yield t
+            records = ()
+            first_frame = 1
+        elif head[:4] in _PCAP_MAGIC and first_off >= 40:
+            start = first_off - 16
+            f.seek(start)
+            pending = [head]
+
+            def read(size: int) -> bytes:
+                return pending.pop() + f.read(size) if pending else f.read(size)
+
+            records = _records(read, True, None, base=start - 24)
+            first_frame = conn.first_frame
+        else:
+            f.seek(0)
+            records = _records(f.read, True, None)
+            first_frame = 1
+        for t in _decode(records, ReadStats(), lambda: None, True, first_frame):
+            foff = t[9]
+            if foff > last_off:
+                break
+            if foff >= first_off and t[1] in keys:
+                n += 1
+                yield t
+    if n != conn.packets:
+        raise PcapError(f"{path} changed since it was read: connection {conn.id} had {conn.packets} segments, now {n}")
+
+
+def _c_pick(f: BinaryIO, head: bytes, conn: Connection, keys: tuple[bytes, bytes]) -> Iterator[TcpTuple]:
+    """reread's classic-pcap path in C: only the connection's own segments become tuples."""
+    endian, scale = _PCAP_MAGIC[head[:4]]
+    link = _PCAP_HDR[endian].unpack_from(head, 0)[6] & 0x0FFFFFFF
+    start = conn._first_off - 16
+    f.seek(start)
+    src = _Source(f.read, start)
+    frame = conn.first_frame - 1
+    out: list[TcpTuple] = []
+    while src.fill(16):
+        caplen = _PCAP_REC[endian].unpack_from(src.buf, src.pos)[2]
+        if not src.fill(16 + min(caplen, MAX_RECORD)):
+            break
+        before = src.pos
+        src.pos, frame, done = _speedups.pick_pcap(
+            src.buf, src.pos, endian == "<", scale, link, src.base, frame, keys, conn._first_off, conn._last_off, out
+        )
+        yield from out
+        out.clear()
+        if done or src.pos == before:  # past the connection, or a record that cannot be whole (reread says so)
+            break
