@@ -161,13 +161,13 @@ def build_context(package: Path = PACKAGE) -> list[tuple[str, Path]]:
 
     The same layout whether netbed runs from a checkout or a wheel, so one
     Dockerfile serves `docker compose build` of the repository and `netbed
-    doctor --fix` anywhere. Compiled files stay out: the hosts run the
-    standard-library code with their own Python.
+    doctor --fix` anywhere. Python files only: the hosts run the standard-library
+    code with their own Python (no C speedups, built for the runner's), and a
+    wheel and a checkout give the same image.
     """
     files = [("images/Dockerfile", _packaged("images/Dockerfile", package))]
-    files += sorted((f"src/netbed/{p.relative_to(package).as_posix()}", p) for p in package.rglob("*")
-                    if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".so", ".pyd", ".pyc")
-                    and p.parts[len(package.parts)] != "images")
+    files += sorted((f"src/netbed/{p.relative_to(package).as_posix()}", p) for p in package.rglob("*.py")
+                    if "__pycache__" not in p.parts)
     return files
 
 

@@ -51,7 +51,8 @@ def test_image_digest_follows_the_build_context(tmp_path):
     (package / "__pycache__").mkdir()
     (package / "__pycache__" / "app.pyc").write_bytes(b"junk")
     (package / "_speedups.so").write_bytes(b"compiled for the runner's Python, not the hosts'")
-    assert engine.context_digest(engine.build_context(package)) == before, "compiled files are not part of the image"
+    (package / "_speedups.c").write_text("/* in a checkout, not in a wheel */")
+    assert engine.context_digest(engine.build_context(package)) == before, "only Python files make the image"
     app.write_text("print(2)\n")
     assert engine.context_digest(engine.build_context(package)) != before
 
