@@ -171,15 +171,23 @@ def _records(
     raise PcapError(f"not a pcap or pcapng capture (first bytes {magic.hex()})")
 
 
-def _pcap_records(src: _Source, allow_truncated: bool, stats: ReadStats | None, live: bool) -> Iterator[tuple]:
+def _pcap_header(src: _Source, stats: ReadStats | None, live: bool) -> tuple[str, int, int] | None:
+    """A classic pcap's file header: (byte order, timestamp scale, link type), or None if cut short."""
     endian, scale = _PCAP_MAGIC[src.buf[:4]]
     if not src.fill(24):
         _truncated(src, "pcap file header", 24, live, stats)
-        return
+        return None
     _, major, _minor, _tz, _sig, _snaplen, network = _PCAP_HDR[endian].unpack_from(src.buf, 0)
     if major != 2:
         raise PcapError(f"pcap version {major} is not supported (only 2.x)")
-    link = network & 0x0FFFFFFF  # upper bits carry the FCS length, not the type
+    return endian, scale, network & 0x0FFFFFFF  # upper bits carry the FCS length, not the type
+
+
+def _pcap_records(src: _Source, allow_truncated: bool, stats: ReadStats | None, live: bool) -> Iterator[tuple]:
+    header = _pcap_header(src, stats, live)
+    if header is None:
+        return
+    endian, scale, link = header
     rec = _PCAP_REC[endian].unpack_from
     src.pos = 24
     buf = src.buf

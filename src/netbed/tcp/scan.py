@@ -31,6 +31,7 @@ from .formats import (
     MAX_RECORD,
     PcapError,
     ReadStats,
+    _pcap_header,
     _records,
     _Source,
     _truncated,
@@ -251,14 +252,10 @@ def _c_pcap(
     tick: Callable[[], None] | None,
 ) -> Iterator[Connection]:
     """Classic pcap: C walks every whole record of each chunk; Python reads the chunks and judges the tail."""
-    endian, scale = _PCAP_MAGIC[src.buf[:4]]
-    if not src.fill(24):
-        _truncated(src, "pcap file header", 24, False, stats)
+    header = _pcap_header(src, stats, False)
+    if header is None:
         return
-    _, major, _minor, _tz, _sig, _snaplen, network = _PCAP_HDR[endian].unpack_from(src.buf, 0)
-    if major != 2:
-        raise PcapError(f"pcap version {major} is not supported (only 2.x)")
-    link = network & 0x0FFFFFFF
+    endian, scale, link = header
     little = endian == "<"
     rec = _PCAP_REC[endian].unpack_from
     feed = engine.feed_pcap
