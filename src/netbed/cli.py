@@ -588,17 +588,21 @@ def capture_stop(project: str | None) -> None:
 @cli.command(name="list")
 @json_option
 def list_(as_json: bool) -> None:
-    """The scenario catalogue: name, book section, title, whether it takes your programs."""
+    """The scenario catalogue: name, book section, title, which of your programs it judges and why not the rest."""
     from netbed.scenarios import CATALOGUE
 
-    rows = [{"name": s.name, "section": s.section, "title": s.title, "user_programs": s.user_programs}
-            for s in CATALOGUE]
+    rows = [{"name": s.name, "section": s.section, "title": s.title, "user_programs": s.user_programs,
+             "takes": list(s.takes), "own": s.own} for s in CATALOGUE]
     if as_json:
         _print_json(rows)
         return
     for r in rows:
-        mark = "  (takes your programs)" if r["user_programs"] else ""
-        out.print(f"{r['name']:22} {r['section']:9} {r['title']}{mark}")
+        takes = " and ".join(r["takes"])
+        mark = f"  (judges your {takes})" if takes else ""
+        out.print(f"{r['name']:22} {r['section']:9} {r['title']}{mark}", markup=False)
+        if r["own"]:
+            own = " and ".join(role for role in ("server", "client") if role not in r["takes"])
+            out.print(f"{'':32}netbed's own {own}: {r['own']}", markup=False)
 
 
 @cli.command(name="run")
@@ -622,8 +626,14 @@ def list_(as_json: bool) -> None:
 def run_(names: tuple[str, ...], run_all: bool, out_path: str | None, jobs: int, keep: bool, server_cmd: str | None,
          client_cmd: str | None, mounts: tuple[str, ...], image: str | None, port: int, html_report: bool,
          junit: str | None) -> None:
-    """Run scenarios, each on its own testbed; exit 0 only if every check passed."""
+    """Run scenarios, each on its own testbed.
+
+    Each gets a verdict: passed, failed, or not judged (the programs could not
+    be judged there, and why). Exit 0 if every one passed, 1 if one failed,
+    3 if none failed but some were not judged.
+    """
     from netbed.scenarios import CATALOGUE, Programs, ScenarioError, find, runner
+    from netbed.scenarios.lab import Verdict
     from netbed.folders import run_folder
 
     if bool(names) == run_all:
@@ -636,20 +646,19 @@ def run_(names: tuple[str, ...], run_all: bool, out_path: str | None, jobs: int,
         programs = Programs(server_cmd, client_cmd, mounts, image, port)
     except NetbedError as exc:
         raise click.UsageError(str(exc)) from None
-    if programs.user:
-        refused = [s.name for s in chosen if not s.user_programs]
-        if refused and not run_all:
-            raise click.UsageError(f"{', '.join(refused)} need netbed's own programs; "
-                                   "`netbed list` marks the scenarios that take yours")
-        chosen = [s for s in chosen if s.user_programs]
     with run_folder(out_path) as out_dir, _interrupts_call_off() as interrupt:
         err.print(f"running {len(chosen)} scenario(s), {jobs} at a time; results in {out_dir}")
         results = runner.run_many(chosen, out_dir, jobs=jobs, programs=programs, keep=keep, report=render_progress,
                                   cancel=interrupt.called_off)
     out.print("")
     for r in results:
-        verdict = "[yellow]STOP[/]" if r.interrupted else "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
+        verdict = ("[yellow]STOP[/]" if r.interrupted else "[green]PASS[/]" if r.passed
+                   else "[yellow]N/J [/]" if r.verdict == Verdict.NOT_JUDGED else "[red]FAIL[/]")
         out.print(f"{verdict} {r.scenario:22} {r.section:9} {r.duration_s:6.1f} s  {r.out_dir}")
+        if r.settings.get("own_programs"):
+            out.print(f"       {escape(r.settings['own_programs'])}")
+        if r.reason:
+            out.print(f"       [yellow]not judged:[/] {escape(r.reason)}")
         if r.vanished:  # what failed after that is its consequence
             out.print(f"       [red]✗[/] {escape(r.vanished)}")
             continue
@@ -666,10 +675,12 @@ def run_(names: tuple[str, ...], run_all: bool, out_path: str | None, jobs: int,
         if junit:
             out.print(f"JUnit XML: {write_junit(reports, Path(junit))}")
     passed = sum(r.passed for r in results)
+    unjudged = sum(r.verdict == Verdict.NOT_JUDGED for r in results)
     stopped = [r.scenario for r in results if r.interrupted]
     if interrupt.signum is None:
-        out.print(f"{passed} passed, {len(results) - passed} failed")
-        sys.exit(0 if passed == len(results) else 1)
+        failed = len(results) - passed - unjudged
+        out.print(f"{passed} passed, {failed} failed, {unjudged} not judged")
+        sys.exit(1 if failed else 3 if unjudged else 0)
     ran = {r.scenario for r in results}
     not_run = [s.name for s in chosen if s.name not in ran]
     out.print(f"{passed} passed, {len(results) - passed - len(stopped)} failed; stopped by "

@@ -235,6 +235,13 @@ class Program:
             t.join(timeout=5)
         return self.exit or Exit(self._proc.returncode, None)
 
+    def transcript(self) -> str:
+        """What the program printed, stdout then stderr, and how it ended: for the run's logs."""
+        head = f"--- {' '.join(self.argv)} (pid {self.pid or '?'}) ---"
+        err = [f"stderr: {line}" for line in self.stderr]
+        end = f"--- {self.exit or 'still running when the run ended'} ---"
+        return "\n".join([head, *self.stdout, *err, end]) + "\n"
+
     def stop(self) -> None:
         """Forget the program: end the local docker exec (the program itself dies with its host)."""
         if self._proc.poll() is None:

@@ -19,7 +19,6 @@ def netbed(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 @pytest.mark.parametrize("args, status, message", [
     (["run", "no-such-scenario"], 2, "no scenario no-such-scenario"),
     (["run"], 2, "name the scenarios to run, or give --all"),
-    (["run", "keepalive-crash", "--server-cmd", "/bin/true"], 2, "need netbed's own programs"),
     (["run", "--all", "--jobs", "0"], 2, "--jobs"),
     (["clean", "--older-than", "soon"], 2, "not a duration"),
     (["impair", "client", "--loss", "150"], 2, "--loss"),

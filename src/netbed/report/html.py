@@ -22,6 +22,7 @@ h1 { margin: 0 0 4px; font-size: 24px; }
 .summary { display: flex; gap: 14px; margin-top: 14px; }
 .pill { padding: 4px 12px; border-radius: 999px; font-weight: 600; font-size: 14px; }
 .pill.ok { background: #dafbe1; color: var(--ok); } .pill.bad { background: #ffebe9; color: var(--bad); }
+.pill.nj { background: #fff8c5; color: #7d4e00; }
 main { padding: 20px 40px 60px; max-width: 1280px; }
 details.scenario { border: 1px solid var(--line); border-radius: 8px; margin: 10px 0; overflow: hidden; }
 details.scenario > summary { display: grid; grid-template-columns: 70px 220px 60px 1fr 80px; gap: 12px; align-items: center;
@@ -29,7 +30,8 @@ details.scenario > summary { display: grid; grid-template-columns: 70px 220px 60
 details.scenario > summary::-webkit-details-marker { display: none; }
 details.scenario[open] > summary { border-bottom: 1px solid var(--line); background: var(--soft); }
 .verdict { font-weight: 700; font-size: 13px; text-align: center; border-radius: 6px; padding: 2px 0; color: #fff; }
-.verdict.ok { background: var(--ok); } .verdict.bad { background: var(--bad); }
+.verdict.ok { background: var(--ok); } .verdict.bad { background: var(--bad); } .verdict.nj { background: #bf8700; }
+.reason { background: #fff8c5; border-radius: 6px; padding: 8px 12px; margin: 8px 0; }
 .name { font-family: ui-monospace, Menlo, Consolas, monospace; font-weight: 600; }
 .section, .duration { color: var(--muted); font-variant-numeric: tabular-nums; }
 .duration { text-align: right; }
@@ -50,10 +52,15 @@ tr.wire td.who { color: #0969da; } tr.netbed td.who { color: #8250df; } tr.wire 
 """
 
 
+VERDICT_STYLE = {"passed": ("ok", "PASS"), "failed": ("bad", "FAIL"), "not judged": ("nj", "N/J")}
+
+
 def write_html(reports: list[ScenarioReport], path: Path, title: str = "netbed run") -> Path:
     """Write the page; links to each capture are relative to the page, so the folder can be moved."""
     path = Path(path)
-    passed = sum(r.passed for r in reports)
+    passed = sum(r.verdict == "passed" for r in reports)
+    failed = sum(r.verdict == "failed" for r in reports)
+    unjudged = len(reports) - passed - failed
     total = sum(r.data["duration_s"] for r in reports)
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
@@ -62,7 +69,8 @@ def write_html(reports: list[ScenarioReport], path: Path, title: str = "netbed r
         f"judged from the wire, the hosts and the programs · {_e(time.strftime('%Y-%m-%d %H:%M'))}</div>",
         "<div class='summary'>",
         f"<span class='pill ok'>{passed} passed</span>",
-        f"<span class='pill bad'>{len(reports) - passed} failed</span>" if passed < len(reports) else "",
+        f"<span class='pill bad'>{failed} failed</span>" if failed else "",
+        f"<span class='pill nj'>{unjudged} not judged</span>" if unjudged else "",
         f"<span class='sub'>{len(reports)} scenarios · {total:.1f} s of scenario time</span></div></header><main>",
     ]
     for r in reports:
@@ -75,15 +83,19 @@ def write_html(reports: list[ScenarioReport], path: Path, title: str = "netbed r
 
 def _scenario(r: ScenarioReport, page_dir: Path) -> str:
     d = r.data
-    ok = "ok" if r.passed else "bad"
+    ok, label = VERDICT_STYLE[r.verdict]
     rel = _relative(r.folder, page_dir)
     out = [
-        f"<details class='scenario' id='{_e(r.name)}' data-passed='{str(r.passed).lower()}'>",
-        f"<summary><span class='verdict {ok}'>{'PASS' if r.passed else 'FAIL'}</span>",
+        f"<details class='scenario' id='{_e(r.name)}' data-passed='{str(r.passed).lower()}' data-verdict='{_e(r.verdict)}'>",
+        f"<summary><span class='verdict {ok}'>{label}</span>",
         f"<span class='name'>{_e(r.name)}</span><span class='section'>{_e(d['section'])}</span>",
         f"<span class='title'>{_e(d['title'][:1].upper() + d['title'][1:])}</span><span class='duration'>{d['duration_s']:.1f} s</span></summary>",
         "<div class='body'>",
     ]
+    if r.reason:
+        out.append(f"<div class='reason'><b>Not judged:</b> {_e(r.reason)}</div>")
+    if d.get("settings", {}).get("own_programs"):
+        out.append(f"<div class='reason'>{_e(d['settings']['own_programs'])}</div>")
     if d.get("doc"):
         out.append(f"<div class='doc'>{_e(d['doc'])}</div>")
     out.append(f"<div class='links'><a href='{rel}/{r.capture.name}'>{r.capture.name}</a><a href='{rel}/ladder.txt'>ladder.txt</a>"

@@ -25,6 +25,16 @@ class ScenarioReport:
         return bool(self.data["passed"])
 
     @property
+    def verdict(self) -> str:
+        """passed, failed or not judged (reports written before verdicts had three values: passed or failed)."""
+        return str(self.data.get("verdict") or ("passed" if self.passed else "failed"))
+
+    @property
+    def reason(self) -> str:
+        """Why it was not judged ('' when it was)."""
+        return str(self.data.get("reason") or "")
+
+    @property
     def capture(self) -> Path:
         """The scenario's capture: capture.pcapng with netbed's notes (capture.pcap from older runs)."""
         return finished(self.folder / "capture.pcap")

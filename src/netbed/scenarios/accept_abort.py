@@ -13,13 +13,13 @@ returns it as if it were alive, getpeername on it fails with ENOTCONN, and
 the child's first read fails with ECONNRESET.
 """
 
-from netbed.scenarios.catalogue import scenario
+from netbed.scenarios.catalogue import OWN, scenario
 from netbed.scenarios.lab import Lab
 
 ACCEPT_DELAY = 3.0   # long enough for the client to connect and abort while the server sleeps
 
 
-@scenario("accept-abort", "5.11", server=("--accept-delay", str(ACCEPT_DELAY)), timers_s=ACCEPT_DELAY)
+@scenario("accept-abort", "5.11", own=OWN, server=("--accept-delay", str(ACCEPT_DELAY)), timers_s=ACCEPT_DELAY)
 def accept_abort(lab: Lab) -> None:
     lab.wait_server_event("accept_delay")
     client = lab.client("--linger0", "--report")

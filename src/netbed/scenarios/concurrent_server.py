@@ -12,7 +12,7 @@ from netbed.scenarios.lab import Lab
 CLIENTS = 3
 
 
-@scenario("concurrent-server", "4.8", user_programs=True, timers_s=0.0)
+@scenario("concurrent-server", "4.8", takes=("server", "client"), timers_s=0.0)
 def concurrent_server(lab: Lab) -> None:
     clients = [lab.client(name=f"client{i + 1}") for i in range(CLIENTS)]
     for i, client in enumerate(clients):

@@ -14,7 +14,7 @@ and integer size switches.
 
 import struct
 
-from netbed.scenarios.catalogue import scenario
+from netbed.scenarios.catalogue import OWN, scenario
 from netbed.scenarios.lab import Lab
 
 SERVER = ("big", 32)                 # a 32-bit big-endian host, as the book's SPARC
@@ -32,7 +32,7 @@ def switches(fmt: tuple[str, int]) -> tuple[str, ...]:
     return ("--mode", "binary", "--byte-order", fmt[0], "--int-size", str(fmt[1]))
 
 
-@scenario("data-format-binary", "5.18", server=switches(SERVER), server_program="sum_server", timers_s=WAIT_S)
+@scenario("data-format-binary", "5.18", own=OWN, server=switches(SERVER), server_program="sum_server", timers_s=WAIT_S)
 def data_format_binary(lab: Lab) -> None:
     for name, fmt in CLIENTS.items():
         client = lab.client_program("sum_client", *switches(fmt), "--report", name=f"client with {name}")

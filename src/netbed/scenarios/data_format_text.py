@@ -8,7 +8,7 @@ negative numbers included, and a line without two numbers gets "input
 error" back. Linux as in the book.
 """
 
-from netbed.scenarios.catalogue import scenario
+from netbed.scenarios.catalogue import OWN, scenario
 from netbed.scenarios.lab import Lab
 
 INPUT_ERROR = "input error"
@@ -16,7 +16,7 @@ REQUESTS = [("11 22", "33"), ("-11 -44", "-55"), ("one two", INPUT_ERROR), ("214
 REJECTED = 12  # sum_client's exit status when some line was rejected
 
 
-@scenario("data-format-text", "5.18", server=("--mode", "text"), server_program="sum_server")
+@scenario("data-format-text", "5.18", own=OWN, server=("--mode", "text"), server_program="sum_server")
 def data_format_text(lab: Lab) -> None:
     client = lab.client_program("sum_client", "--mode", "text", "--report")
     client.expect_connected()

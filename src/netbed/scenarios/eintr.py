@@ -12,14 +12,14 @@ shows EINTR; both servers here install their handler without SA_RESTART, as
 the C library's signal function of the book's Solaris run did.
 """
 
-from netbed.scenarios.catalogue import scenario
+from netbed.scenarios.catalogue import OWN, scenario
 from netbed.scenarios.lab import Lab
 
 UNGUARDED_PORT = 9878
 ABORTED = 1  # echo_server's exit status after an abort
 
 
-@scenario("eintr", "5.9", server=("--sigchld", "wait", "--accept", "guarded"))
+@scenario("eintr", "5.9", own=OWN, server=("--sigchld", "wait", "--accept", "guarded"))
 def eintr(lab: Lab) -> None:
     unguarded = lab.server_program("--sigchld", "wait", "--accept", "unguarded", port=UNGUARDED_PORT,
                                    name="unguarded server")

@@ -13,7 +13,7 @@ application; the keepalive timers are seconds here, not two hours.
 
 import time
 
-from netbed.scenarios.catalogue import scenario
+from netbed.scenarios.catalogue import OWN, scenario
 from netbed.scenarios.lab import Lab
 
 KEEPIDLE, KEEPINTVL, KEEPCNT = 1, 1, 3
@@ -22,7 +22,7 @@ KEEPALIVE_GIVE_UP_S = KEEPIDLE + KEEPINTVL * KEEPCNT   # were the probes unanswe
 HEARTBEAT_GIVE_UP_S = HEARTBEAT * (MISSES + 1)
 
 
-@scenario("heartbeat-pause", "5.15", timers_s=max(KEEPALIVE_GIVE_UP_S, HEARTBEAT_GIVE_UP_S))
+@scenario("heartbeat-pause", "5.15", own=OWN, timers_s=max(KEEPALIVE_GIVE_UP_S, HEARTBEAT_GIVE_UP_S))
 def heartbeat_pause(lab: Lab) -> None:
     keepalive = lab.client("--mode", "select", "--keepalive", "--keepidle", str(KEEPIDLE), "--keepintvl",
                            str(KEEPINTVL), "--keepcnt", str(KEEPCNT), name="keepalive client")

@@ -10,7 +10,7 @@ sets TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT to seconds, and Linux, unlike
 the book, tells the peer it gave up with a final RST.
 """
 
-from netbed.scenarios.catalogue import scenario
+from netbed.scenarios.catalogue import OWN, scenario
 from netbed.scenarios.lab import Lab
 
 KEEPIDLE, KEEPINTVL, KEEPCNT = 2, 1, 3
@@ -18,7 +18,7 @@ GIVE_UP_S = KEEPIDLE + KEEPINTVL * KEEPCNT  # from the last word heard from the 
 MARGIN_S = 0.5                              # keepalive timer slack
 
 
-@scenario("keepalive-crash", "5.15, 7.5", timers_s=GIVE_UP_S)
+@scenario("keepalive-crash", "5.15, 7.5", own=OWN, timers_s=GIVE_UP_S)
 def keepalive_crash(lab: Lab) -> None:
     watched = lab.client("--mode", "idle", "--keepalive", "--keepidle", str(KEEPIDLE), "--keepintvl",
                          str(KEEPINTVL), "--keepcnt", str(KEEPCNT), "--report", name="keepalive client")

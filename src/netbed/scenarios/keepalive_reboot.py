@@ -9,14 +9,14 @@ the probes come seconds apart (the client tunes TCP_KEEPIDLE and
 TCP_KEEPINTVL) instead of after two hours of idleness.
 """
 
-from netbed.scenarios.catalogue import scenario
+from netbed.scenarios.catalogue import OWN, scenario
 from netbed.scenarios.lab import Lab
 
 KEEPIDLE, KEEPINTVL, KEEPCNT = 2, 1, 8   # enough probes to outlast the reboot
 REPLY_S = 0.01                           # the rebooted kernel's RST comes at once
 
 
-@scenario("keepalive-reboot", "5.15", timers_s=KEEPIDLE + KEEPINTVL)
+@scenario("keepalive-reboot", "5.15", own=OWN, timers_s=KEEPIDLE + KEEPINTVL)
 def keepalive_reboot(lab: Lab) -> None:
     client = lab.client("--mode", "idle", "--keepalive", "--keepidle", str(KEEPIDLE), "--keepintvl",
                         str(KEEPINTVL), "--keepcnt", str(KEEPCNT), "--report")

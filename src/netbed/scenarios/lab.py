@@ -12,6 +12,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Callable
 
 from netbed import faults, observe
@@ -30,6 +31,21 @@ CLIENT_STATUS = {"premature": 3, "ECONNRESET": 4, "ETIMEDOUT": 5, "EPIPE": 6, "E
 
 class ScenarioError(NetbedError):
     pass
+
+
+class NotJudged(NetbedError):
+    """The scenario cannot judge these programs; the message says why (the client printed nothing, ...)."""
+
+
+class Verdict(str, Enum):
+    """A scenario's outcome: every check passed, one failed, or the programs could not be judged (and why)."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    NOT_JUDGED = "not judged"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)
@@ -71,11 +87,38 @@ class Client:
         self.program.end_input()
 
     def expect_echo(self, line: str, timeout: float = 10) -> None:
-        """The line comes back; the first echo also tells which connection is this client's."""
-        self.program.expect_output(rf"^{re.escape(line)}\s*$", timeout=timeout, stream="stdout")
+        """The line comes back; the first echo also tells which connection is this client's.
+
+        A user's client that shows no echo is judged from the wire: if the
+        echo reached it, it printed nothing (a buffered stdout), and the run
+        is not judged rather than failed.
+        """
+        try:
+            self.program.expect_output(rf"^{re.escape(line)}\s*$", timeout=timeout, stream="stdout")
+        except observe.WaitTimeout as exc:
+            if self.user:
+                self._why_no_echo(line, exc)
+            raise
         self.lab.note(self.name, f"echoed {line!r}")
         if self._local_port is None:
-            self._local_port = self._find_local_port()
+            self._local_port = self._find_local_port(line)
+
+    def _why_no_echo(self, line: str, timeout: observe.WaitTimeout) -> None:
+        """A user's client printed no echo: say from the wire whose doing that is."""
+        data = line.encode()
+        client_ip = self.lab.bed.host("client").ip
+        mine = [c for c in self.lab.connections() if c.client.ip == client_ip and c.server.port == self.lab.programs.port]
+        if self.program.exit is not None:
+            return  # it ended: the timeout's message says how, and that is a failure
+        if any(data in sent(c, "server") for c in mine):
+            printed = self.program.stdout[-3:]
+            raise NotJudged(f"{self.name} printed {'nothing' if not printed else repr(printed)} although the echo of "
+                            f"{line!r} reached it on the wire: its stdout is buffered or it prints something else; "
+                            "netbed reads the client's terminal, so print each answer as it comes (fflush, "
+                            "line buffering)") from None
+        if not any(data in sent(c, "client") for c in mine):
+            raise NotJudged(f"{self.name} never sent {line!r} to the server (nothing on the wire): it does not read "
+                            "lines from its terminal and send them, as the book's client does") from None
 
     def expect_error(self, kind: str, timeout: float) -> Exit:
         """The client fails the way `kind` says (ECONNRESET, ETIMEDOUT, premature, ...) and ends.
@@ -110,7 +153,23 @@ class Client:
                 return conn
         raise ScenarioError(f"{self.name}'s connection from port {self._local_port} is not in the capture")
 
-    def _find_local_port(self) -> int:
+    def _find_local_port(self, line: str) -> int:
+        """The client's connection: among those its processes own, the one that carried `line`."""
+        ports = self._owned_ports()
+        if len(ports) > 1:  # e.g. the book's tcpcli04 opens five and talks on the first
+            data = line.encode()
+            carried = [c.client.port for c in self.lab.connections()
+                       if c.client.port in ports and data in sent(c, "client")]
+            ports = carried[-1:] or ports
+        if not ports:
+            raise ScenarioError(f"{self.name} echoed but owns no connection to port {self.lab.programs.port}")
+        return ports[0]
+
+    def ports(self) -> list[int]:
+        """Every local port of the client's processes' connections to the server, as the client host shows them."""
+        return self._owned_ports()
+
+    def _owned_ports(self) -> list[int]:
         pid = self.program.pid
         tree = {p.pid: p.ppid for p in observe.processes(self.lab.bed, "client")}
 
@@ -123,10 +182,8 @@ class Client:
             return False
 
         port = f":{self.lab.programs.port}"
-        for sock in observe.sockets(self.lab.bed, "client"):
-            if sock.peer.endswith(port) and sock.state == "ESTABLISHED" and ours(sock.pids):
-                return int(sock.local.rsplit(":", 1)[1])
-        raise ScenarioError(f"{self.name} echoed but owns no connection to port {self.lab.programs.port}")
+        return sorted(int(sock.local.rsplit(":", 1)[1]) for sock in observe.sockets(self.lab.bed, "client")
+                      if sock.peer.endswith(port) and sock.state == "ESTABLISHED" and ours(sock.pids))
 
     def expect_connected(self, timeout: float = 10) -> None:
         """For a client that echoes nothing (--mode idle, sum_client): its `connected` event
@@ -147,6 +204,8 @@ class Lab:
     timeline: list[Moment] = field(default_factory=list)
     key_connections: list[Connection] = field(default_factory=list)
     clients: list[Client] = field(default_factory=list)
+    server: Program | None = None  # the server program, on a terminal of the server host
+    started: list[Program] = field(default_factory=list)  # every program started, for the run's logs
     cancel: threading.Event = field(default_factory=threading.Event)  # set: every wait ends, raising Cancelled
 
     # --- programs ---------------------------------------------------------------------
@@ -158,9 +217,14 @@ class Lab:
         server_ip = self.bed.host("server").ip
         return self._start_client(self.programs.client_cmd.argv(server_ip=server_ip, port=self.programs.port), name)
 
+    def start_server(self, argv: list[str]) -> Program:
+        """Start the scenario's server program on the server host, on a terminal like the clients'."""
+        self.server = self.program("server", argv, name="server")
+        return self.server
+
     def server_events(self) -> list[dict]:
         """The event lines netbed's server printed so far."""
-        return [e for e in map(parse_event, self.bed.logs("server").splitlines()) if e]
+        return self.events(self.server) if self.server else []
 
     def wait_server_event(self, name: str, timeout: float = 10, count: int = 1, **fields: Any) -> list[dict]:
         """Wait until netbed's server printed `count` events called `name` (with these fields)."""
@@ -225,6 +289,32 @@ class Lab:
     def zombies(self, host: str) -> list[observe.Process]:
         return [p for p in self.processes(host) if p.zombie]
 
+    # --- the server's processes, whoever wrote it ----------------------------------------
+
+    def listener(self) -> int:
+        """The pid of the process holding the server's listening socket."""
+        port = f":{self.programs.port}"
+        pids = [pid for s in self.sockets("server") if s.state == "LISTEN" and s.local.endswith(port) for pid in s.pids]
+        if not pids:
+            raise ScenarioError(f"no process on the server host listens on port {self.programs.port} any more")
+        return min(pids)
+
+    def serving(self, client: Client) -> int:
+        """The pid on the server host that owns the connection of this client (the one it talks on)."""
+        peer = f"{self.bed.host('client').ip}:{client.connection.client.port}"
+        for sock in self.sockets("server"):
+            if sock.peer == peer and sock.state != "LISTEN" and sock.pids:
+                return min(sock.pids)
+        raise ScenarioError(f"no process on the server host owns {client.name}'s connection from {peer}")
+
+    def children(self, pid: int) -> list[observe.Process]:
+        """The processes whose parent is `pid` on the server host (zombies included)."""
+        return [p for p in self.processes("server") if p.ppid == pid]
+
+    def not_judged(self, reason: str) -> None:
+        """End the scenario without a verdict on the programs, saying why."""
+        raise NotJudged(reason)
+
     # --- judging ------------------------------------------------------------------------
 
     def note(self, who: str, what: str) -> None:
@@ -271,12 +361,15 @@ class Lab:
         self.moment(name, f"starts: {' '.join(argv)}")
         client = Client(self, argv, name)
         self.clients.append(client)
+        self.started.append(client.program)
         return client
 
     def program(self, host: str, argv: list[str], name: str) -> Program:
         """Start any program on a host (e.g. a second server on another port), on a pseudo-terminal."""
         self.moment(name, f"starts on {host}: {' '.join(argv)}")
-        return Program(self.bed, host, argv, cancel=self.cancel)
+        started = Program(self.bed, host, argv, cancel=self.cancel)
+        self.started.append(started)
+        return started
 
     def server_program(self, *options: str, port: int, name: str, program: str = "echo_server") -> Program:
         """Start another of netbed's servers on the server host, on another port; return once it listens."""
@@ -292,3 +385,8 @@ class Lab:
 
 
 
+
+
+def sent(conn: Connection, side: str) -> bytes:
+    """The bytes one side sent on a connection, as captured (a retransmitted byte appears again)."""
+    return b"".join(s.payload() or b"" for s in conn.segments if s.sender == side and s.payload_len)

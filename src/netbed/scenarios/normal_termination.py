@@ -17,7 +17,7 @@ from netbed.scenarios.lab import Lab
 CLOSE_DELAY = 1.0
 
 
-@scenario("normal-termination", "5.7", user_programs=True,
+@scenario("normal-termination", "5.7", takes=("server", "client"),
           server=("--sigchld", "none", "--close-delay", str(CLOSE_DELAY)), timers_s=CLOSE_DELAY)
 def normal_termination(lab: Lab) -> None:
     client = lab.client()

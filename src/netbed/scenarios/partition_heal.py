@@ -9,7 +9,7 @@ the client sees only a delay. The client's kernel is set to give up after
 8 retransmissions (about 100 s, tcp_retries2 = 8), far beyond the partition.
 """
 
-from netbed.scenarios.catalogue import scenario
+from netbed.scenarios.catalogue import OWN, scenario
 from netbed.scenarios.lab import Lab
 
 RETRIES = 8        # tcp_retries2: the client would give up only after about 100 s
@@ -19,7 +19,7 @@ CUT_S = sum(GAPS_S[:CUT_FOR])        # 0.8 s of retransmissions before the heal
 NEXT_RTO_S = GAPS_S[CUT_FOR]         # the retransmission after the heal, 0.8 s later
 
 
-@scenario("partition-heal", "—", client_sysctls={"net.ipv4.tcp_retries2": RETRIES},
+@scenario("partition-heal", "—", own=OWN, client_sysctls={"net.ipv4.tcp_retries2": RETRIES},
           timers_s=CUT_S + NEXT_RTO_S)
 def partition_heal(lab: Lab) -> None:
     client = lab.client()

@@ -1,7 +1,8 @@
 """Running scenarios: a fresh testbed each, the verdict, and the run folder.
 
 For each scenario, DIR/NAME/ gets capture.pcapng (netbed's notes in it), ladder.txt and ladder.svg of
-the key connections, each host's log, and report.json with the checks.
+the key connections, each host's log (with the output of every program run on it), and report.json with
+the checks and the verdict: passed, failed, or not judged (and why).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from netbed.engine import EngineError
 from netbed.errors import NetbedError
 from netbed.progress import Event, Phase, Reporter, silent
 from netbed.scenarios.catalogue import Scenario
-from netbed.scenarios.lab import Check, Lab, Moment, Programs, ScenarioError
+from netbed.scenarios.lab import Check, Lab, Moment, NotJudged, Programs, ScenarioError, Verdict
 from netbed.tcp import PcapError, analyze, render_ladder, render_ladder_svg
 from netbed.testbed import Testbed, kept_owner
 
@@ -43,20 +44,46 @@ class Result:
     names: dict[str, str] = field(default_factory=dict)    # address -> host name
     interrupted: bool = False  # called off (SIGINT, SIGTERM) before its end; its testbed was torn down
     vanished: str = ""         # why its testbed went away under it (`netbed down -p` from outside), if it did
+    verdict: Verdict = Verdict.FAILED
+    reason: str = ""           # why the programs were not judged, when they were not
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "verdict": str(self.verdict)}
+
+
+def verdict_of(checks: list[Check], not_judged: str, interrupted: bool) -> Verdict:
+    """A failed check fails the run; otherwise a reason not to judge wins over the checks that passed."""
+    if interrupted or any(not c.passed for c in checks):
+        return Verdict.FAILED
+    if not_judged:
+        return Verdict.NOT_JUDGED
+    return Verdict.PASSED if checks else Verdict.FAILED
+
+
+def programs_for(scenario: Scenario, programs: Programs) -> tuple[Programs, str]:
+    """The user's programs this scenario judges (netbed's own for the roles it does not take), and a note
+    saying which of the user's it left out and why ('' when none)."""
+    given = {role for role in ("server", "client") if getattr(programs, f"{role}_cmd")}
+    dropped = sorted(given - set(scenario.takes))
+    if not dropped:
+        return programs, ""
+    kept = {f"{role}_cmd": getattr(programs, f"{role}_cmd") if role in scenario.takes else None
+            for role in ("server", "client")}
+    return (Programs(**kept, mounts=programs.mounts, image=programs.image, port=programs.port),
+            f"netbed's own {' and '.join(dropped)} here: {scenario.own}")
+
+
+def server_argv(scenario: Scenario, programs: Programs) -> list[str]:
+    """The scenario's server program: the user's, or netbed's with the scenario's switches."""
+    if programs.server_cmd:
+        return programs.server_cmd.argv(port=programs.port)
+    return ["python3", "-m", f"netbed.apps.{scenario.server_program}", "--port", str(programs.port), *scenario.server]
 
 
 def services_for(scenario: Scenario, programs: Programs) -> dict[str, dict[str, Any]]:
-    """The compose settings of a scenario's hosts: its server, an idle client host, its sysctls."""
-    if programs.server_cmd:
-        server_cmd = programs.server_cmd.argv(port=programs.port)
-    else:
-        server_cmd = ["python3", "-m", f"netbed.apps.{scenario.server_program}", "--port", str(programs.port),
-                      *scenario.server]
+    """The compose settings of a scenario's hosts: both idle (the programs run on terminals), its sysctls."""
     services: dict[str, dict[str, Any]] = {
-        "server": {"command": server_cmd},
+        "server": {"command": ["sleep", "infinity"]},
         "client": {"command": ["sleep", "infinity"]},
     }
     for host, sysctls in (("server", scenario.server_sysctls), ("client", scenario.client_sysctls)):
@@ -78,18 +105,20 @@ def run(scenario: Scenario, out_root: Path, programs: Programs = Programs(), kee
     testbed is torn down (also with `keep`) and the Result says it was
     interrupted; None if it was called off before its testbed was up.
     """
-    if programs.user and not scenario.user_programs:
-        raise ScenarioError(f"{scenario.name} needs netbed's own programs (it uses their switches); "
-                            "run it without --server-cmd/--client-cmd")
     cancel = cancel or threading.Event()
     if cancel.is_set():
         return None
     out_dir = (out_root / scenario.name).resolve()
     started = time.monotonic()
     report(Event(scenario.name, Phase.START, f"{scenario.section} {scenario.title}"))
+    refused = scenario.refuses({role for role in ("server", "client") if getattr(programs, f"{role}_cmd")})
+    programs, own_note = programs_for(scenario, programs)
     settings = {"client_sysctls": scenario.client_sysctls, "server_sysctls": scenario.server_sysctls,
                 "server": str(programs.server_cmd or " ".join([scenario.server_program, *scenario.server])),
-                "client": str(programs.client_cmd or "echo_client"), "timers_s": scenario.timers_s}
+                "client": str(programs.client_cmd or "echo_client"), "timers_s": scenario.timers_s,
+                "own_programs": own_note}
+    if refused:
+        return _not_run(scenario, out_dir, settings, refused, report)
     try:
         bed = Testbed.up(run_dir=out_dir, services=services_for(scenario, programs),
                          owner=kept_owner() if keep else None, cancel=cancel)
@@ -99,11 +128,14 @@ def run(scenario: Scenario, out_root: Path, programs: Programs = Programs(), kee
         report(Event(scenario.name, Phase.FAIL, "called off before its testbed was up"))
         return None
     lab = Lab(bed=bed, programs=programs, report=report, scenario=scenario.name, settings=settings, cancel=cancel)
-    interrupted, vanished = False, ""
+    interrupted, vanished, not_judged = False, "", ""
     try:
         try:
-            if _server_listens(lab):
+            if _server_listens(lab, server_argv(scenario, programs)):
                 scenario.run(lab)
+        except NotJudged as exc:
+            not_judged = str(exc)
+            report(Event(scenario.name, Phase.INFO, f"not judged: {not_judged}"))
         except Exception as exc:
             if cancel.is_set():
                 pass
@@ -121,9 +153,9 @@ def run(scenario: Scenario, out_root: Path, programs: Programs = Programs(), kee
                 lab.check("the testbed stays up to the end", False, "its hosts and capture up until the run ends",
                           vanished)
     finally:
-        for client in lab.clients:
-            client.program.stop()
-        _save_logs(bed, out_dir)
+        for program in lab.started:
+            program.stop()
+        _save_logs(bed, out_dir, lab)
         _save_hosts(bed, out_dir)
         if keep and not interrupted and not vanished:
             report(Event(scenario.name, Phase.INFO, f"kept up: `docker exec -it {bed.host('client').container_id[:12]} bash`"
@@ -135,14 +167,26 @@ def run(scenario: Scenario, out_root: Path, programs: Programs = Programs(), kee
             bed.down()
             if bed.capture_error:
                 lab.check("the capture recorded the whole run", False, "tcpdump running to the end", bed.capture_error)
-    passed = not interrupted and bool(lab.checks) and all(c.passed for c in lab.checks)
-    result = Result(scenario.name, scenario.section, scenario.title, passed, round(time.monotonic() - started, 2),
-                    settings, lab.checks, lab.timeline, str(out_dir), bed.project, scenario.doc,
-                    [str(c.client) for c in lab.key_connections], bed.names(), interrupted, vanished)
+    verdict = verdict_of(lab.checks, not_judged, interrupted)
+    result = Result(scenario.name, scenario.section, scenario.title, verdict == Verdict.PASSED,
+                    round(time.monotonic() - started, 2), settings, lab.checks, lab.timeline, str(out_dir), bed.project,
+                    scenario.doc, [str(c.client) for c in lab.key_connections], bed.names(), interrupted, vanished,
+                    verdict, not_judged if verdict == Verdict.NOT_JUDGED else "")
     _write_artifacts(result, bed, lab, out_dir)
-    verdict = ("interrupted; its testbed is torn down" if interrupted else "passed" if passed
-               else vanished or f"{sum(not c.passed for c in lab.checks)} check(s) failed")
-    report(Event(scenario.name, Phase.DONE if passed else Phase.FAIL, verdict, result.duration_s))
+    said = ("interrupted; its testbed is torn down" if interrupted else "passed" if result.passed
+            else f"not judged: {not_judged}" if verdict == Verdict.NOT_JUDGED
+            else vanished or f"{sum(not c.passed for c in lab.checks)} check(s) failed")
+    report(Event(scenario.name, Phase.DONE if verdict != Verdict.FAILED else Phase.FAIL, said, result.duration_s))
+    return result
+
+
+def _not_run(scenario: Scenario, out_dir: Path, settings: dict[str, Any], reason: str, report: Reporter) -> Result:
+    """A scenario none of whose roles can be the user's: not judged, with no testbed made."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = Result(scenario.name, scenario.section, scenario.title, False, 0.0, settings, [], out_dir=str(out_dir),
+                    doc=scenario.doc, verdict=Verdict.NOT_JUDGED, reason=reason)
+    (out_dir / "report.json").write_text(json.dumps(result.to_json(), indent=2))
+    report(Event(scenario.name, Phase.DONE, f"not judged: {reason}", 0.0))
     return result
 
 
@@ -166,38 +210,54 @@ def run_many(scenarios: list[Scenario], out_root: Path, jobs: int = 1, programs:
             raise
 
 
-def _server_listens(lab: Lab) -> bool:
-    """Before anything else: the server program is up and listening, or a verdict that says why not."""
+def _server_listens(lab: Lab, argv: list[str]) -> bool:
+    """Before anything else: the server program is started and listening, or a verdict that says why not.
+
+    A user's server that cannot start, exits at once or never listens is not
+    judged (the scenario never ran); netbed's own failing so is a failure.
+    """
     port = f":{lab.programs.port}"
+    try:
+        server = lab.start_server(argv)
+    except NetbedError as exc:
+        if lab.programs.server_cmd and not lab.cancel.is_set():
+            raise NotJudged(f"the server program did not start: {exc}") from None
+        raise
 
     def probe() -> str:
-        status = lab.bed.status("server")
-        if status != "running":
-            return status
+        if server.exit is not None:
+            return "exited"
         socks = observe.sockets(lab.bed, "server")
         return "listening" if any(s.state == "LISTEN" and s.local.endswith(port) for s in socks) else "not yet"
 
     try:
-        seen = observe.wait_for(probe, lambda s: s in ("listening", "exited", "dead"), timeout=LISTEN_DEADLINE,
-                                what=f"the server to listen on port {lab.programs.port}")
+        seen = observe.wait_for(probe, lambda s: s in ("listening", "exited"), timeout=LISTEN_DEADLINE,
+                                what=f"the server to listen on port {lab.programs.port}", cancel=lab.cancel)
     except observe.WaitTimeout:
         seen = "never listened"
     if seen == "listening":
         return True
-    last = (lab.bed.logs("server").strip().splitlines() or ["(no output)"])[-1]
-    why = {"exited": "the server program exited at once", "never listened":
-           f"the server program never listened on port {lab.programs.port}"}.get(seen, f"the server is {seen}")
+    last = ((server.stderr + server.stdout)[-1:] or ["(no output)"])[0]
+    why = (f"the server program exited at once ({server.exit})" if seen == "exited"
+           else f"the server program never listened on port {lab.programs.port} in {LISTEN_DEADLINE:g} s")
+    if lab.programs.server_cmd:
+        raise NotJudged(f"{why}; its last output: {last}")
     lab.check("the server program listens", False, f"a listening socket on port {lab.programs.port}",
               f"{why}; its last output: {last}")
     return False
 
 
-def _save_logs(bed: Testbed, out_dir: Path) -> None:
+def _save_logs(bed: Testbed, out_dir: Path, lab: Lab) -> None:
+    """Each host's log: the container's own output, then every program run on it, with how it ended."""
     for name in bed.hosts:
+        parts = []
         try:
-            (out_dir / f"{name}.log").write_text(bed.logs(name))
+            parts.append(bed.logs(name))
         except NetbedError:
             pass
+        for program in (p for p in lab.started if p.host == name):
+            parts.append(program.transcript())
+        (out_dir / f"{name}.log").write_text("\n".join(p for p in parts if p))
 
 
 def _save_hosts(bed: Testbed, out_dir: Path) -> None:

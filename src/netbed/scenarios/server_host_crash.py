@@ -15,7 +15,7 @@ RETRIES = 5
 GIVE_UP_S = round(0.2 * (2 ** (RETRIES + 1) - 1), 1)  # RTO 200 ms doubling: 12.6 s
 
 
-@scenario("server-host-crash", "5.14", user_programs=True,
+@scenario("server-host-crash", "5.14", takes=("server", "client"),
           client_sysctls={"net.ipv4.tcp_retries2": RETRIES}, timers_s=GIVE_UP_S)
 def server_host_crash(lab: Lab) -> None:
     client = lab.client()

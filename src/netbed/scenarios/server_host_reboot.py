@@ -11,7 +11,7 @@ from netbed.scenarios.catalogue import scenario
 from netbed.scenarios.lab import Lab
 
 
-@scenario("server-host-reboot", "5.15", user_programs=True,
+@scenario("server-host-reboot", "5.15", takes=("server", "client"),
           client_sysctls={"net.ipv4.tcp_retries2": 8}, timers_s=0.6)
 def server_host_reboot(lab: Lab) -> None:
     client = lab.client()

@@ -14,7 +14,7 @@ from netbed.scenarios.lab import Lab
 GRACE = 2.0
 
 
-@scenario("server-host-shutdown", "5.16", user_programs=True, timers_s=0.0)
+@scenario("server-host-shutdown", "5.16", takes=("server", "client"), timers_s=0.0)
 def server_host_shutdown(lab: Lab) -> None:
     client = lab.client()
     client.send("hello")

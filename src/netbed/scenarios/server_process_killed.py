@@ -12,7 +12,7 @@ from netbed.scenarios.catalogue import scenario
 from netbed.scenarios.lab import Lab
 
 
-@scenario("server-process-killed", "5.12", user_programs=True, timers_s=0.0)
+@scenario("server-process-killed", "5.12", takes=("server", "client"), timers_s=0.0)
 def server_process_killed(lab: Lab) -> None:
     client = lab.client()
     client.send("hello")

@@ -10,11 +10,11 @@ parent's accept; this server restarts it (the eintr scenario shows one that
 does not). Linux behaves as the book says.
 """
 
-from netbed.scenarios.catalogue import scenario
+from netbed.scenarios.catalogue import OWN, scenario
 from netbed.scenarios.lab import Lab
 
 
-@scenario("sigchld-handler", "5.9", server=("--sigchld", "wait"))
+@scenario("sigchld-handler", "5.9", own=OWN, server=("--sigchld", "wait"))
 def sigchld_handler(lab: Lab) -> None:
     client = lab.client()
     client.send("hello")

@@ -11,14 +11,14 @@ five children have exited (--coalesce 5), so the handler runs exactly once,
 as in the book's run, and the counts are the book's every time.
 """
 
-from netbed.scenarios.catalogue import scenario
+from netbed.scenarios.catalogue import OWN, scenario
 from netbed.scenarios.lab import Client, Lab
 
 CHILDREN = 5
 WAITPID_PORT = 9878
 
 
-@scenario("sigchld-multiple", "5.10", server=("--sigchld", "wait", "--coalesce", str(CHILDREN)))
+@scenario("sigchld-multiple", "5.10", own=OWN, server=("--sigchld", "wait", "--coalesce", str(CHILDREN)))
 def sigchld_multiple(lab: Lab) -> None:
     client = lab.client("--connections", str(CHILDREN), name="client of the wait server")
     client.send("hello")

@@ -11,14 +11,14 @@ restores the default), and that a program running as a container's PID 1
 would not be killed by it.
 """
 
-from netbed.scenarios.catalogue import scenario
+from netbed.scenarios.catalogue import OWN, scenario
 from netbed.scenarios.lab import Client, Lab
 
 WRITE_PAUSE = 1.0  # the book's sleep(1) between the two writes
 SIGPIPE = 13
 
 
-@scenario("sigpipe", "5.13", timers_s=WRITE_PAUSE)
+@scenario("sigpipe", "5.13", own=OWN, timers_s=WRITE_PAUSE)
 def sigpipe(lab: Lab) -> None:
     killed = lab.client("--write-twice", "--write-pause", str(WRITE_PAUSE), "--sigpipe", "default",
                         name="client with SIGPIPE's default action")
