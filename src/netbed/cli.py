@@ -500,6 +500,7 @@ def _reading(path: str) -> _Reading | None:
 def ladder(pcap: str, conn_id: int | None, svg: str | None, follow: bool, names: tuple[str, ...]) -> None:
     """Each connection of a capture as a two-column sequence diagram."""
     from netbed.tcp import connections, follow as follow_file, render_ladder_svg
+    from netbed.tcp.annotate import read_notes
     from netbed.tcp.ladder import ladder_lines, with_segments
     from netbed.tcp.render import Batched
 
@@ -512,6 +513,7 @@ def ladder(pcap: str, conn_id: int | None, svg: str | None, follow: bool, names:
             click.echo(line)
         return
     path = _readable(pcap)
+    notes = read_notes(path)  # netbed's notes, if netbed wrote this capture: drawn between the segments
     if conn_id is not None:  # its segments are read again from the file when drawn, not held
         found = connections(path, _names(names))
         chosen = []
@@ -532,7 +534,7 @@ def ladder(pcap: str, conn_id: int | None, svg: str | None, follow: bool, names:
             elif svg:
                 first = conn
             drawn += 1
-            for line in ladder_lines(conn):
+            for line in ladder_lines(conn, events=notes):
                 write(line)
                 write("\n")
     finally:
