@@ -29,6 +29,7 @@ import docker
 import docker.errors
 
 from netbed import engine
+from netbed.labels import CAPTURE, CAPTURE_LIMIT, CAPTURE_PATH, CAPTURE_ROLE, PROJECT, ROLE
 from netbed.engine import IMAGE
 from netbed.errors import NetbedError
 from netbed.observe import WaitTimeout, wait_for
@@ -40,8 +41,7 @@ BUFFER_KIB = 32768  # kernel capture buffer: large enough for bursts of thousand
 MAX_FRAMES = 1_000_000
 MAX_FRAMES_CEILING = 2**31 - 1  # tcpdump's -c is an int
 MAX_FRAMES_ENV = "NETBED_CAPTURE_MAX_PACKETS"
-LABEL_PATH = "org.netbed.capture-path"
-LABEL_LIMIT = "org.netbed.capture-max-frames"
+LABEL_PATH, LABEL_LIMIT = CAPTURE_PATH, CAPTURE_LIMIT
 WATCHDOG = "netbed-capture:"  # how the watchdog's words start in the container's log
 # sh -c SCRIPT capture LIFELINE TCPDUMP-ARGS...: the watchdog is a child of the shell, which then
 # becomes tcpdump (exec), so `kill $$` reaches tcpdump, and tcpdump gets docker's SIGTERM directly.
@@ -119,7 +119,7 @@ def start(cli: docker.DockerClient, bridge: str, path: Path, labels: dict[str, s
         container = cli.containers.create(
             image, argv, network_mode="host", cap_drop=["ALL"], cap_add=["NET_RAW", "NET_ADMIN", "SETUID", "SETGID"],
             volumes={str(path): {"bind": inside, "mode": "rw"}}, read_only=True, stdin_open=lifeline,
-            labels={**labels, "org.netbed.role": "capture", LABEL_PATH: str(path), LABEL_LIMIT: str(max_frames)},
+            labels={**labels, ROLE: CAPTURE_ROLE, LABEL_PATH: str(path), LABEL_LIMIT: str(max_frames)},
             init=True)
         attached = _attach_stdin(cli, container.id) if lifeline else None
         container.start()
@@ -232,8 +232,8 @@ def stop_extra(cli: docker.DockerClient, project: str) -> list[CaptureStats | No
 
     All are stopped; then the first that ended early (its limit, a watchdog) is raised.
     """
-    found = cli.containers.list(all=True, sparse=True, filters={"label": [f"org.netbed.project={project}",
-                                                                          "org.netbed.capture=extra"]})
+    found = cli.containers.list(all=True, sparse=True, filters={"label": [f"{PROJECT}={project}",
+                                                                          f"{CAPTURE}=extra"]})
     stats, errors = [], []
     for c in found:
         labels = c.attrs.get("Labels") or {}

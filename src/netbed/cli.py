@@ -563,10 +563,11 @@ def capture() -> None:
               help="The pcap to write (a new file: an existing one is never overwritten).")
 def capture_start(project: str | None, out_file: str) -> None:
     from netbed import capture as capture_mod, engine
+    from netbed.labels import CAPTURE
 
     bed = _testbed(project)
     started = capture_mod.start(engine.client(), bed.bridge, Path(out_file),
-                                {**bed.labels, "org.netbed.capture": "extra"},
+                                {**bed.labels, CAPTURE: "extra"},
                                 max_frames=capture_mod.max_frames_from_env())
     out.print(f"recording {bed.bridge} into {started.path} (`netbed capture stop -p {bed.project}` ends it)")
 

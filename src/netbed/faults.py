@@ -19,13 +19,11 @@ import signal as signals
 from dataclasses import dataclass, fields
 from typing import Any, Callable, TypeVar
 
-import docker
-import docker.errors
 
-from netbed import engine
+from netbed import labels
 from netbed.errors import NetbedError
 from netbed.observe import wait_for
-from netbed.testbed import Testbed
+from netbed.backend import Backend
 
 CRASH_CHAIN = "NETBED-CRASH"
 PARTITION_CHAIN = "NETBED-PARTITION"
@@ -86,7 +84,7 @@ def noted(fault: Callable[..., T]) -> Callable[..., T]:
     just before the frames it causes (a kill's FIN, a reboot's RST); a fault that fails says so too."""
 
     @functools.wraps(fault)
-    def apply(bed: Testbed, *args: Any, **kwargs: Any) -> T:
+    def apply(bed: Backend, *args: Any, **kwargs: Any) -> T:
         said = " ".join([fault.__name__, *map(str, args), *(f"{k}={v}" for k, v in kwargs.items() if v is not None)])
         bed.note(said)
         try:
@@ -101,33 +99,34 @@ def noted(fault: Callable[..., T]) -> Callable[..., T]:
 
 
 @noted
-def pause(bed: Testbed, host: str) -> None:
+def pause(bed: Backend, host: str) -> None:
     """Freeze the host's processes; its kernel still ACKs and answers keepalive probes."""
-    container = _running(bed, host, "pause")
-    container.pause()
+    _running(bed, host, "pause")
+    bed.pause(host)
     _await_status(bed, host, "paused")
 
 
 @noted
-def unpause(bed: Testbed, host: str) -> None:
-    container = bed.container(host)
-    if container.status != "paused":
-        raise FaultError(f"unpause: {host} is {container.status}, not paused")
+def unpause(bed: Backend, host: str) -> None:
+    bed.own(host)
+    status = bed.status(host)
+    if status != "paused":
+        raise FaultError(f"unpause: {host} is {status}, not paused")
     if _chains(bed, host) & {CRASH_CHAIN}:
         raise FaultError(f"unpause: {host} has crashed; a crashed host comes back with `reboot`")
-    container.unpause()
+    bed.unpause(host)
     _await_status(bed, host, "running")
 
 
 @noted
-def kill(bed: Testbed, host: str, signal: str = "SIGKILL", pid: int | None = None) -> None:
+def kill(bed: Backend, host: str, signal: str = "SIGKILL", pid: int | None = None) -> None:
     """Kill the host's main process, or one process inside the host (e.g. a forked child)."""
     name = signal_name(signal)
     if pid is not None:
         check_pid(pid)
-    container = _running(bed, host, "kill")
+    _running(bed, host, "kill")
     if pid is None:
-        container.kill(signal=name)
+        bed.signal(host, name)
         if name == "SIGKILL":
             _await_status(bed, host, "exited")
         return
@@ -142,24 +141,21 @@ def kill(bed: Testbed, host: str, signal: str = "SIGKILL", pid: int | None = Non
 
 
 @noted
-def shutdown(bed: Testbed, host: str, grace: float = 2.0) -> None:
+def shutdown(bed: Backend, host: str, grace: float = 2.0) -> None:
     """An orderly host shutdown: SIGTERM to every process (not only PID 1), SIGKILL after the grace period.
 
     The host may stop on its own at any moment (its last process exits): that is the shutdown done.
     """
     if not (math.isfinite(grace) and 0 <= grace <= GRACE_MAX_S):
         raise FaultError(f"shutdown: the grace period must be 0-{GRACE_MAX_S:.0f} s, got {grace}")
-    container = _running(bed, host, "shutdown")
+    _running(bed, host, "shutdown")
     _beside_unless_stopped(bed, host, ["kill", "-s", "TERM", "--", "-1"])
     try:
         wait_for(lambda: _user_processes(bed, host), lambda procs: not procs, timeout=grace,
                  what=f"{host}'s processes to exit")
     except NetbedError:
         _beside_unless_stopped(bed, host, ["kill", "-s", "KILL", "--", "-1"])
-    try:
-        container.stop(timeout=1)
-    except docker.errors.NotFound:
-        raise FaultError(f"shutdown: {host}'s container is gone") from None
+    bed.stop(host, timeout=1)
     _await_status(bed, host, "exited")
 
 
@@ -167,13 +163,13 @@ def shutdown(bed: Testbed, host: str, grace: float = 2.0) -> None:
 
 
 @noted
-def crash(bed: Testbed, host: str) -> None:
+def crash(bed: Backend, host: str) -> None:
     """The host loses power: nothing leaves it, nothing reaches its stack, no ARP, processes frozen.
 
     The firewall goes up before the freeze, so no FIN, RST or ACK escapes
     while the processes are stopped.
     """
-    container = _running(bed, host, "crash")
+    _running(bed, host, "crash")
     devs = _interfaces(bed, host)
     try:
         _netns(bed, host, ["iptables", "-w", "-N", CRASH_CHAIN])
@@ -182,7 +178,7 @@ def crash(bed: Testbed, host: str) -> None:
             _netns(bed, host, ["iptables", "-w", "-I", hook, "1", "-j", CRASH_CHAIN])
         for dev in devs:
             _netns(bed, host, ["ip", "link", "set", "dev", dev, "arp", "off"])
-        container.pause()
+        bed.pause(host)
     except BaseException:
         _remove_chain(bed, host, CRASH_CHAIN, ("INPUT", "OUTPUT"))
         for dev in devs:
@@ -192,25 +188,23 @@ def crash(bed: Testbed, host: str) -> None:
 
 
 @noted
-def reboot(bed: Testbed, host: str) -> None:
+def reboot(bed: Backend, host: str) -> None:
     """Back from a crash (or from running) with no TCP state, the same IP and MAC; programs restart."""
     before = bed.host(host)
-    container = bed.container(host)
-    if container.status == "paused":
-        container.unpause()
-    if container.status in ("running", "paused"):
-        container.kill()
+    bed.own(host)
+    if bed.status(host) == "paused":
+        bed.unpause(host)
+    if bed.status(host) in ("running", "paused"):
+        bed.signal(host, "SIGKILL")
     _await_status(bed, host, "exited")
-    container.start()
+    bed.start(host)
     _await_status(bed, host, "running")
     bed.isolate(host)
-    container.reload()
-    nets = container.attrs["NetworkSettings"]["Networks"]
-    now = next(iter(nets.values()))
+    ip, mac = bed.address(host)
     # `before` is the address it had when last seen running, or its static one; a stopped
     # host with a dynamic address has none to compare with.
-    if before.ip and (now["IPAddress"], now["MacAddress"]) != (before.ip, before.mac or now["MacAddress"]):
-        raise FaultError(f"reboot: {host} came back as {now['IPAddress']}/{now['MacAddress']}, "
+    if before.ip and (ip, mac) != (before.ip, before.mac or mac):
+        raise FaultError(f"reboot: {host} came back as {ip}/{mac}, "
                          f"not {before.ip}/{before.mac}: give it a static ipv4_address and mac_address")
 
 
@@ -218,7 +212,7 @@ def reboot(bed: Testbed, host: str) -> None:
 
 
 @noted
-def partition(bed: Testbed, a: str, b: str, one_way: bool = False) -> None:
+def partition(bed: Backend, a: str, b: str, one_way: bool = False) -> None:
     """Cut the link between a and b (only a -> b with one_way).
 
     Each receiver drops what comes from the other, so both sides' segments
@@ -253,7 +247,7 @@ def partition(bed: Testbed, a: str, b: str, one_way: bool = False) -> None:
 
 
 @noted
-def impair(bed: Testbed, host: str, how: Impairment) -> str:
+def impair(bed: Backend, host: str, how: Impairment) -> str:
     """Make the host's link lossy or slow; returns the mechanism used.
 
     With netem everything applies to what the host sends. Without it, rate
@@ -264,8 +258,35 @@ def impair(bed: Testbed, host: str, how: Impairment) -> str:
     _running(bed, host, "impair")
     if _chains(bed, host) & {LOSS_CHAIN, DELAY_CHAIN} or _root_qdisc(bed, host) not in ("", "noqueue"):
         raise FaultError(f"impair: {host} is already impaired; `heal {host}` first")
-    dev = _interfaces(bed, host)[0]
-    if engine.kernel_has_netem(engine.client()):
+    mechanism = NETEM if bed.has_netem() else PORTABLE
+    mechanism.check(how)
+    try:
+        mechanism.apply(bed, host, _interfaces(bed, host)[0], how)
+    except BaseException:
+        with contextlib.suppress(FaultError):
+            heal(bed, host)
+        raise
+    return mechanism.name
+
+
+class Mechanism:
+    """One way to impair a link (Jepsen's `Net`): what it can do, and how it does it. `heal` undoes any."""
+
+    name = ""
+
+    def check(self, how: Impairment) -> None:
+        """Refuse, before anything is changed, what this mechanism cannot do."""
+
+    def apply(self, bed: Backend, host: str, dev: str, how: Impairment) -> None:
+        raise NotImplementedError
+
+
+class Netem(Mechanism):
+    """The kernel's netem qdisc: everything, on what the host sends."""
+
+    name = "netem"
+
+    def apply(self, bed: Backend, host: str, dev: str, how: Impairment) -> None:
         args = ["tc", "qdisc", "add", "dev", dev, "root", "netem"]
         if how.delay_ms:
             args += ["delay", f"{how.delay_ms}ms"] + ([f"{how.jitter_ms}ms"] if how.jitter_ms else [])
@@ -278,19 +299,27 @@ def impair(bed: Testbed, host: str, how: Impairment) -> str:
         if how.rate_kbit:
             args += ["rate", f"{how.rate_kbit}kbit"]
         _netns(bed, host, args)
-        return "netem"
-    if how.duplicate_pct or how.reorder_pct:
-        raise FaultError("impair: --duplicate and --reorder need netem, which this kernel lacks (see `netbed doctor`)")
-    try:
+
+
+class Portable(Mechanism):
+    """Without netem: loss through iptables statistic and delay through the NFQUEUE shaper on what reaches
+    the host, rate through tbf on what it sends."""
+
+    name = "iptables/tbf/nfqueue"
+
+    def check(self, how: Impairment) -> None:
+        if how.duplicate_pct or how.reorder_pct:
+            raise FaultError("impair: --duplicate and --reorder need netem, which this kernel lacks "
+                             "(see `netbed doctor`)")
+
+    def apply(self, bed: Backend, host: str, dev: str, how: Impairment) -> None:
         _impair_without_netem(bed, host, dev, how)
-    except BaseException:
-        with contextlib.suppress(FaultError):
-            heal(bed, host)
-        raise
-    return "iptables/tbf/nfqueue"
 
 
-def _impair_without_netem(bed: Testbed, host: str, dev: str, how: Impairment) -> None:
+NETEM, PORTABLE = Netem(), Portable()
+
+
+def _impair_without_netem(bed: Backend, host: str, dev: str, how: Impairment) -> None:
     """Loss through iptables statistic, rate through tbf, delay through the NFQUEUE shaper."""
     if how.loss_pct:
         _add_chain(bed, host, LOSS_CHAIN, "INPUT")
@@ -307,12 +336,13 @@ def _impair_without_netem(bed: Testbed, host: str, dev: str, how: Impairment) ->
 
 
 @noted
-def heal(bed: Testbed, host: str | None = None) -> list[str]:
+def heal(bed: Backend, host: str | None = None) -> list[str]:
     """Undo partitions and impairments on one host or all; returns what was healed."""
     names = [host] if host else sorted(bed.hosts)
     healed = []
     for name in names:
-        if bed.container(name).status != "running":
+        bed.own(name)
+        if bed.status(name) != "running":
             continue
         chains = _chains(bed, name)
         for chain, hooks in ((PARTITION_CHAIN, ("INPUT",)), (LOSS_CHAIN, ("INPUT",)), (DELAY_CHAIN, ("INPUT",))):
@@ -333,14 +363,14 @@ def heal(bed: Testbed, host: str | None = None) -> list[str]:
 # --- plumbing ------------------------------------------------------------------
 
 
-def _running(bed: Testbed, host: str, verb: str):
-    container = bed.container(host)
-    if container.status != "running":
-        raise FaultError(f"{verb}: {host} is {container.status}, not running")
-    return container
+def _running(bed: Backend, host: str, verb: str) -> None:
+    bed.own(host)
+    status = bed.status(host)
+    if status != "running":
+        raise FaultError(f"{verb}: {host} is {status}, not running")
 
 
-def _await_status(bed: Testbed, host: str, status: str) -> None:
+def _await_status(bed: Backend, host: str, status: str) -> None:
     wait_for(lambda: bed.status(host), lambda s: s == status, timeout=STATE_DEADLINE, what=f"{host} to be {status}")
 
 
@@ -352,7 +382,7 @@ def check_pid(pid: int) -> int:
     return pid
 
 
-def _beside_unless_stopped(bed: Testbed, host: str, argv: list[str]) -> None:
+def _beside_unless_stopped(bed: Backend, host: str, argv: list[str]) -> None:
     """Run a tool on a host that may stop at any moment; a host that stopped needs nothing more."""
     try:
         bed.beside(host, argv)
@@ -374,12 +404,12 @@ def signal_name(signal: str) -> str:
     return name
 
 
-def _process_state(bed: Testbed, host: str, pid: int) -> str:
+def _process_state(bed: Backend, host: str, pid: int) -> str:
     done = bed.beside(host, ["ps", "-o", "stat=", "-p", str(pid)])
     return done.stdout.strip()[:1] if done.exit_code == 0 else ""
 
 
-def _user_processes(bed: Testbed, host: str) -> list[str]:
+def _user_processes(bed: Backend, host: str) -> list[str]:
     """Processes other than init and the ps that lists them; none once the host has stopped."""
     try:
         done = bed.beside(host, ["ps", "-eo", "pid=,stat=,comm="])
@@ -389,7 +419,7 @@ def _user_processes(bed: Testbed, host: str) -> list[str]:
     return [r[2] for r in rows if len(r) == 3 and r[0] != "1" and r[2] != "ps" and not r[1].startswith("Z")]
 
 
-def _netns(bed: Testbed, host: str, argv: list[str], check: bool = True) -> int:
+def _netns(bed: Backend, host: str, argv: list[str], check: bool = True) -> int:
     code, out = bed.netns(host, argv)
     if check and code != 0:
         last = out.strip().splitlines()[-1] if out.strip() else f"exit status {code}"
@@ -397,18 +427,18 @@ def _netns(bed: Testbed, host: str, argv: list[str], check: bool = True) -> int:
     return code
 
 
-def _chains(bed: Testbed, host: str) -> set[str]:
+def _chains(bed: Backend, host: str) -> set[str]:
     """netbed's iptables chains present in the host's namespace: the fault state, read back."""
     _, out = bed.netns(host, ["iptables", "-w", "-S"])
     return {line.split()[1] for line in out.splitlines() if line.startswith("-N NETBED-")}
 
 
-def _add_chain(bed: Testbed, host: str, chain: str, hook: str) -> None:
+def _add_chain(bed: Backend, host: str, chain: str, hook: str) -> None:
     _netns(bed, host, ["iptables", "-w", "-N", chain])
     _netns(bed, host, ["iptables", "-w", "-I", hook, "1", "-j", chain])
 
 
-def _remove_chain(bed: Testbed, host: str, chain: str, hooks: tuple[str, ...]) -> None:
+def _remove_chain(bed: Backend, host: str, chain: str, hooks: tuple[str, ...]) -> None:
     """Unhook and delete one of netbed's chains; quiet about parts that are not there."""
     for hook in hooks:
         while _netns(bed, host, ["iptables", "-w", "-D", hook, "-j", chain], check=False) == 0:
@@ -417,7 +447,7 @@ def _remove_chain(bed: Testbed, host: str, chain: str, hooks: tuple[str, ...]) -
     _netns(bed, host, ["iptables", "-w", "-X", chain], check=False)
 
 
-def _interfaces(bed: Testbed, host: str) -> list[str]:
+def _interfaces(bed: Backend, host: str) -> list[str]:
     _, out = bed.netns(host, ["ip", "-o", "link", "show"])
     names = [line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line]
     devs = [n for n in names if n != "lo"]
@@ -426,39 +456,28 @@ def _interfaces(bed: Testbed, host: str) -> list[str]:
     return devs
 
 
-def _root_qdisc(bed: Testbed, host: str) -> str:
+def _root_qdisc(bed: Backend, host: str) -> str:
     _, out = bed.netns(host, ["tc", "qdisc", "show", "dev", _interfaces(bed, host)[0], "root"])
     words = out.split()
     return words[1] if len(words) > 1 else ""
 
 
-def _start_shaper(bed: Testbed, host: str, how: Impairment) -> None:
-    cli = engine.client()
+def _start_shaper(bed: Backend, host: str, how: Impairment) -> None:
     argv = ["python3", "-m", "netbed.apps.shaper", "--queue", str(SHAPER_QUEUE), "--delay", f"{how.delay_ms:g}"]
     if how.jitter_ms:
         argv += ["--jitter", f"{how.jitter_ms:g}"]
-    shaper = cli.containers.run(engine.IMAGE, argv, detach=True,
-                                network_mode=f"container:{bed.host(host).container_id}",
-                                cap_drop=["ALL"], cap_add=["NET_ADMIN"],
-                                labels={**bed.labels, "org.netbed.role": "shaper", "org.netbed.target": host})
+    shaper = bed.companion(host, labels.SHAPER, argv)
     try:
-        status, log = wait_for(lambda: _shaper_log(shaper), lambda seen: "ready" in seen[1] or seen[0] == "exited",
+        status, log = wait_for(lambda: bed.companion_state(shaper),
+                               lambda seen: "ready" in seen[1] or seen[0] == "exited",
                                timeout=STATE_DEADLINE, what=f"the delay shaper in {host} to be ready")
     except NetbedError:
-        shaper.remove(force=True)
+        bed.remove_companions(host, labels.SHAPER)
         raise
     if "ready" not in log:
-        shaper.remove(force=True)
+        bed.remove_companions(host, labels.SHAPER)
         raise FaultError(f"impair: the delay shaper failed: {(log.strip().splitlines() or [status])[-1]}")
 
 
-def _shaper_log(shaper) -> tuple[str, str]:
-    shaper.reload()
-    return shaper.status, shaper.logs().decode(errors="replace")
-
-
-def _stop_shaper(bed: Testbed, host: str) -> None:
-    cli = engine.client()
-    for shaper in engine.containers(cli, f"org.netbed.project={bed.project}", "org.netbed.role=shaper",
-                                    f"org.netbed.target={host}"):
-        engine.remove(cli, shaper.id)
+def _stop_shaper(bed: Backend, host: str) -> None:
+    bed.remove_companions(host, labels.SHAPER)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable, TypeVar
 from netbed.errors import Cancelled, NetbedError
 
 if TYPE_CHECKING:
-    from netbed.testbed import Testbed
+    from netbed.backend import Backend
 
 T = TypeVar("T")
 POLL_SECONDS = 0.05
@@ -108,16 +108,16 @@ def parse_ps(text: str) -> list[Process]:
     return procs
 
 
-def sockets(bed: Testbed, host: str) -> list[Socket]:
+def sockets(bed: Backend, host: str) -> list[Socket]:
     return parse_ss(_run_in(bed, host, ["ss", "-tanpoH"]))
 
 
-def processes(bed: Testbed, host: str) -> list[Process]:
+def processes(bed: Backend, host: str) -> list[Process]:
     procs = parse_ps(_run_in(bed, host, ["ps", "-eo", "pid=,ppid=,stat=,args="]))
     return [p for p in procs if not p.command.startswith(("ps -eo", "unshare --mount"))]
 
 
-def _run_in(bed: Testbed, host: str, argv: list[str]) -> str:
+def _run_in(bed: Backend, host: str, argv: list[str]) -> str:
     """A tool's output about a host: the machine's tool beside it where netbed may, else the host's own."""
     status = bed.status(host)
     if status != "running":
@@ -153,7 +153,7 @@ class Program:
     waits for a condition with a deadline, and ends early once `cancel` is set.
     """
 
-    def __init__(self, bed: Testbed, host: str, argv: list[str], cancel: threading.Event | None = None) -> None:
+    def __init__(self, bed: Backend, host: str, argv: list[str], cancel: threading.Event | None = None) -> None:
         self.host = host
         self.argv = list(argv)
         self.cancel = cancel

@@ -30,6 +30,8 @@ import docker.errors
 
 from netbed import capture as capture_mod
 from netbed import engine, guard, namespaces, spec
+from netbed.labels import (CLAIM, FAULT_HELPER, NOT_HOSTS, OWNER, OWNER_COMPOSE, PROJECT, ROLE, RUN_DIR, STARTED,
+                           TARGET)
 from netbed.capture import Capture, CaptureStats
 from netbed.errors import Cancelled, NetbedError
 from netbed.folders import missing_top, remove_made
@@ -37,18 +39,14 @@ from netbed.progress import Reporter, silent, step
 from netbed.tcp import PcapError
 from netbed.tcp.annotate import Note
 
-LABEL_PROJECT = "org.netbed.project"
-LABEL_OWNER = "org.netbed.owner"
-LABEL_STARTED = "org.netbed.started"
-LABEL_ROLE = "org.netbed.role"
-LABEL_RUN_DIR = "org.netbed.run-dir"
+LABEL_PROJECT, LABEL_OWNER, LABEL_STARTED, LABEL_ROLE, LABEL_RUN_DIR, LABEL_TARGET = (PROJECT, OWNER, STARTED, ROLE,
+                                                                                   RUN_DIR, TARGET)
 STATE_FILE = "testbed.json"
 NOTES_FILE = "notes.jsonl"  # what netbed did and saw, one JSON line each, for the capture's comments
 DOWN_FILE = "testbed.down"  # written by down() before it stops anything
 COMPOSE_PROJECT = "com.docker.compose.project"
 SUBNET_TRIES = 8
 PROJECT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")  # Compose's rule for project names
-NOT_HOSTS = {"capture", "viewer", "isolator"}  # roles of the demo's own services, which netbed's testbeds replace or skip
 
 
 class TestbedError(NetbedError):
@@ -170,7 +168,7 @@ class Testbed:
             raise TestbedError(f"no testbed is up for {compose_file}: start one with `netbed up` (or `docker compose up`)"
                                if not projects else f"several projects run {compose_file.name}: choose one with -p")
         bed = cls(project=projects.pop(), compose_file=compose_file, run_dir=compose_file.parent / "captures",
-                  env={}, bridge="", labels={LABEL_PROJECT: "", LABEL_OWNER: "docker-compose"})
+                  env={}, bridge="", labels={LABEL_PROJECT: "", LABEL_OWNER: OWNER_COMPOSE})
         bed.bridge = bed._bridge_name(cli)
         model = bed._config()
         bed.hosts = bed._discover_hosts(cli, _host_services(model), model)
@@ -373,6 +371,80 @@ class Testbed:
         """'running', 'paused', 'exited', ... as the engine says."""
         return self._container(host).status
 
+    def own(self, host: str) -> None:
+        """Refuse a host whose namespaces are not its own (the machine's, a foreign container's): before any
+        fault acts on it."""
+        self.container(host)
+
+    # --- the host verbs faults are made of (raw: the faults add their checks, waits and notes) ----------
+
+    def pause(self, host: str) -> None:
+        """Freeze every process of the host (the engine's pause: its cgroup's freezer)."""
+        self._act(host, lambda c: c.pause())
+
+    def unpause(self, host: str) -> None:
+        self._act(host, lambda c: c.unpause())
+
+    def signal(self, host: str, name: str = "SIGKILL") -> None:
+        """Send a signal to the host's main process (its init); SIGKILL ends the host."""
+        self._act(host, lambda c: c.kill(signal=name))
+
+    def stop(self, host: str, timeout: float = 1) -> None:
+        """Stop the host: SIGTERM to its init, SIGKILL after `timeout` seconds."""
+        self._act(host, lambda c: c.stop(timeout=timeout))
+
+    def start(self, host: str) -> None:
+        """Start a stopped host again: a fresh kernel state, its command run anew."""
+        self._act(host, lambda c: c.start())
+
+    def address(self, host: str) -> tuple[str, str]:
+        """The host's IP and MAC on its first network, as the engine has them now."""
+        nets = self.container(host).attrs["NetworkSettings"]["Networks"] or {}
+        now = next(iter(nets.values()), {})
+        return now.get("IPAddress", ""), now.get("MacAddress", "")
+
+    def has_netem(self) -> bool:
+        """Whether the hosts' kernel has the netem qdisc (impair then uses it)."""
+        return engine.kernel_has_netem(engine.client())
+
+    def enter_hint(self, host: str) -> str:
+        """How a person gets a shell on the host."""
+        return f"docker exec -it {self.host(host).container_id[:12]} sh"
+
+    def companion(self, host: str, role: str, argv: list[str], cap_add: tuple[str, ...] = ("NET_ADMIN",)) -> str:
+        """Start a helper of netbed's in the host's network namespace (netbed's image, only these
+        capabilities), e.g. the delay shaper; returns its id."""
+        container = self.container(host)
+        try:
+            helper = engine.client().containers.run(
+                engine.IMAGE, argv, detach=True, network_mode=f"container:{container.id}", cap_drop=["ALL"],
+                cap_add=list(cap_add), labels={**self.labels, LABEL_ROLE: role, LABEL_TARGET: host})
+        except docker.errors.APIError as exc:
+            raise self._refused(host, exc) from None
+        return helper.id
+
+    def companion_state(self, helper_id: str) -> tuple[str, str]:
+        """A helper's status and its output so far."""
+        try:
+            helper = engine.client().containers.get(helper_id)
+            return helper.status, helper.logs().decode(errors="replace")
+        except docker.errors.NotFound:
+            return "removed", ""
+
+    def remove_companions(self, host: str, role: str) -> None:
+        """Remove the host's helpers of that role (all of them: a fault may have left one)."""
+        cli = engine.client()
+        for helper in engine.containers(cli, f"{LABEL_PROJECT}={self.project}", f"{LABEL_ROLE}={role}",
+                                        f"{LABEL_TARGET}={host}"):
+            engine.remove(cli, helper.id)
+
+    def _act(self, host: str, act: Callable[[Any], None]) -> None:
+        container = self.container(host)
+        try:
+            act(container)
+        except docker.errors.APIError as exc:
+            raise self._refused(host, exc) from None
+
     def exec(self, host: str, argv: list[str]) -> ExecResult:
         """Run a command to completion in a host (an argument list, never a shell string)."""
         container = self.container(host)
@@ -425,7 +497,7 @@ class Testbed:
                 engine.IMAGE, guard.in_own_namespace(argv, self._machine_netns()),
                 network_mode=f"container:{container.id}",
                 cap_drop=["ALL"], cap_add=["NET_ADMIN", "NET_RAW"], remove=True, stderr=True,
-                labels={**self.labels, LABEL_ROLE: "fault-helper"})
+                labels={**self.labels, LABEL_ROLE: FAULT_HELPER})
             return 0, output.decode(errors="replace")
         except docker.errors.ContainerError as exc:
             if exc.exit_status == guard.REFUSED_STATUS:
@@ -440,7 +512,7 @@ class Testbed:
         if not self._machine_ns:
             self._machine_ns = engine.client().containers.run(
                 engine.IMAGE, ["readlink", "/proc/self/ns/net"], network_mode="host", cap_drop=["ALL"],
-                remove=True, labels={**self.labels, LABEL_ROLE: "fault-helper"}).decode().strip()
+                remove=True, labels={**self.labels, LABEL_ROLE: FAULT_HELPER}).decode().strip()
         return self._machine_ns
 
     def isolate(self, host: str) -> None:
@@ -608,7 +680,7 @@ def _claim(cli: docker.DockerClient, project: str, labels: dict[str, str]) -> No
                "if the run that made it was killed) or choose another -p")
     try:
         claim = cli.containers.create(engine.IMAGE, ["true"], name=f"netbed-claim-{project}", network_mode="none",
-                                      labels={**labels, LABEL_ROLE: "claim"})
+                                      labels={**labels, LABEL_ROLE: CLAIM})
     except docker.errors.APIError as exc:
         if exc.status_code == 409:
             raise TestbedError(already) from None

@@ -1,0 +1,35 @@
+"""The labels netbed puts on what it makes on an engine, and what their values mean: in one place.
+
+Every container and network of a testbed carries PROJECT, RUN_DIR, OWNER and
+STARTED; ROLE says what a container is to netbed. OWNER says who may tear a
+testbed down: "<machine>:<pid>:<front end>" for a testbed that dies with the
+process that made it (`netbed clean` removes it once that process is gone),
+KEPT for one left up on purpose, "docker-compose" for a project started with
+plain `docker compose up`.
+"""
+
+from __future__ import annotations
+
+PREFIX = "org.netbed."
+PROJECT = PREFIX + "project"
+RUN_DIR = PREFIX + "run-dir"
+OWNER = PREFIX + "owner"
+STARTED = PREFIX + "started"
+ROLE = PREFIX + "role"
+TARGET = PREFIX + "target"                  # the host a helper works on
+CAPTURE = PREFIX + "capture"                # "extra": a capture started with `netbed capture start`
+CAPTURE_PATH = PREFIX + "capture-path"
+CAPTURE_LIMIT = PREFIX + "capture-max-frames"
+CONTEXT = PREFIX + "context"                # on netbed's image: the digest of the build context it came from
+
+# ROLE values
+HOST = "host"
+CAPTURE_ROLE = "capture"
+VIEWER = "viewer"              # the demo's live ladder
+ISOLATOR = "isolator"          # the demo's one-shot route remover
+FAULT_HELPER = "fault-helper"  # a short-lived container in a host's network namespace
+SHAPER = "shaper"              # the NFQUEUE delay shaper of `impair --delay`
+CLAIM = "claim"                # holds a testbed's name while it is made
+NOT_HOSTS = frozenset({CAPTURE_ROLE, VIEWER, ISOLATOR})  # services of a compose file that are not hosts
+
+OWNER_COMPOSE = "docker-compose"
