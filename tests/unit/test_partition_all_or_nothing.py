@@ -54,8 +54,11 @@ class FakeBed:
         self.tables = {"client": Tables(), "server": Tables()}
         self.fail_on = fail_on  # the host where appending a DROP rule fails
 
-    def container(self, host: str):
-        return SimpleNamespace(status="running")
+    def own(self, host: str) -> None:
+        """The host's namespaces are its own (a fake has none to share)."""
+
+    def status(self, host: str) -> str:
+        return "running"
 
     def note(self, text: str) -> None:
         """Faults note themselves on the testbed (for the capture's comments); nothing to keep here."""
