@@ -56,4 +56,4 @@ def server_host_crash(lab: Lab) -> None:
     lab.check("the crashed host sends nothing: no FIN, no RST, no ACK", first_try is not None and not answers,
               "no segment from the server after the line",
               "the line never left" if first_try is None else
-              f"{len(answers)} segment(s): " + " ".join(s.tcpdump for s in answers[:5]))
+              f"{len(answers)} segment(s): " + " ".join(s.tcpdump for s in answers[:5]) if answers else "none")

@@ -56,7 +56,9 @@ def server_host_reboot(lab: Lab) -> None:
               f"just before the RST: the client's retransmission, within {REPLY_S * 1000:g} ms",
               "nothing" if before is None else f"{before.describe()} then the RST "
               f"{(reset.ts - before.ts) * 1000:.2f} ms later"
-              + ("" if before.index in again else " (not a retransmission)"))
+              + ("" if before.index in again else " (not a retransmission)")
+              + (" (by sequence numbers a retransmission; Wireshark calls it a keep-alive)"
+                 if before.index in again and before.is_keepalive else ""))
     lab.check("the RST's sequence number is the ACK number of the segment it answers (RFC 9293)",
               before is not None and bool(before.flags & 0x10) and reset.raw_seq == before.raw_ack,
               f"RST seq = {before.raw_ack if before else '?'} (the segment's ACK)",
