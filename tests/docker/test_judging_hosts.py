@@ -19,12 +19,9 @@ from netbed.scenarios import Programs, find, runner
 from netbed.scenarios.lab import Verdict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "programs"))
-from build import CLIENTS as BOOK_CLIENTS, MOUNT, SERVERS, build  # noqa: E402
+from build import CLIENTS, MOUNT, SERVERS, build  # noqa: E402
 
 SERVER = SERVERS["fork-waitpid"]
-CLIENTS = {**BOOK_CLIENTS,
-           "says-reset": f"{MOUNT}/cli_says_reset {{server_ip}} {{port}}",
-           "exits-quietly": f"{MOUNT}/cli_exits_quietly {{server_ip}} {{port}}"}
 
 
 @pytest.fixture(scope="module")

@@ -95,6 +95,11 @@ PROGRAMS: tuple[Program, ...] = (
     Program("sum-binary", "cli_sum_binary.c", "tcpcli09 + str_cli09, sum.h (5.18)",
             "wrong (right only between hosts of the same byte order and sizeof(long))",
             "binary structures as the protocol: host byte order, sizeof(long)", ("data-format-binary",)),
+    Program("says-reset", "cli_says_reset.c", "tcpcli01 + str_cli (5.4-5.5), a hard-coded error message", "wrong",
+            "every failure reported as \"Connection reset by peer\", whatever errno says: after a crash of the server "
+            "host (ETIMEDOUT) it tells the user the server rebooted", ("server-host-crash",)),
+    Program("exits-quietly", "cli_exits_quietly.c", "tcpcli01 + str_cli (5.4-5.5), exit(1) for every error message",
+            "right as far as a silent program can be judged (the moment it exits tells the error)", ""),
 )
 
 SERVERS: dict[str, str] = {p.key: p.command for p in PROGRAMS if p.role == "server"}
