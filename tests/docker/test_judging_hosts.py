@@ -154,3 +154,12 @@ def test_keepalive_refuses_a_users_client_alone_and_says_why(mine, tmp_path):
 def test_partition_heal_the_client_sees_only_a_delay(client, mine, tmp_path):
     result = run("partition-heal", mine, tmp_path, client)
     assert result.verdict == Verdict.PASSED, failures(result)
+
+
+def test_partition_heal_fails_a_client_that_takes_a_delay_for_a_failure(mine, tmp_path):
+    result = run("partition-heal", mine, tmp_path, "gives-up")
+    assert result.verdict == Verdict.FAILED
+    failed = [c for c in result.checks if not c.passed]
+    assert [c.name for c in failed] == ["the client saw only a delay: still running, no error message"]
+    assert failed[0].observed.startswith("it gave up while TCP was still retransmitting its line: exit status 1, "
+                                         "it said 'str_cli: server not responding'")

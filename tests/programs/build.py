@@ -98,6 +98,9 @@ PROGRAMS: tuple[Program, ...] = (
     Program("says-reset", "cli_says_reset.c", "tcpcli01 + str_cli (5.4-5.5), a hard-coded error message", "wrong",
             "every failure reported as \"Connection reset by peer\", whatever errno says: after a crash of the server "
             "host (ETIMEDOUT) it tells the user the server rebooted", ("server-host-crash",)),
+    Program("gives-up", "cli_gives_up.c", "tcpcli01 + str_cli (5.4-5.5) with a 1 s SO_RCVTIMEO (14.2)", "wrong",
+            "a one-second receive timeout takes a delay for a dead server: after a short partition it quits "
+            "(\"str_cli: server not responding\") though TCP was retransmitting the line", ("partition-heal",)),
     Program("exits-quietly", "cli_exits_quietly.c", "tcpcli01 + str_cli (5.4-5.5), exit(1) for every error message",
             "right as far as a silent program can be judged (the moment it exits tells the error)", ""),
 )
