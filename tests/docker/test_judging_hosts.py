@@ -163,3 +163,13 @@ def test_partition_heal_fails_a_client_that_takes_a_delay_for_a_failure(mine, tm
     assert [c.name for c in failed] == ["the client saw only a delay: still running, no error message"]
     assert failed[0].observed.startswith("it gave up while TCP was still retransmitting its line: exit status 1, "
                                          "it said 'str_cli: server not responding'")
+
+
+@pytest.mark.parametrize("scenario", ["keepalive-crash", "heartbeat-pause"])
+def test_keepalive_scenarios_fail_a_server_that_serves_one_client_at_a_time(scenario, mine, tmp_path):
+    result = run(scenario, mine, tmp_path, server=SERVERS["iterative"])
+    assert result.verdict == Verdict.FAILED
+    failed = [c for c in result.checks if not c.passed]
+    assert [c.name for c in failed] == ["the server accepted the connections (a process on its host owns each)"]
+    assert "never accepted: the server does not accept a second client while the first is connected" \
+        in failed[0].observed

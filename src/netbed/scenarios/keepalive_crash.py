@@ -9,8 +9,9 @@ keepalive waits two hours, then probes 9 times 75 s apart; here the client
 sets TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT to seconds, and Linux, unlike
 the book, tells the peer it gave up with a final RST.
 
-The user's server is judged (it must accept both connections and stay
-silent like any echo server); the clients are netbed's, because the lesson
+The user's server is judged: it must accept both connections (one that
+serves one client at a time leaves the second in the listen queue and
+fails); the clients are netbed's, because the lesson
 needs one that sets SO_KEEPALIVE with seconds-long timers, which the book's
 client does not (its failure after a crash is judged by server-host-crash).
 """
@@ -65,8 +66,12 @@ def keepalive_crash(lab: Lab) -> None:
               "no segment after the handshake", " ".join(quiet.tcpdump_flags))
 
 
-def accepted(lab: Lab, *clients) -> None:
-    """The user's server accepted these clients' connections: a process on its host owns each of them."""
+def accepted(lab: Lab, *clients) -> bool:
+    """The user's server accepted these clients' connections: a process on its host owns each of them.
+
+    A connection the kernel completed but no process owns waits in the listen
+    queue: with another client's owned, the server serves one client at a time.
+    """
     owners = {}
     for client in clients:
         try:
@@ -74,8 +79,13 @@ def accepted(lab: Lab, *clients) -> None:
                                                what=f"a server process owning {client.name}'s connection")
         except WaitTimeout:  # never accepted: the check says so
             owners[client.name] = None
-    lab.check("the server accepted the connections (a process on its host owns each)",
-              all(owners.values()), "an owner for each", ", ".join(f"{k}: pid {v or 'none'}" for k, v in owners.items()))
+    waiting = [name for name, pid in owners.items() if pid is None]
+    why = ("" if not waiting else
+           f"; {', '.join(waiting)} connected (the kernel completed the handshake) but never accepted: "
+           + ("the server does not accept a second client while the first is connected (not concurrent, UNP 4.8)"
+              if len(waiting) < len(owners) else "the server accepts no connection"))
+    return lab.check("the server accepted the connections (a process on its host owns each)", not waiting,
+                     "an owner for each", ", ".join(f"{k}: pid {v or 'none'}" for k, v in owners.items()) + why)
 
 
 def _owner(lab: Lab, client) -> int | None:
