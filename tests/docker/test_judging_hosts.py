@@ -129,16 +129,21 @@ def test_shutdown(client, verdict, words, mine, tmp_path):
 
 # --- keepalive and heartbeat: the user's server, netbed's clients -----------------------------------
 
-@pytest.mark.parametrize("scenario, server", [
-    ("keepalive-crash", SERVERS["select"]),
-    ("keepalive-reboot", SERVERS["fork-waitpid"]),
-    ("heartbeat-pause", SERVERS["threads"]),
+@pytest.mark.parametrize("scenario, server, client", [
+    ("keepalive-crash", SERVERS["select"], None),
+    ("keepalive-reboot", SERVERS["fork-waitpid"], "lines"),   # the client given is left out, and the verdict says why
+    ("heartbeat-pause", SERVERS["threads"], None),
 ])
-def test_keepalive_scenarios_judge_the_users_server(scenario, server, mine, tmp_path):
-    result = run(scenario, mine, tmp_path, server=server)
+def test_keepalive_scenarios_judge_the_users_server(scenario, server, client, mine, tmp_path):
+    result = run(scenario, mine, tmp_path, client, server=server)
     assert result.verdict == Verdict.PASSED, failures(result)
     assert result.settings["server"] == server
-    assert "netbed's own client here: " in result.settings["own_programs"] or not result.settings["own_programs"]
+    assert any(c.name.startswith("the server accepted the connections") for c in result.checks)
+    if client:
+        assert result.settings["client"] == "echo_client"
+        assert result.settings["own_programs"] == (
+            "netbed's own client here: keepalive needs a client that sets SO_KEEPALIVE and seconds-long "
+            "TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT; yours is judged by server-host-reboot")
 
 
 def test_keepalive_refuses_a_users_client_alone_and_says_why(mine, tmp_path):
