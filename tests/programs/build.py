@@ -87,6 +87,9 @@ PROGRAMS: tuple[Program, ...] = (
     Program("iterative", "serv_iterative.c", "tcpserv01 (5.2) without fork: an iterative server (1.5, 4.6)",
             "wrong", "one client at a time: a second client waits in the listen queue, ACKed but never echoed",
             ("keepalive-crash", "heartbeat-pause")),
+    Program("ignores-term", "serv_ignores_term.c", "tcpserv04 + sigchldwaitpid (5.10) with SIGTERM ignored",
+            "wrong", "SIGTERM ignored: a shutdown (5.16) must wait for the grace period's SIGKILL to end its "
+            "connections", ("server-host-shutdown",)),
     Program("lines", "cli_lines.c", "tcpcli01 + str_cli (5.4-5.5)", "right", ""),
     Program("five", "cli_five.c", "tcpcli04 (5.10)", "right", ""),
     Program("two-writes", "cli_two_writes.c", "tcpcli11 + str_cli11 (5.13)", "right", ""),
