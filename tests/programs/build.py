@@ -84,6 +84,12 @@ PROGRAMS: tuple[Program, ...] = (
     Program("sum-binary", "serv_sum_binary.c", "tcpserv04 + str_echo09, sum.h (5.18)",
             "wrong (right only between hosts of the same byte order and sizeof(long))",
             "binary structures as the protocol: host byte order, sizeof(long)", ("data-format-binary",)),
+    Program("iterative", "serv_iterative.c", "tcpserv01 (5.2) without fork: an iterative server (1.5, 4.6)",
+            "wrong", "one client at a time: a second client waits in the listen queue, ACKed but never echoed",
+            ("keepalive-crash", "heartbeat-pause")),
+    Program("ignores-term", "serv_ignores_term.c", "tcpserv04 + sigchldwaitpid (5.10) with SIGTERM ignored",
+            "wrong", "SIGTERM ignored: a shutdown (5.16) must wait for the grace period's SIGKILL to end its "
+            "connections", ("server-host-shutdown",)),
     Program("lines", "cli_lines.c", "tcpcli01 + str_cli (5.4-5.5)", "right", ""),
     Program("five", "cli_five.c", "tcpcli04 (5.10)", "right", ""),
     Program("two-writes", "cli_two_writes.c", "tcpcli11 + str_cli11 (5.13)", "right", ""),
@@ -95,6 +101,14 @@ PROGRAMS: tuple[Program, ...] = (
     Program("sum-binary", "cli_sum_binary.c", "tcpcli09 + str_cli09, sum.h (5.18)",
             "wrong (right only between hosts of the same byte order and sizeof(long))",
             "binary structures as the protocol: host byte order, sizeof(long)", ("data-format-binary",)),
+    Program("says-reset", "cli_says_reset.c", "tcpcli01 + str_cli (5.4-5.5), a hard-coded error message", "wrong",
+            "every failure reported as \"Connection reset by peer\", whatever errno says: after a crash of the server "
+            "host (ETIMEDOUT) it tells the user the server rebooted", ("server-host-crash",)),
+    Program("gives-up", "cli_gives_up.c", "tcpcli01 + str_cli (5.4-5.5) with a 1 s SO_RCVTIMEO (14.2)", "wrong",
+            "a one-second receive timeout takes a delay for a dead server: after a short partition it quits "
+            "(\"str_cli: server not responding\") though TCP was retransmitting the line", ("partition-heal",)),
+    Program("exits-quietly", "cli_exits_quietly.c", "tcpcli01 + str_cli (5.4-5.5), exit(1) for every error message",
+            "right as far as a silent program can be judged (the moment it exits tells the error)", ""),
 )
 
 SERVERS: dict[str, str] = {p.key: p.command for p in PROGRAMS if p.role == "server"}

@@ -9,11 +9,19 @@ declares the server dead. When the processes resume, the keepalive client's
 connection was never in danger and its next line is echoed. This is why the
 book says keepalive detects a crashed or unreachable host, not a dead
 application; the keepalive timers are seconds here, not two hours.
+
+The user's server is judged: it must accept both clients (one that serves
+one client at a time never echoes the second's heartbeats, and fails) and
+echo (the first line and the heartbeats before the pause, the line after
+it: its processes resume where they were). The clients are netbed's, because the lesson needs one that
+sets SO_KEEPALIVE with seconds-long timers and one that sends an application
+heartbeat, which the book's client does neither.
 """
 
 import time
 
-from netbed.scenarios.catalogue import OWN, scenario
+from netbed.scenarios.catalogue import scenario
+from netbed.scenarios.keepalive_crash import accepted
 from netbed.scenarios.lab import Lab
 
 KEEPIDLE, KEEPINTVL, KEEPCNT = 1, 1, 3
@@ -22,7 +30,10 @@ KEEPALIVE_GIVE_UP_S = KEEPIDLE + KEEPINTVL * KEEPCNT   # were the probes unanswe
 HEARTBEAT_GIVE_UP_S = HEARTBEAT * (MISSES + 1)
 
 
-@scenario("heartbeat-pause", "5.15", own=OWN, timers_s=max(KEEPALIVE_GIVE_UP_S, HEARTBEAT_GIVE_UP_S))
+@scenario("heartbeat-pause", "5.15", takes=("server",),
+          own="it needs a client that sets SO_KEEPALIVE and seconds-long TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, "
+              "and one that sends an application heartbeat; yours is judged by server-host-crash",
+          timers_s=max(KEEPALIVE_GIVE_UP_S, HEARTBEAT_GIVE_UP_S))
 def heartbeat_pause(lab: Lab) -> None:
     keepalive = lab.client("--mode", "select", "--keepalive", "--keepidle", str(KEEPIDLE), "--keepintvl",
                            str(KEEPINTVL), "--keepcnt", str(KEEPCNT), name="keepalive client")
@@ -31,6 +42,8 @@ def heartbeat_pause(lab: Lab) -> None:
     heartbeat = lab.client("--mode", "idle", "--heartbeat", str(HEARTBEAT), "--heartbeat-misses", str(MISSES),
                            "--report", name="heartbeat client")
     heartbeat.expect_connected()
+    if lab.programs.server_cmd and not accepted(lab, keepalive, heartbeat):
+        return  # no echo will come to the heartbeat client: the check says why
     heartbeat.program.expect_output(r"^event=heartbeat_reply ", timeout=HEARTBEAT + 5, stream="stderr")
 
     paused_at = time.time()

@@ -20,6 +20,7 @@ from netbed.apps.events import parse_event
 from netbed.errors import Cancelled, NetbedError
 from netbed.observe import Exit, Program
 from netbed.progress import Event, Phase, Reporter
+from netbed.scenarios import client_errors
 from netbed.scenarios.programs import Programs
 from netbed.tcp import Connection, ExpectationError, analyze, expect
 from netbed.testbed import Testbed
@@ -73,6 +74,7 @@ class Client:
         self.name = name
         self.program = Program(lab.bed, "client", argv, cancel=lab.cancel)
         self._local_port: int | None = None
+        self._typed: list[str] = []  # the lines typed at it, so its echoes are not read as its messages
 
     @property
     def user(self) -> bool:
@@ -80,6 +82,7 @@ class Client:
 
     def send(self, line: str) -> None:
         self.lab.note(self.name, f"types {line!r}")
+        self._typed.append(line)
         self.program.send(line)
 
     def end_input(self) -> None:
@@ -120,22 +123,57 @@ class Client:
             raise NotJudged(f"{self.name} never sent {line!r} to the server (nothing on the wire): it does not read "
                             "lines from its terminal and send them, as the book's client does") from None
 
-    def expect_error(self, kind: str, timeout: float) -> Exit:
-        """The client fails the way `kind` says (ECONNRESET, ETIMEDOUT, premature, ...) and ends.
+    def expect_error(self, kind: str, timeout: float, when: str = "") -> Exit | None:
+        """The client fails the way `kind` says (ECONNRESET, ETIMEDOUT, EPIPE, premature, ...) and ends.
 
-        netbed's client is judged by its exit status for that kind; a user's
-        client only by ending with a failure status or a message on stderr.
+        netbed's client is judged by its exit status for that kind. A user's
+        client by what it says (a message naming another errno fails), by
+        SIGPIPE's death for EPIPE, and, when it says nothing but fails, by
+        when it ended against the wire (client_errors.judge); one that exits
+        0 silently or is still running at the deadline did not notice and
+        fails. `when` is the book's situation, for the message ("after a
+        crash of the server host"). Returns how it ended (None: still running).
         """
-        end = self.program.wait(timeout=timeout)
+        try:
+            self.lab.wait_for(lambda: self.program.exit, lambda e: e is not None, timeout=timeout,
+                              what=f"{self.name} to end")
+            ended_at = time.time()  # within a poll of the end: ptyrun reports it at once
+            end: Exit | None = self.program.wait(timeout=5)
+        except observe.WaitTimeout:
+            try:  # ended without ptyrun's word (it was killed): then its moment is unknown
+                end, ended_at = self.program.wait(timeout=0.5), None
+            except observe.WaitTimeout:
+                end, ended_at = None, None
         said = self.program.stderr[-1] if self.program.stderr else ""
-        self.lab.moment(self.name, f"ended {end}{f': {said}' if said else ''}")
-        if self.user:
-            self.lab.check(f"{self.name} reports an error", not end.ok or bool(self.program.stderr),
-                           "a failure status or a message on stderr", f"{end}; stderr {said!r}")
-        else:
-            self.lab.check(f"{self.name} fails with {kind}", end.code == CLIENT_STATUS[kind],
-                           f"exit status {CLIENT_STATUS[kind]} ({kind})", f"{end}; {said!r}")
+        self.lab.moment(self.name, f"ended {end}{f': {said}' if said else ''}" if end else
+                        f"still running {timeout:g} s later")
+        if not self.user:
+            self.lab.check(f"{self.name} fails with {kind}", end is not None and end.code == CLIENT_STATUS[kind],
+                           f"exit status {CLIENT_STATUS[kind]} ({kind})", f"{end or 'still running'}; {said!r}")
+            return end
+        lines = self.program.stderr + [line for line in self.program.stdout if line not in self._typed]
+        wire = None
+        if end is not None and not client_errors.kinds_said(lines) and end.signal is None and end.code:
+            wire = self._wire_end(ended_at)  # a silent failure: judged by its moment against the wire
+        verdict = client_errors.judge(kind, lines, end.code if end else None, end.signal if end else None,
+                                      ended_at, wire, when)
+        self.lab.check(f"{self.name} fails with {client_errors.DESCRIBE.get(kind, kind)}", verdict.passed,
+                       f"{kind}: a message such as {client_errors.STRERROR[kind]!r}" if kind in client_errors.STRERROR
+                       else f"{kind}: a message or a failure status", verdict.observed)
         return end
+
+    def _wire_end(self, ended_at: float | None) -> client_errors.WireEnd | None:
+        """The connection's end as captured, once the capture shows what the client's end answered (or 3 s)."""
+        if ended_at is None or self._local_port is None:
+            return None
+        try:
+            conn = self.lab.wait_for(lambda: self.connection,
+                                     lambda c: client_errors.kind_from_timing(
+                                         ended_at, client_errors.wire_end(c.segments)) is not None,
+                                     timeout=3, what=f"what {self.name}'s end answered on the wire")
+        except observe.WaitTimeout:
+            conn = self.connection
+        return client_errors.wire_end(conn.segments)
 
     def wait(self, timeout: float) -> Exit:
         end = self.program.wait(timeout=timeout)
