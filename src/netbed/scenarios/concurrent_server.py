@@ -4,12 +4,22 @@ Three clients connect at once and each gets its echo: the parent accepts
 each connection, forks, and closes its copy; the child serving it owns it.
 `ss` on the server host shows the listening socket in the parent only, and
 each established connection in a different child of that parent.
+
+Any server is judged the same way: the three clients are all echoed while
+all three connections are open (on the wire), and each connection of the
+three clients (`ss` on both hosts: a five-connection client has five) is
+owned by its own child of the listener. A server that serves every
+connection from one process (select/poll, threads, an event loop) is told
+so by name, with its pid and threads.
 """
 
+from netbed import observe
+from netbed.scenarios import children
 from netbed.scenarios.catalogue import scenario
 from netbed.scenarios.lab import Lab
 
 CLIENTS = 3
+FORK_PER_CLIENT = "UNP 4.8 forks a child per client"
 
 
 @scenario("concurrent-server", "4.8", takes=("server", "client"), timers_s=0.0)
@@ -18,21 +28,37 @@ def concurrent_server(lab: Lab) -> None:
     for i, client in enumerate(clients):
         client.send(f"I am client {i + 1}")
     for i, client in enumerate(clients):
-        client.expect_echo(f"I am client {i + 1}")
+        try:
+            client.expect_echo(f"I am client {i + 1}")
+        except observe.WaitTimeout as exc:
+            lab.check(f"{client.name} is echoed while the others are connected", False,
+                      f"the echo of 'I am client {i + 1}'",
+                      f"no echo ({exc}): the server serves one client at a time, not concurrently")
+            return
+    conns = [client.connection for client in clients]
+    lab.check(f"all {CLIENTS} clients echoed while all {CLIENTS} connections are open (on the wire)",
+              all(c.close_kind == "open" for c in conns), f"{CLIENTS} open connections, each echoed",
+              ", ".join(f"{client.name}: {c.close_kind}" for client, c in zip(clients, conns)))
 
     port = f":{lab.programs.port}"
-    procs = {p.pid: p for p in lab.processes("server")}
-    socks = [s for s in lab.sockets("server") if s.local.endswith(port)]
-    listening = {pid for s in socks if s.state == "LISTEN" for pid in s.pids}
-    owners = [s.pids for s in socks if s.state == "ESTABLISHED"]
+    listener = lab.listener()
+    listening = {pid for s in lab.sockets("server") if s.state == "LISTEN" and s.local.endswith(port) for pid in s.pids}
     lab.expect_equal("one listening socket, in one process", 1, len(listening))
-    parent = next(iter(listening), None)
-    children = {pids[0] for pids in owners if len(pids) == 1}
-    lab.check(f"each of the {CLIENTS} connections owned by its own child of the listener",
-              len(owners) == CLIENTS and len(children) == CLIENTS
-              and all(procs.get(pid) and procs[pid].ppid == parent for pid in children),
-              f"{CLIENTS} connections, {CLIENTS} distinct children of pid {parent}",
-              "; ".join(f"owned by {pids} (ppid {[procs[p].ppid for p in pids if p in procs]})" for pids in owners))
+    owned = children.settled_owners(lab, clients, listener)
+    procs = {p.pid: p for p in lab.processes("server")}
+    owner_of = {port: pids[0] if len(pids) == 1 else None for port, pids in owned.items()}
+    distinct = set(owner_of.values())
+    fork_per_client = (bool(owned) and None not in distinct and len(distinct) == len(owned)
+                       and all(pid != listener and procs.get(pid) and procs[pid].ppid == listener for pid in distinct))
+    if fork_per_client:
+        observed = f"{len(owned)} connections, {len(distinct)} distinct children of pid {listener}"
+    elif distinct == {listener}:
+        observed = f"{children.one_process(lab, listener)}: not fork-per-client ({FORK_PER_CLIENT})"
+    else:
+        observed = "; ".join(f"port {port} owned by {list(pids)} (ppid {[procs[p].ppid for p in pids if p in procs]})"
+                             for port, pids in owned.items()) + f"; the listener is pid {listener}"
+    lab.check(f"each of the {CLIENTS} clients' {len(owned)} connections owned by its own child of the listener",
+              fork_per_client, f"{len(owned)} connections, {len(owned)} distinct children of pid {listener}", observed)
     for client in clients:
         lab.expect_wire(f"{client.name}: handshake and echo", client.connection,
                         "client > server  S", "server > client  S.", "client > server  .",
