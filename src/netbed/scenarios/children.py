@@ -25,7 +25,11 @@ ONE_WAIT = ("the SIGCHLD handler calls wait once per signal, but signals are not
 NO_CHILD = "one process serves every connection: no child exits, so there is no SIGCHLD to handle"
 IN_ACCEPT = ("inet_csk_accept", "inet_accept", "__sys_accept4", "do_accept")
 """Kernel wait channels of a process blocked in accept (Linux: inet_csk_accept)."""
-ACCEPT_SYSCALLS = {"43": "accept", "288": "accept4"}  # x86-64 system call numbers, /proc/PID/syscall's first field
+SLOW_WAITS = ("poll_schedule_timeout", "do_select", "do_sys_poll", "ep_poll", "do_epoll_wait")
+"""Kernel wait channels of a process blocked in poll, select or epoll_wait: a SIGCHLD interrupts them too (EINTR)."""
+ACCEPT_SYSCALLS = {"43": "accept", "288": "accept4", "7": "poll", "23": "select", "270": "pselect6",
+                   "271": "ppoll", "232": "epoll_wait", "281": "epoll_pwait"}
+"""x86-64 system call numbers, /proc/PID/syscall's first field, for when the wait channel is hidden."""
 
 
 def settled(lab: Lab, probe: Callable[[], Any], until: Callable[[Any], bool], timeout: float = SETTLE_S,
@@ -125,6 +129,12 @@ def wait_channel(lab: Lab, pid: int) -> str:
 
 def in_accept(channel: str) -> bool:
     return channel in IN_ACCEPT or channel in ("syscall accept", "syscall accept4")
+
+
+def in_slow_call(channel: str) -> bool:
+    """Blocked in accept, or in poll/select/epoll_wait waiting for the listening socket."""
+    return in_accept(channel) or channel.split(".")[0] in SLOW_WAITS or (
+        channel.startswith("syscall ") and channel.removeprefix("syscall ") in ACCEPT_SYSCALLS.values())
 
 
 EINTR_NOT_RESTARTED = "accept was interrupted by SIGCHLD and not restarted (UNP 5.9)"

@@ -12,10 +12,11 @@ shows EINTR; both servers here install their handler without SA_RESTART, as
 the C library's signal function of the book's Solaris run did.
 
 A user's server is judged without its output: before the first client ends,
-the parent must be blocked in accept (its kernel wait channel,
-/proc/PID/wchan: inet_csk_accept); the child serving that client then exits,
-and the parent must survive the SIGCHLD (the same process still listening)
-and serve a second client. A server that dies says why in its last line,
+netbed sees the parent blocked in accept (its kernel wait channel,
+/proc/PID/wchan: inet_csk_accept; or in poll/select, which a SIGCHLD
+interrupts the same way, as socat's parent); the child serving that client
+then exits, and the parent must survive the SIGCHLD (the same process still
+listening) and serve a second client. A server that dies says why in its last line,
 quoted in the verdict. A server that serves every connection from one
 process has no child, hence no SIGCHLD: not judged.
 """
@@ -85,14 +86,17 @@ def judge_users_server(lab: Lab) -> None:
     if not kids:
         lab.not_judged(children.NO_CHILD + " (no accept to interrupt)")
     channel = children.settled(lab, lambda: children.wait_channel(lab, listener),
-                               lambda seen: not seen or children.in_accept(seen), what=f"pid {listener} in accept")
-    if not channel:
-        lab.note("netbed", f"pid {listener}'s kernel wait channel cannot be read here: not checked")
-    elif not children.in_accept(channel):
-        lab.not_judged(f"the parent (pid {listener}) waits in the kernel at {channel}, not in accept: this "
-                       "scenario is about a SIGCHLD interrupting a parent blocked in accept")
-    else:  # the premise, not a verdict: a parent blocked elsewhere is not judged (above)
+                               lambda seen: not seen or children.in_slow_call(seen), what=f"pid {listener} in accept")
+    if children.in_accept(channel):
         lab.note("netbed", f"the parent (pid {listener}) is blocked in accept ({channel}) before its child exits")
+    elif children.in_slow_call(channel):
+        lab.note("netbed", f"the parent (pid {listener}) is blocked in {channel} (poll/select on the listening "
+                           "socket, not accept: SIGCHLD interrupts it the same way) before its child exits")
+    elif channel:
+        lab.not_judged(f"the parent (pid {listener}) is not blocked in accept (nor poll/select) when its child "
+                       f"exits (kernel wait channel: {channel}): no slow system call for SIGCHLD to interrupt")
+    else:
+        lab.note("netbed", f"pid {listener}'s kernel wait channel cannot be read here: where it waits is not checked")
     first.end_input()
     lab.wait_on_wire(first, lambda c: c.close_kind == "client-first", timeout=10,
                      what="the first client's FIN, then the child's")

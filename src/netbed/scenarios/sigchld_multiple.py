@@ -19,8 +19,7 @@ then one pending signal, really merged by the kernel, and the handler runs
 once. What the process table shows after that is the verdict: no zombie
 left (a waitpid loop) passes; one to four left is a handler that calls wait
 once per signal; five, a server that does not reap. The client is netbed's
-five-connection one, or the user's if it opens five connections (fewer:
-not judged).
+five-connection one (the book's tcpcli04's role).
 """
 
 from netbed import observe
@@ -32,7 +31,8 @@ CHILDREN = 5
 WAITPID_PORT = 9878
 
 
-@scenario("sigchld-multiple", "5.10", takes=("server", "client"),
+@scenario("sigchld-multiple", "5.10", takes=("server",),
+          own="it needs the book's tcpcli04, a client that opens five connections; netbed's own opens them",
           server=("--sigchld", "wait", "--coalesce", str(CHILDREN)))
 def sigchld_multiple(lab: Lab) -> None:
     client = lab.client("--connections", str(CHILDREN),
