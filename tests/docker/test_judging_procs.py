@@ -69,7 +69,7 @@ CASES = [
     ("eintr", "fork-waitpid", "lines", P, "still listens"),
     ("eintr", "fork-noreap", "lines", P, "still listens"),  # no handler: nothing interrupts accept
     ("eintr", "select", "lines", N, NO_SIGCHLD),
-    ("sigchld-multiple", "fork-wait", None, F, f"4 of 5 children left zombies: {ONE_WAIT}"),
+    ("sigchld-multiple", "fork-wait", None, F, f"children left zombies: {ONE_WAIT}"),  # 1-4 of 5, or 4 of 5 stopped
     ("sigchld-multiple", "fork-waitpid", None, P, "0 zombies"),
     ("sigchld-multiple", "fork-noreap", None, F, f"5 of 5 children left zombies: {NOT_REAPED}"),
     ("sigchld-multiple", "fork-wait-eintr", None, F, "'accept error: Interrupted system call'"),
