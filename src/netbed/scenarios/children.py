@@ -77,13 +77,39 @@ def alive(lab: Lab, pids: Iterable[int]) -> dict[int, str]:
     return {p.pid: p.stat for p in lab.processes("server") if p.pid in wanted}
 
 
-def zombies_after_reaping(lab: Lab, children: Iterable[int], timeout: float = SETTLE_S) -> list[int]:
-    """The children still zombies once the server had `timeout` to reap them (an exited child it reaps
-    is gone from the process table at once; one it never reaps stays, state Z)."""
+def zombies_after_reaping(lab: Lab, children: Iterable[int], parent: int | None = None,
+                          timeout: float = SETTLE_S) -> list[int]:
+    """The children still zombies once the server had its chance to reap them: an exited child it reaps is
+    gone from the process table at once, one it never reaps stays (state Z).
+
+    Its chance is over when the parent is back asleep in accept (or poll/select) with no SIGCHLD pending:
+    the kernel posts SIGCHLD before it shows the child as a zombie, so by then the parent has run its handler,
+    or has none. A parent seen otherwise gets `timeout`.
+    """
     children = sorted(set(children))
-    left = settled(lab, lambda: alive(lab, children), lambda found: not found, timeout=timeout,
-                   what=f"children {children} reaped")
+
+    def done(found: dict[int, str]) -> bool:
+        return not found or (parent is not None and all(stat.startswith("Z") for stat in found.values())
+                             and idle(lab, parent))
+
+    left = settled(lab, lambda: alive(lab, children), done, timeout=timeout, what=f"children {children} reaped")
     return sorted(pid for pid, stat in left.items() if stat.startswith("Z"))
+
+
+SIGCHLD_BIT = 1 << (17 - 1)  # SIGCHLD is 17 on Linux; /proc/PID/status shows pending signals as a hex mask
+
+
+def idle(lab: Lab, pid: int) -> bool:
+    """The process sleeps in accept (or poll/select) with no SIGCHLD pending, for itself or its threads."""
+    status = lab.bed.exec("server", ["cat", f"/proc/{pid}/status"])
+    if status.exit_code != 0:
+        return False
+    fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in status.stdout.splitlines())}
+    try:
+        pending = int(fields.get("SigPnd", "0"), 16) | int(fields.get("ShdPnd", "0"), 16)
+    except ValueError:
+        return False
+    return fields.get("State", "")[:1] == "S" and not pending & SIGCHLD_BIT and in_slow_call(wait_channel(lab, pid))
 
 
 def exited(lab: Lab, children: Iterable[int], timeout: float = 10) -> dict[int, str]:

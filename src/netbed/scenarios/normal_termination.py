@@ -83,7 +83,7 @@ def judge_reaping(lab: Lab, listener: int, served: dict[int, tuple[int, ...]]) -
                                                                                  "half-closed-by-server") for c in cs),
                  timeout=10, what=f"both FINs of the client's {len(ports)} connection(s) on the wire")
     children.exited(lab, kids)
-    zombies = children.zombies_after_reaping(lab, kids)
+    zombies = children.zombies_after_reaping(lab, kids, listener)
     lab.check(f"the {'child' if len(kids) == 1 else f'{len(kids)} children'} that served the client reaped "
               f"(no zombie of pid {listener})",
               not zombies, f"children {kids} gone from the process table",

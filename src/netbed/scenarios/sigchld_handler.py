@@ -69,7 +69,7 @@ def judge_users_server(lab: Lab, client: Client) -> None:
     lab.expect_equal("the client ends normally", "exit status 0", f"exit status {client.wait(timeout=10).code}")
     close_on_the_wire(lab, client)
     children.exited(lab, kids)
-    zombies = children.zombies_after_reaping(lab, kids)
+    zombies = children.zombies_after_reaping(lab, kids, listener)
     lab.check(f"the SIGCHLD handler reaps the child (no zombie of pid {listener})", not zombies,
               f"child {', '.join(map(str, kids))} gone from the process table",
               children.zombie_verdict(zombies, len(kids)) or f"child {', '.join(map(str, kids))} reaped")

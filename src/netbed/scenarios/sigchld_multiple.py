@@ -99,7 +99,7 @@ def judge_users_server(lab: Lab, client: Client) -> None:
     client.end_input()
     both_fins(lab, owned)
     children.exited(lab, kids)
-    zombies = children.zombies_after_reaping(lab, kids)
+    zombies = children.zombies_after_reaping(lab, kids, listener)
     lab.check(f"first round, as the kernel does it: {len(kids)} children exit together, all reaped "
               f"(no zombie of pid {listener})", not zombies, "0 zombies", children.zombie_verdict(zombies, len(kids))
               or f"0 zombies: children {', '.join(map(str, kids))} reaped (in this run a single wait could not be "
@@ -125,7 +125,7 @@ def judge_users_server(lab: Lab, client: Client) -> None:
                            f"while pid {listener} is stopped: their SIGCHLDs are one pending signal")
     finally:
         lab.kill("server", pid=listener, signal="SIGCONT")
-    after = children.zombies_after_reaping(lab, before)
+    after = children.zombies_after_reaping(lab, before, listener)
     ok, seen = children.survives(lab, listener)
     lab.check("second round: the server survives the merged SIGCHLD, the same process still listens", ok,
               f"pid {listener} still listens", seen)
