@@ -42,18 +42,30 @@ def concurrent_server(lab: Lab) -> None:
 
     port = f":{lab.programs.port}"
     listener = lab.listener()
-    listening = {pid for s in lab.sockets("server") if s.state == "LISTEN" and s.local.endswith(port) for pid in s.pids}
-    lab.expect_equal("one listening socket, in one process", 1, len(listening))
+    procs = {p.pid: p for p in lab.processes("server")}
+    listening = sorted({pid for s in lab.sockets("server") if s.state == "LISTEN" and s.local.endswith(port)
+                        for pid in s.pids})
+    inherited = [pid for pid in listening if pid != listener and procs.get(pid) and procs[pid].ppid == listener]
+    lab.check("the listening socket in the parent only", listening == [listener], f"pid {listener}",
+              f"also in its children {inherited}: they do not close the listening socket after fork "
+              f"(UNP 4.8: the child closes listenfd)" if inherited else f"pids {listening}")
     owned = children.settled_owners(lab, clients, listener)
     procs = {p.pid: p for p in lab.processes("server")}
-    owner_of = {port: pids[0] if len(pids) == 1 else None for port, pids in owned.items()}
+    mine = {port: tuple(p for p in pids if p != listener) for port, pids in owned.items()}
+    owner_of = {port: pids[0] if len(pids) == 1 else None for port, pids in mine.items()}
     distinct = set(owner_of.values())
-    fork_per_client = (bool(owned) and None not in distinct and len(distinct) == len(owned)
-                       and all(pid != listener and procs.get(pid) and procs[pid].ppid == listener for pid in distinct))
+    one_child_each = (bool(owned) and None not in distinct and len(distinct) == len(owned)
+                      and all(procs.get(pid) and procs[pid].ppid == listener for pid in distinct))
+    fork_per_client = one_child_each and all(len(pids) == 1 for pids in owned.values())
     if fork_per_client:
         observed = f"{len(owned)} connections, {len(distinct)} distinct children of pid {listener}"
-    elif distinct == {listener}:
+    elif owned and all(pids == (listener,) for pids in owned.values()):
         observed = f"{children.one_process(lab, listener)}: not fork-per-client ({FORK_PER_CLIENT})"
+    elif owned and all(listener in pids and len(pids) > 1 for pids in owned.values()):
+        observed = (f"the parent (pid {listener}) keeps a copy of every connection its children serve: it does not "
+                    "close the connected socket after fork (UNP 4.8: the parent closes connfd; else the child's "
+                    "close sends no FIN)" + ("; and each child holds the connections accepted before it"
+                                             if not one_child_each else ""))
     else:
         observed = "; ".join(f"port {port} owned by {list(pids)} (ppid {[procs[p].ppid for p in pids if p in procs]})"
                              for port, pids in owned.items()) + f"; the listener is pid {listener}"
