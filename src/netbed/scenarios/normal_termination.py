@@ -86,5 +86,5 @@ def judge_reaping(lab: Lab, listener: int, served: dict[int, tuple[int, ...]]) -
     zombies = children.zombies_after_reaping(lab, kids, listener)
     lab.check(f"the {'child' if len(kids) == 1 else f'{len(kids)} children'} that served the client reaped "
               f"(no zombie of pid {listener})",
-              not zombies, f"children {kids} gone from the process table",
-              children.zombie_verdict(zombies, len(kids)) or f"children {kids} reaped")
+              not zombies, f"{', '.join(map(str, kids))} gone from the process table",
+              children.zombie_verdict(zombies, len(kids)) or f"{', '.join(map(str, kids))} reaped")

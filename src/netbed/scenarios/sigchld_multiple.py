@@ -117,6 +117,8 @@ def judge_users_server(lab: Lab, client: Client) -> None:
     owned, kids = served(lab, client, listener)
     lab.kill("server", pid=listener, signal="SIGSTOP")
     try:
+        lab.wait_for(lambda: children.alive(lab, [listener]).get(listener, ""), lambda stat: stat.startswith("T"),
+                     timeout=5, what=f"pid {listener} stopped")  # before any child exits: no SIGCHLD handled early
         client.end_input()
         both_fins(lab, owned)
         left = children.exited(lab, kids)
