@@ -73,6 +73,8 @@ PROGRAMS: tuple[Program, ...] = (
     Program("fork-noclose", "serv_fork_noclose.c", "tcpserv04 (5.10) without UNP 4.8's two close() calls", "wrong",
             "the parent keeps every connected socket and each child the listening one (no close after fork)",
             ("concurrent-server",)),
+    Program("iterative", "serv_iterative.c", "tcpserv01 without fork(): the iterative server of 4.8", "wrong",
+            "no fork(): one client at a time; the others wait unanswered", ("concurrent-server",)),
     Program("select", "serv_select.c", "tcpservselect01 (6.8)", "right echo server, single process",
             NOT_FORK_PER_CLIENT, ("concurrent-server",)),
     Program("threads", "serv_threads.py", "tcpserv04's role, a thread per client (socketserver)",

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 
 from netbed import observe
 from netbed.errors import NetbedError
-from netbed.scenarios.lab import Client, Lab, NotJudged
+from netbed.scenarios.lab import Client, Lab, NotJudged, ScenarioError
 
 SETTLE_S = 3.0
 """How long a process gets to do what it does at once (close its copy of a socket, reap an exited child)."""
@@ -27,9 +27,10 @@ IN_ACCEPT = ("inet_csk_accept", "inet_accept", "__sys_accept4", "do_accept")
 """Kernel wait channels of a process blocked in accept (Linux: inet_csk_accept)."""
 SLOW_WAITS = ("poll_schedule_timeout", "do_select", "do_sys_poll", "ep_poll", "do_epoll_wait")
 """Kernel wait channels of a process blocked in poll, select or epoll_wait: a SIGCHLD interrupts them too (EINTR)."""
-ACCEPT_SYSCALLS = {"43": "accept", "288": "accept4", "7": "poll", "23": "select", "270": "pselect6",
+SLOW_SYSCALLS = {"43": "accept", "288": "accept4", "7": "poll", "23": "select", "270": "pselect6",
                    "271": "ppoll", "232": "epoll_wait", "281": "epoll_pwait"}
-"""x86-64 system call numbers, /proc/PID/syscall's first field, for when the wait channel is hidden."""
+"""x86-64 system call numbers, /proc/PID/syscall's first field, for when the wait channel is hidden
+(netbed's hosts run the engine's architecture; elsewhere the number is shown as it is)."""
 
 
 def settled(lab: Lab, probe: Callable[[], Any], until: Callable[[Any], bool], timeout: float = SETTLE_S,
@@ -150,7 +151,7 @@ def wait_channel(lab: Lab, pid: int) -> str:
         return wchan.stdout.strip()
     syscall = lab.bed.exec("server", ["cat", f"/proc/{pid}/syscall"])
     first = syscall.stdout.split()[:1] if syscall.exit_code == 0 else []
-    return f"syscall {ACCEPT_SYSCALLS.get(first[0], first[0])}" if first else ""
+    return f"syscall {SLOW_SYSCALLS.get(first[0], first[0])}" if first else ""
 
 
 def in_accept(channel: str) -> bool:
@@ -160,7 +161,7 @@ def in_accept(channel: str) -> bool:
 def in_slow_call(channel: str) -> bool:
     """Blocked in accept, or in poll/select/epoll_wait waiting for the listening socket."""
     return in_accept(channel) or channel.split(".")[0] in SLOW_WAITS or (
-        channel.startswith("syscall ") and channel.removeprefix("syscall ") in ACCEPT_SYSCALLS.values())
+        channel.startswith("syscall ") and channel.removeprefix("syscall ") in SLOW_SYSCALLS.values())
 
 
 EINTR_NOT_RESTARTED = "accept was interrupted by SIGCHLD and not restarted (UNP 5.9)"
@@ -177,7 +178,7 @@ def survives(lab: Lab, listener: int, timeout: float = 0.0) -> tuple[bool, str]:
         return False, f"{end}: {EINTR_NOT_RESTARTED}" if "Interrupted system call" in end else end
     try:
         now = lab.listener()
-    except Exception as exc:  # ScenarioError: nobody listens any more
+    except ScenarioError as exc:  # nobody listens any more
         return False, str(exc)
     if now != listener:
         return False, f"pid {now} listens now, not pid {listener}"
