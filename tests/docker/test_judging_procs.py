@@ -47,7 +47,7 @@ CASES = [
     ("concurrent-server", "fork-noclose", "lines", F,
      ("it does not close the connected socket after fork (UNP 4.8: the parent closes connfd",
       "they do not close the listening socket after fork (UNP 4.8: the child closes listenfd)")),
-    ("concurrent-server", "iterative", "lines", F, "no echo while the others are connected"),
+    ("concurrent-server", "iterative", "lines", F, "(an iterative server: it serves one client at a time)"),
     ("concurrent-server", "fork-waitpid", "five", P, "15 connections, 15 distinct children of pid"),
     ("concurrent-server", "fork-waitpid", "two-writes", P, "3 connections, 3 distinct children of pid"),
     ("concurrent-server", "fork-waitpid", "socat", P, "3 connections, 3 distinct children of pid"),
