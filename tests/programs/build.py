@@ -70,6 +70,9 @@ PROGRAMS: tuple[Program, ...] = (
             "\"accept error: Interrupted system call\" when its first child exits",
             ("eintr",)),
     Program("fork-waitpid", "serv_fork_waitpid.c", "tcpserv04 + sigchldwaitpid (5.10)", "right", ""),
+    Program("fork-noclose", "serv_fork_noclose.c", "tcpserv04 (5.10) without UNP 4.8's two close() calls", "wrong",
+            "the parent keeps every connected socket and each child the listening one (no close after fork)",
+            ("concurrent-server",)),
     Program("select", "serv_select.c", "tcpservselect01 (6.8)", "right echo server, single process",
             NOT_FORK_PER_CLIENT, ("concurrent-server",)),
     Program("threads", "serv_threads.py", "tcpserv04's role, a thread per client (socketserver)",
@@ -86,7 +89,7 @@ PROGRAMS: tuple[Program, ...] = (
             "binary structures as the protocol: host byte order, sizeof(long)", ("data-format-binary",)),
     Program("iterative", "serv_iterative.c", "tcpserv01 (5.2) without fork: an iterative server (1.5, 4.6)",
             "wrong", "one client at a time: a second client waits in the listen queue, ACKed but never echoed",
-            ("keepalive-crash", "heartbeat-pause")),
+            ("concurrent-server", "keepalive-crash", "heartbeat-pause")),
     Program("ignores-term", "serv_ignores_term.c", "tcpserv04 + sigchldwaitpid (5.10) with SIGTERM ignored",
             "wrong", "SIGTERM ignored: a shutdown (5.16) must wait for the grace period's SIGKILL to end its "
             "connections", ("server-host-shutdown",)),
