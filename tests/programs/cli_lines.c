@@ -1,0 +1,155 @@
+/*
+ * cli_lines.c -- the echo client: a line from the terminal out, the echoed
+ * line back to the terminal.
+ *
+ * Mirrors:  tcpcli01 + str_cli (UNP 5.4-5.5) with the book's writen and
+ *           buffered readline (3.9), and the book's error messages: EOF
+ *           from the server is err_quit("str_cli: server terminated
+ *           prematurely"); a read error is err_sys("readline error"), so the
+ *           errno's text follows ("readline error: Connection timed out" after
+ *           a crash, "readline error: Connection reset by peer" after a
+ *           reboot). Both exit with status 1. End of input (stdin EOF):
+ *           close, exit 0. SIGPIPE keeps its default action.
+ * Usage:    cli_lines <IPaddress> <port>   (lines on stdin)
+ * Verdict:  RIGHT: every scenario that takes a client must pass it, and its
+ *           stderr must tell the crash (ETIMEDOUT) from the reboot
+ *           (ECONNRESET) and from the killed server process (EOF).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define MAXLINE 4096
+#define SA struct sockaddr
+
+static void err_sys(const char *msg)
+{
+    int errno_save = errno;
+    fflush(stdout);
+    fprintf(stderr, "%s: %s\n", msg, strerror(errno_save));
+    exit(1);
+}
+
+static void err_quit(const char *msg)
+{
+    fflush(stdout);
+    fprintf(stderr, "%s\n", msg);
+    exit(1);
+}
+
+static ssize_t writen(int fd, const void *vptr, size_t n)
+{
+    size_t nleft = n;
+    ssize_t nwritten;
+    const char *ptr = vptr;
+
+    while (nleft > 0) {
+        if ((nwritten = write(fd, ptr, nleft)) <= 0) {
+            if (nwritten < 0 && errno == EINTR)
+                nwritten = 0;           /* and call write() again */
+            else
+                return -1;
+        }
+        nleft -= nwritten;
+        ptr += nwritten;
+    }
+    return n;
+}
+
+/* The book's readline (UNP 3.9): buffered, one read() per MAXLINE bytes. */
+static int read_cnt;
+static char *read_ptr;
+static char read_buf[MAXLINE];
+
+static ssize_t my_read(int fd, char *ptr)
+{
+    if (read_cnt <= 0) {
+again:
+        if ((read_cnt = read(fd, read_buf, sizeof(read_buf))) < 0) {
+            if (errno == EINTR)
+                goto again;
+            return -1;
+        } else if (read_cnt == 0)
+            return 0;
+        read_ptr = read_buf;
+    }
+    read_cnt--;
+    *ptr = *read_ptr++;
+    return 1;
+}
+
+static ssize_t readline(int fd, void *vptr, size_t maxlen)
+{
+    ssize_t n, rc;
+    char c, *ptr = vptr;
+
+    for (n = 1; n < (ssize_t) maxlen; n++) {
+        if ((rc = my_read(fd, &c)) == 1) {
+            *ptr++ = c;
+            if (c == '\n')
+                break;                  /* newline is stored, like fgets() */
+        } else if (rc == 0) {
+            *ptr = 0;
+            return n - 1;               /* EOF, n - 1 bytes were read */
+        } else
+            return -1;                  /* error, errno set by read() */
+    }
+    *ptr = 0;                           /* null terminate like fgets() */
+    return n;
+}
+
+static int tcp_connect(const char *ip, const char *port)
+{
+    int sockfd;
+    struct sockaddr_in servaddr;
+
+    if ((sockfd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+        err_sys("socket error");
+    memset(&servaddr, 0, sizeof(servaddr));
+    servaddr.sin_family = AF_INET;
+    servaddr.sin_port = htons(atoi(port));
+    if (inet_pton(AF_INET, ip, &servaddr.sin_addr) <= 0)
+        err_quit("inet_pton error: not an IPv4 address");
+    if (connect(sockfd, (SA *) &servaddr, sizeof(servaddr)) < 0)
+        err_sys("connect error");
+    return sockfd;
+}
+
+static void str_cli(FILE *fp, int sockfd)
+{
+    char sendline[MAXLINE], recvline[MAXLINE];
+    ssize_t n;
+
+    while (fgets(sendline, MAXLINE, fp) != NULL) {
+        if (writen(sockfd, sendline, strlen(sendline)) < 0)
+            err_sys("writen error");
+
+        if ((n = readline(sockfd, recvline, MAXLINE)) < 0)
+            err_sys("readline error");
+        if (n == 0)
+            err_quit("str_cli: server terminated prematurely");
+
+        fputs(recvline, stdout);
+    }
+    if (ferror(fp))
+        err_sys("fgets error");
+}
+
+int main(int argc, char **argv)
+{
+    int sockfd;
+
+    if (argc != 3)
+        err_quit("usage: cli_lines <IPaddress> <port>");
+    sockfd = tcp_connect(argv[1], argv[2]);
+    str_cli(stdin, sockfd);             /* do it all */
+    close(sockfd);
+    exit(0);
+}
