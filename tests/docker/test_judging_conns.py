@@ -63,6 +63,7 @@ CASES = [
     ("data-format-binary", "sum-binary-int", None, F,
      "the server reads and writes 32-bit integers where the client uses 64-bit longs: a size mismatch"),
     ("data-format-binary", "fork-waitpid", None, N, "the server echoes the 16-byte structure"),
+    ("data-format-binary", "sum-text", None, N, "it is a text sum server (str_echo08)"),
     ("data-format-binary", None, "sum-binary", P, "'-99'"),
     ("data-format-binary", None, "lines", N, "the client sends the line as text"),
 ]
@@ -95,16 +96,14 @@ def test_verdict(scenario, server, client, verdict, words, built, tmp_path):
     assert words in shown, said(result)
 
 
-def test_socat_as_the_client_of_a_killed_server(built, tmp_path):
-    """socat relays; when the server's child dies it says nothing and exits 0 after the next line's RST, like
-    cli_ignores_errors: it fails, by name. Sometimes socat reads end-of-file on its terminal just after its first
-    line and closes the connection itself, before the kill: then there is nothing to judge, and the reason says so."""
+@pytest.mark.parametrize("scenario", ["server-process-killed", "sigpipe"])
+def test_socat_as_the_client_of_a_killed_server(scenario, built, tmp_path):
+    """socat watches the socket: the child's FIN ends its session (it closes 0.5 s later, exit 0, silently) before
+    the next line is typed, so the RST the scenario is about never comes: not judged, and the reason says why.
+    Now and then socat also reads end-of-file on its terminal just after its first line and closes the connection
+    itself, before the kill: not judged either, with that reason."""
     programs = Programs(server_cmd=SERVERS["fork-waitpid"], client_cmd=CLIENTS["socat"], mounts=(f"{built}:{MOUNT}",))
-    result = runner.run(find(["server-process-killed"])[0], tmp_path, programs)
-    if result.verdict == N:
-        assert "closed its connection by itself after its echo" in result.reason, said(result)
-    else:
-        assert result.verdict == F, said(result)
-        failed = [c for c in result.checks if not c.passed]
-        assert [c.name for c in failed] == ["client reports the server's termination"], said(result)
-        assert "it exited 0 without a word" in failed[0].observed
+    result = runner.run(find([scenario])[0], tmp_path, programs)
+    assert result.verdict == N, said(result)
+    assert ("ended on the server's FIN before its next line was typed" in result.reason
+            or "closed its connection by itself after its echo" in result.reason), said(result)

@@ -24,13 +24,13 @@ from netbed.scenarios.catalogue import scenario
 from netbed.scenarios.lab import Lab, sent
 
 ACCEPT_DELAY = 3.0   # long enough for the client to connect and abort while the server sleeps
-OWN = ("the aborting client must close with SO_LINGER set to a zero timeout so its TCP sends an RST (netbed's "
+ABORTING_CLIENT = ("the aborting client must close with SO_LINGER set to a zero timeout so its TCP sends an RST (netbed's "
        "echo_client --linger0); a user's client closes normally (FIN)")
 BUG = ("a connection can be aborted between the handshake and accept; accept's caller must treat "
        "ECONNABORTED/ENOTCONN/ECONNRESET on it as that connection's error, not the server's (UNP 5.11)")
 
 
-@scenario("accept-abort", "5.11", takes=("server",), own=OWN, server=("--accept-delay", str(ACCEPT_DELAY)),
+@scenario("accept-abort", "5.11", takes=("server",), own=ABORTING_CLIENT, server=("--accept-delay", str(ACCEPT_DELAY)),
           timers_s=ACCEPT_DELAY)
 def accept_abort(lab: Lab) -> None:
     if lab.programs.server_cmd:

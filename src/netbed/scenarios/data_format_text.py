@@ -16,6 +16,7 @@ answer.
 
 from __future__ import annotations
 
+from netbed import observe
 from netbed.scenarios.catalogue import scenario
 from netbed.scenarios.lab import Client, Lab, sent
 from netbed.tcp import Connection
@@ -34,10 +35,18 @@ def data_format_text(lab: Lab) -> None:
     answers: list[str] = []
     for line, _ in REQUESTS:
         client.send(line)
-        conn = lab.wait_for(lambda: latest(lab, lab.programs.port),
-                            lambda c: c is not None and (len(replies(c)) > len(answers) or not_text(c, REQUESTS)
-                                                         or client.program.exit is not None),
-                            timeout=ANSWER_S, what=f"the server's answer to {line!r}")
+        try:
+            conn = lab.wait_for(lambda: latest(lab, lab.programs.port),
+                                lambda c: c is not None and (len(replies(c)) > len(answers) or not_text(c, REQUESTS)
+                                                             or client.program.exit is not None),
+                                timeout=ANSWER_S, what=f"the server's answer to {line!r}")
+        except observe.WaitTimeout:
+            conn = latest(lab, lab.programs.port)
+            lab.check("the server answers each line", False, "one answer line per line sent",
+                      f"no answer to {line!r} within {ANSWER_S:g} s (the server sent "
+                      f"{sent(conn, 'server') if conn else b''!r} so far): it waits for more than a line, as a "
+                      "binary sum server waits for a whole structure (str_echo09), or never answers")
+            return
         if users_client and not_text(conn, REQUESTS):
             lab.not_judged(f"the client sent {sent(conn, 'client')[:32]!r} for the line {REQUESTS[0][0]!r}, not the "
                            "line as text: 5.18's text client sends each line as typed (the book's str_cli)")

@@ -23,6 +23,7 @@ from netbed.scenarios.catalogue import scenario
 from netbed.scenarios.lab import Client, Lab, ScenarioError
 from netbed.tcp import Connection
 
+NOTICE_S = 2.0  # how long the client's socket must stay in CLOSE-WAIT, unnoticed (socat closes 0.5 s after a FIN)
 SILENT = ("the client ignored the server's FIN and the RST: it exited 0 without a word "
           "(UNP 5.12: str_cli must report 'server terminated prematurely')")
 
@@ -108,11 +109,18 @@ def client_waits_in_close_wait(lab: Lab, client: Client) -> bool:
     conn = client.connection
     if client_sent_fin(conn) and not fin_before(conn, "server", "client"):
         closed_by_itself(client)
-    if seen[1] is not None or client_sent_fin(conn):
+    if seen[1] is None and not client_sent_fin(conn):
+        try:  # a client blocked reading its terminal does not notice the FIN; one that watches the socket does
+            lab.wait_for(lambda: (client.program.exit, client_sent_fin(client.connection)), any, timeout=NOTICE_S,
+                         what="the client to react to the FIN (the book's client does not)")
+        except observe.WaitTimeout:
+            pass
+        seen = state()
+    if seen[1] is not None or client_sent_fin(client.connection):
         noticed_the_fin(lab, client)
         return False
-    lab.check(f"{client.name}'s socket is in CLOSE-WAIT after the child's FIN (it has not noticed)",
-              seen[0] == "CLOSE-WAIT", "CLOSE-WAIT", seen[0])
+    lab.check(f"{client.name}'s socket is in CLOSE-WAIT after the child's FIN and stays there {NOTICE_S:g} s "
+              "(the client has not noticed)", seen[0] == "CLOSE-WAIT", "CLOSE-WAIT", seen[0])
     return True
 
 
