@@ -24,8 +24,8 @@ from netbed.scenarios.catalogue import scenario
 from netbed.scenarios.lab import Lab, sent
 
 ACCEPT_DELAY = 3.0   # long enough for the client to connect and abort while the server sleeps
-ABORTING_CLIENT = ("the aborting client must close with SO_LINGER set to a zero timeout so its TCP sends an RST (netbed's "
-       "echo_client --linger0); a user's client closes normally (FIN)")
+ABORTING_CLIENT = ("the aborting client must close with SO_LINGER set to a zero timeout so its TCP sends an RST "
+                   "(netbed's echo_client --linger0); a user's client closes normally (FIN)")
 BUG = ("a connection can be aborted between the handshake and accept; accept's caller must treat "
        "ECONNABORTED/ENOTCONN/ECONNRESET on it as that connection's error, not the server's (UNP 5.11)")
 

@@ -23,7 +23,6 @@ from netbed's server in the native format.
 import struct
 
 from netbed import observe
-
 from netbed.scenarios.catalogue import scenario
 from netbed.scenarios.data_format_text import latest
 from netbed.scenarios.lab import Lab, sent
@@ -43,8 +42,8 @@ def switches(fmt: tuple[str, int]) -> tuple[str, ...]:
     return ("--mode", "binary", "--byte-order", fmt[0], "--int-size", str(fmt[1]))
 
 
-@scenario("data-format-binary", "5.18", takes=("server", "client"), server=switches(SERVER), server_program="sum_server",
-          timers_s=WAIT_S)
+@scenario("data-format-binary", "5.18", takes=("server", "client"), server=switches(SERVER),
+          server_program="sum_server", timers_s=WAIT_S)
 def data_format_binary(lab: Lab) -> None:
     if lab.programs.server_cmd:
         users_server(lab)
