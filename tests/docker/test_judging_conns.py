@@ -36,7 +36,11 @@ CASES = [
      "error: Transport endpoint is not connected'): a connection can be aborted between the handshake and accept"),
     ("accept-abort", "select", None, P, "the same process still listens"),
     ("accept-abort", "asyncio", None, P, "the same process still listens"),
+    ("accept-abort", "threads", None, P, "the same process still listens"),
+    ("accept-abort", "fork-noreap", None, P, "the same process still listens"),
     ("server-process-killed", "fork-waitpid", "lines", P, "is gone while the parent"),
+    ("server-process-killed", "fork-waitpid", "five", P, "is gone while the parent"),
+    ("server-process-killed", "fork-noreap", "two-writes", P, "is gone while the parent"),
     ("server-process-killed", "fork-waitpid", "ignores-errors", F,
      "the client ignored the server's FIN and the RST: it exited 0 without a word (UNP 5.12: str_cli must report "
      "'server terminated prematurely')"),
@@ -59,6 +63,7 @@ CASES = [
     ("data-format-text", "fork-waitpid", None, N,
      "the server echoes '11 22' instead of answering its sum: 5.18 needs the book's sum server (str_echo08/09)"),
     ("data-format-text", "sum-text", "lines", P, "'input error'"),
+    ("data-format-text", None, "sum-binary", N, "not the line as text"),
     ("data-format-binary", "sum-binary", None, P, "'-99'"),
     ("data-format-binary", "sum-binary-int", None, F,
      "the server reads and writes 32-bit integers where the client uses 64-bit longs: a size mismatch"),
@@ -66,6 +71,7 @@ CASES = [
     ("data-format-binary", "sum-text", None, N, "it is a text sum server (str_echo08)"),
     ("data-format-binary", None, "sum-binary", P, "'-99'"),
     ("data-format-binary", None, "lines", N, "the client sends the line as text"),
+    ("data-format-binary", "sum-binary", "sum-binary", P, "'-99'"),
 ]
 
 
