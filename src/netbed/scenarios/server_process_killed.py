@@ -167,7 +167,7 @@ def reports_the_end(lab: Lab, client: Client, timeout: float) -> observe.Exit | 
     lab.moment(client.name, f"ended {end}{f': {said[-1]}' if said else ''}")
     lab.check(f"{client.name} reports the server's termination", not end.ok or bool(said),
               "a failure status or a message on stderr",
-              f"{end}; stderr {said[-1]!r}" if said or not end.ok else SILENT)
+              f"{end}; stderr {said[-1:]}" if said or not end.ok else SILENT)
     return end
 
 
