@@ -500,6 +500,7 @@ def _reading(path: str) -> _Reading | None:
 def ladder(pcap: str, conn_id: int | None, svg: str | None, follow: bool, names: tuple[str, ...]) -> None:
     """Each connection of a capture as a two-column sequence diagram."""
     from netbed.tcp import connections, follow as follow_file, render_ladder_svg
+    from netbed.tcp.annotate import read_notes
     from netbed.tcp.ladder import ladder_lines, with_segments
     from netbed.tcp.render import Batched
 
@@ -512,6 +513,7 @@ def ladder(pcap: str, conn_id: int | None, svg: str | None, follow: bool, names:
             click.echo(line)
         return
     path = _readable(pcap)
+    notes = read_notes(path)  # netbed's notes, if netbed wrote this capture: drawn between the segments
     if conn_id is not None:  # its segments are read again from the file when drawn, not held
         found = connections(path, _names(names))
         chosen = []
@@ -532,7 +534,7 @@ def ladder(pcap: str, conn_id: int | None, svg: str | None, follow: bool, names:
             elif svg:
                 first = conn
             drawn += 1
-            for line in ladder_lines(conn):
+            for line in ladder_lines(conn, events=notes):
                 write(line)
                 write("\n")
     finally:
@@ -688,6 +690,55 @@ def run_(names: tuple[str, ...], run_all: bool, out_path: str | None, jobs: int,
               f"{len(not_run)} not run ({', '.join(not_run) or 'none'})", markup=False)
     _tear_down_mine()
     sys.exit(128 + interrupt.signum)
+
+
+@cli.command()
+@click.argument("submissions", type=click.Path(file_okay=False))
+@click.option("--scenario", "names", multiple=True, help="A scenario to grade (repeatable; default: the catalogue).")
+@click.option("--out", "out_path", type=click.Path(file_okay=False), callback=_checked(_new_folder),
+              help="Grading folder, new or empty (default runs/<timestamp>, linked as runs/latest).")
+@click.option("--jobs", type=click.IntRange(1, 16), default=1, show_default=True, help="Testbeds at a time.")
+@click.option("--image", help="Image for the hosts (default netbed-host).")
+@click.option("--port", type=click.IntRange(1, 65535), default=9877, show_default=True, help="The server's port.")
+def grade(submissions: str, names: tuple[str, ...], out_path: str | None, jobs: int, image: str | None,
+          port: int) -> None:
+    """Grade a folder of submissions (one subfolder each) against the catalogue: one table.
+
+    Each subfolder holds server / server.py / server.c and/or client / client.py /
+    client.c (or a netbed.json naming the commands). Writes grade.csv, grade.xml
+    (JUnit) and grade.html (a row per submission, a column per scenario, each cell
+    linked to its run's evidence). Exits 0 once the table is written, whatever the
+    verdicts: they are the table's.
+    """
+    from netbed.folders import run_folder
+    from netbed.grade import find_submissions, grade as grade_all
+    from netbed.report.grades import write_csv, write_junit as write_grade_junit, write_page
+    from netbed.scenarios import CATALOGUE, Programs, find
+    from netbed.scenarios.lab import Verdict
+
+    try:
+        chosen = find(list(names)) if names else list(CATALOGUE)
+        subs = find_submissions(submissions)
+        Programs(image=image)  # checks the image's name
+    except NetbedError as exc:
+        raise click.UsageError(str(exc)) from None
+    with run_folder(out_path, reports="*/*/report.json") as out_dir, _interrupts_call_off() as interrupt:
+        err.print(f"grading {len(subs)} submission(s) on {len(chosen)} scenario(s), {jobs} testbed(s) at a time; "
+                  f"results in {out_dir}")
+        rows = grade_all(subs, chosen, out_dir, jobs=jobs, image=image, port=port, report=render_progress,
+                         cancel=interrupt.called_off)
+        columns = [s.name for s in chosen]
+        csv_path = write_csv(rows, columns, out_dir / "grade.csv")
+        xml_path = write_grade_junit(rows, columns, out_dir / "grade.xml")
+        page = write_page(rows, columns, out_dir)
+    out.print("")
+    for row in rows:
+        out.print(f"{row.submission:24} {row.count(Verdict.PASSED):3} passed {row.count(Verdict.FAILED):3} failed "
+                  f"{row.count(Verdict.NOT_JUDGED):3} not judged", markup=False)
+    out.print(f"table: {csv_path}\nJUnit XML: {xml_path}\npage: {page}", markup=False)
+    if interrupt.signum is not None:
+        _tear_down_mine()
+        sys.exit(128 + interrupt.signum)
 
 
 @cli.command()

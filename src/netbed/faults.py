@@ -131,13 +131,13 @@ def kill(bed: Testbed, host: str, signal: str = "SIGKILL", pid: int | None = Non
         if name == "SIGKILL":
             _await_status(bed, host, "exited")
         return
-    done = container.exec_run(["kill", "-s", name.removeprefix("SIG"), str(pid)])
+    done = bed.beside(host, ["kill", "-s", name.removeprefix("SIG"), str(pid)])
     if done.exit_code != 0:
-        said = done.output.decode(errors="replace").strip().splitlines()
+        said = (done.stdout + done.stderr).strip().splitlines()
         raise FaultError(f"kill: no process {pid} in {host}{f' ({said[-1]})' if said else ''}: "
                          f"`netbed ps {host}` lists its processes")
     if name in ("SIGKILL", "SIGTERM", "SIGINT", "SIGPIPE", "SIGHUP"):
-        wait_for(lambda: _process_state(container, pid), lambda st: st in ("", "Z"),
+        wait_for(lambda: _process_state(bed, host, pid), lambda st: st in ("", "Z"),
                  timeout=STATE_DEADLINE, what=f"process {pid} in {host} to die")
 
 
@@ -150,12 +150,12 @@ def shutdown(bed: Testbed, host: str, grace: float = 2.0) -> None:
     if not (math.isfinite(grace) and 0 <= grace <= GRACE_MAX_S):
         raise FaultError(f"shutdown: the grace period must be 0-{GRACE_MAX_S:.0f} s, got {grace}")
     container = _running(bed, host, "shutdown")
-    _exec_unless_stopped(container, ["kill", "-TERM", "-1"])
+    _beside_unless_stopped(bed, host, ["kill", "-s", "TERM", "--", "-1"])
     try:
         wait_for(lambda: _user_processes(bed, host), lambda procs: not procs, timeout=grace,
                  what=f"{host}'s processes to exit")
     except NetbedError:
-        _exec_unless_stopped(container, ["kill", "-KILL", "-1"])
+        _beside_unless_stopped(bed, host, ["kill", "-s", "KILL", "--", "-1"])
     try:
         container.stop(timeout=1)
     except docker.errors.NotFound:
@@ -352,13 +352,13 @@ def check_pid(pid: int) -> int:
     return pid
 
 
-def _exec_unless_stopped(container, argv: list[str]) -> None:
-    """Run a command in a host that may stop at any moment; a host that stopped needs nothing more."""
+def _beside_unless_stopped(bed: Testbed, host: str, argv: list[str]) -> None:
+    """Run a tool on a host that may stop at any moment; a host that stopped needs nothing more."""
     try:
-        container.exec_run(argv)
-    except docker.errors.APIError as exc:
-        if exc.status_code not in (404, 409):  # gone, or not running
-            raise FaultError(f"`{' '.join(argv)}` failed: {exc.explanation or exc}") from None
+        bed.beside(host, argv)
+    except NetbedError as exc:
+        if bed.status(host) == "running":
+            raise FaultError(f"`{' '.join(argv)}` failed on {host}: {exc}") from None
 
 
 def signal_name(signal: str) -> str:
@@ -374,19 +374,18 @@ def signal_name(signal: str) -> str:
     return name
 
 
-def _process_state(container, pid: int) -> str:
-    done = container.exec_run(["ps", "-o", "stat=", "-p", str(pid)])
-    return done.output.decode().strip()[:1] if done.exit_code == 0 else ""
+def _process_state(bed: Testbed, host: str, pid: int) -> str:
+    done = bed.beside(host, ["ps", "-o", "stat=", "-p", str(pid)])
+    return done.stdout.strip()[:1] if done.exit_code == 0 else ""
 
 
 def _user_processes(bed: Testbed, host: str) -> list[str]:
     """Processes other than init and the ps that lists them; none once the host has stopped."""
-    container = bed.container(host)
     try:
-        done = container.exec_run(["ps", "-eo", "pid=,stat=,comm="])
-    except docker.errors.APIError:  # the host stopped: its last process is gone
+        done = bed.beside(host, ["ps", "-eo", "pid=,stat=,comm="])
+    except NetbedError:  # the host stopped: its last process is gone
         return []
-    rows = [line.split(None, 2) for line in done.output.decode().splitlines() if line.strip()]
+    rows = [line.split(None, 2) for line in done.stdout.splitlines() if line.strip()]
     return [r[2] for r in rows if len(r) == 3 and r[0] != "1" and r[2] != "ps" and not r[1].startswith("Z")]
 
 

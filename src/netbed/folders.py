@@ -42,9 +42,9 @@ def check_new_folder(path: str | Path) -> Path:
 
 
 @contextlib.contextmanager
-def run_folder(out: str | Path | None = None, root: str | Path = "runs") -> Iterator[Path]:
+def run_folder(out: str | Path | None = None, root: str | Path = "runs", reports: str = REPORT_GLOB) -> Iterator[Path]:
     """Claim a folder for one run; at the end, release it, and either link it as ROOT/latest
-    (default folders with at least one report) or remove what the run made (no report)."""
+    (default folders with at least one report, found by the glob `reports`) or remove what the run made."""
     root = Path(root)
     if out is not None:
         path = Path(out)
@@ -66,7 +66,7 @@ def run_folder(out: str | Path | None = None, root: str | Path = "runs") -> Iter
         yield path
     finally:
         marker.unlink(missing_ok=True)
-        if any(path.glob(REPORT_GLOB)):
+        if any(path.glob(reports)):
             if out is None:
                 _link_latest(root, path)
         else:

@@ -114,14 +114,15 @@ def sockets(bed: Testbed, host: str) -> list[Socket]:
 
 def processes(bed: Testbed, host: str) -> list[Process]:
     procs = parse_ps(_run_in(bed, host, ["ps", "-eo", "pid=,ppid=,stat=,args="]))
-    return [p for p in procs if not p.command.startswith("ps -eo")]
+    return [p for p in procs if not p.command.startswith(("ps -eo", "unshare --mount"))]
 
 
 def _run_in(bed: Testbed, host: str, argv: list[str]) -> str:
+    """A tool's output about a host: the machine's tool beside it where netbed may, else the host's own."""
     status = bed.status(host)
     if status != "running":
         raise NetbedError(f"cannot look into {host}: it is {status}")
-    done = bed.exec(host, argv)
+    done = bed.beside(host, argv)
     if done.exit_code != 0:
         raise NetbedError(f"`{' '.join(argv)}` in {host} failed: {done.stderr.strip() or done.exit_code}")
     return done.stdout
@@ -157,10 +158,13 @@ class Program:
         self.argv = list(argv)
         self.cancel = cancel
         self._bed = bed
-        container_id = bed.host(host).container_id
-        self._proc = subprocess.Popen(
-            ["docker", "exec", "-i", container_id, "python3", "-m", "netbed.apps.ptyrun", "--", *argv],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        launch = bed.launch(host, self.argv)
+        self._pid_in_host = launch.pid_in_host
+        try:
+            self._proc = subprocess.Popen(launch.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, pass_fds=launch.pass_fds)
+        finally:
+            launch.release()
         self.stdout: list[str] = []
         self.stderr: list[str] = []
         self.pid: int | None = None
@@ -175,6 +179,9 @@ class Program:
         except Cancelled:
             self.stop()
             raise
+        if self.pid is None:  # ptyrun ended: what it said is all read once its pipes are
+            for t in self._threads:
+                t.join(timeout=5)
         if self.pid is None:
             raise NetbedError(f"could not start {argv[0]} on {host}: {' '.join(self.stderr[-1:]) or 'no output'}")
         bed.note(f"{host}: {' '.join(argv)} started (pid {self.pid})")
@@ -191,8 +198,12 @@ class Program:
         """What ptyrun reports of the program: its pid first, how it ended last (noted on the testbed)."""
         key, _, value = text.partition("=")
         number = int(value.split()[0])
-        if key == "pid":
-            self.pid = number
+        if key == "pid":  # ptyrun's child; through nsenter, the program is that one's child in the host
+            try:
+                self.pid = wait_for(lambda: self._pid_in_host(number), lambda pid: pid is not None, timeout=5,
+                                    what=f"{self.argv[0]}'s process in {self.host}")
+            except WaitTimeout:  # it ended at once: its exit comes next
+                self.pid = -1
             return
         self.exit = Exit(number, None) if key == "exit" else Exit(None, number) if key == "signal" else None
         if self.exit is not None:

@@ -20,6 +20,7 @@ hosts' sockets and processes, and their logs.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import signal
@@ -34,7 +35,9 @@ from netbed import faults as fault_verbs
 from netbed import observe
 from netbed.engine import EngineError
 from netbed.errors import NetbedError
-from netbed.tcp import PcapError, analyze, render_ladder
+from netbed.report.html import write_html
+from netbed.report.load import ScenarioReport
+from netbed.tcp import PcapError, analyze, render_ladder, render_ladder_svg
 from netbed.testbed import Testbed, kept_owner
 
 IDLE = ["sleep", "infinity"]
@@ -127,6 +130,32 @@ def testbed(request: pytest.FixtureRequest, tmp_path: Path):
               f" tear down with `netbed down -p {bed.project}`")
         return
     bed.down()
+    if root or failed:
+        _write_page(bed, run_dir, request.node)
+
+
+MAX_PAGE_CONNECTIONS = 20
+
+
+def _write_page(bed: Testbed, run_dir: Path, item: pytest.Item) -> None:
+    """The test's own HTML page (as a scenario's): its outcome, the capture with netbed's notes, the ladders,
+    the timeline, each program's output (linked from the failure report)."""
+    passed, said, seconds = getattr(item, "_netbed_outcome", (True, "", 0.0))
+    try:
+        conns = analyze(str(bed.pcap), bed.names(), allow_truncated=True)
+    except PcapError:
+        conns = []
+    if conns:
+        (run_dir / "ladder.svg").write_text(render_ladder_svg(conns[0], title=item.name))
+    for n, p in enumerate(getattr(item, "_netbed_programs", []), 1):
+        (run_dir / f"program-{n}-{p.host}.log").write_text(p.transcript())
+    data = {"scenario": item.name, "section": "test", "title": item.nodeid, "passed": passed,
+            "verdict": "passed" if passed else "failed", "duration_s": round(seconds, 2), "doc": item.nodeid,
+            "checks": [{"name": item.nodeid, "passed": passed, "expected": "the test passes",
+                        "observed": said or ("passed" if passed else "failed")}],
+            "connections": [str(c.client) for c in conns[:MAX_PAGE_CONNECTIONS]], "names": bed.names()}
+    (run_dir / "report.json").write_text(json.dumps(data, indent=2))
+    write_html([ScenarioReport(run_dir, data)], run_dir / "report.html", title=f"netbed: {item.nodeid}")
 
 
 class Capture:
@@ -188,11 +217,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
     report = outcome.get_result()
     bed = getattr(item, "_netbed", None)
-    if bed is None or report.when != "call" or not report.failed:
+    if bed is None or report.when != "call":
+        return
+    if not report.failed:
+        item._netbed_outcome = (True, "", report.duration)
         return
     item._netbed_failed = True
+    crash = getattr(report.longrepr, "reprcrash", None)  # the assertion's own words, else the report's last line
+    said = crash.message if crash else (str(report.longrepr).strip().splitlines() or [""])[-1]
+    item._netbed_outcome = (False, said[:2000], report.duration)
     for title, text in evidence(bed, getattr(item, "_netbed_programs", [])):
         report.sections.append((f"netbed: {title}", text))
+    report.sections.append(("netbed: page", f"{bed.run_dir / 'report.html'} (written once the testbed is down)"))
 
 
 def evidence(bed: Testbed, programs: list[observe.Program] = []) -> list[tuple[str, str]]:

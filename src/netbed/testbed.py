@@ -23,13 +23,13 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import docker
 import docker.errors
 
 from netbed import capture as capture_mod
-from netbed import engine, guard, spec
+from netbed import engine, guard, namespaces, spec
 from netbed.capture import Capture, CaptureStats
 from netbed.errors import Cancelled, NetbedError
 from netbed.folders import missing_top, remove_made
@@ -71,6 +71,21 @@ class ExecResult:
     exit_code: int
     stdout: str
     stderr: str
+
+
+def _no_cleanup() -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Launch:
+    """The local command that starts a program on a host (through netbed.apps.ptyrun), the descriptors it
+    inherits, what to release once it runs, and how the host numbers the process ptyrun reports."""
+
+    command: list[str]
+    pass_fds: tuple[int, ...] = ()
+    release: Callable[[], None] = _no_cleanup
+    pid_in_host: Callable[[int], int | None] = lambda pid: pid
 
 
 def default_compose_file() -> Path:
@@ -368,6 +383,32 @@ class Testbed:
         out, err = result.output
         return ExecResult(result.exit_code, (out or b"").decode(errors="replace"),
                           (err or b"").decode(errors="replace"))
+
+    def beside(self, host: str, argv: list[str]) -> ExecResult:
+        """Run one of netbed's tools (ss, ps, kill) on a host, to completion.
+
+        From the engine's machine, in the host's namespaces, when netbed is
+        root there (the host's image then needs none of them); else in the
+        host itself, which must have them.
+        """
+        if not engine.runner_is_root_on_engine_host():
+            return self.exec(host, argv)
+        container = self.container(host)
+        pid = container.attrs["State"]["Pid"]
+        if not pid:
+            raise TestbedError(f"{host} is not running ({container.status}): there is nothing to look into")
+        code, out, err = namespaces.run_beside(host, pid, argv)
+        return ExecResult(code, out, err)
+
+    def launch(self, host: str, argv: list[str]) -> "Launch":
+        """How to start a program on a host, on a terminal, driven from here (see observe.Program)."""
+        container = self.container(host)
+        if engine.runner_is_root_on_engine_host():
+            entry = namespaces.Entry.open(host, container.attrs["State"]["Pid"])
+            env = container.attrs["Config"].get("Env") or []
+            return Launch(namespaces.program_command(entry, argv, env), tuple(entry.fds.values()), entry.close,
+                          namespaces.pid_in_host)
+        return Launch(["docker", "exec", "-i", container.id, "python3", "-m", "netbed.apps.ptyrun", "--", *argv])
 
     def netns(self, host: str, argv: list[str]) -> tuple[int, str]:
         """Run a network command inside the host's namespace, with NET_ADMIN the host itself lacks.

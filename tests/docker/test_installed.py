@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -63,8 +65,9 @@ def installed(tmp_path_factory) -> Path:
     return root / "venv" / "bin"
 
 
-def _run(bin_dir: Path, argv: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+def _run(bin_dir: Path, argv: list[str], cwd: Path, timeout: float = 300,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**{k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}, **(env or {})}
     env["PATH"] = f"{bin_dir}:{env['PATH']}"
     return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL)
@@ -97,3 +100,25 @@ def test_a_users_pytest_test_on_their_own_compose_file(installed, tmp_path):
     done = _run(installed, ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_mine.py"], tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "1 passed" in done.stdout
+
+
+WORKFLOW = REPO / "docs" / "ci" / "github-actions.yml"
+NO_REGISTRY_HERE = {"pip install netbed pytest": "the fixture installed netbed's wheel and pytest",
+                    "docker pull debian:bookworm-slim": "no registry here: the base is already on the engine"}
+
+
+def test_the_documented_ci_workflow_runs_step_by_step(installed, tmp_path):
+    """docs/ci/github-actions.yml's `run:` steps, in order, as a user's CI runs them (CI=true)."""
+    steps = re.findall(r"^\s*- run: (.+)$", WORKFLOW.read_text(), re.M)
+    assert steps[:2] == list(NO_REGISTRY_HERE), steps
+    (tmp_path / "tests" / "network").mkdir(parents=True)
+    (tmp_path / "tests" / "network" / "compose.yaml").write_text(USER_COMPOSE)
+    (tmp_path / "tests" / "network" / "test_mine.py").write_text(USER_TEST)
+    ran = []
+    for step in steps[2:]:
+        done = _run(installed, shlex.split(step), tmp_path, env={"CI": "true"})
+        assert done.returncode == 0, f"{step}: {done.stdout[-3000:]} {done.stderr[-2000:]}"
+        ran.append(step)
+    assert ran == ["netbed doctor --fix", "python -m pytest -q tests/network --netbed-artifacts evidence"]
+    evidence = list((tmp_path / "evidence").rglob("*.pcapng"))
+    assert evidence, "the workflow's evidence folder holds each test's capture"

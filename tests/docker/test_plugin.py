@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 FAILING = '''
 import pytest
@@ -106,3 +107,10 @@ def test_a_users_own_file_relative_to_the_test_every_host_settings_and_program_e
     assert {"capture.pcapng", "ladder.txt", "program_1_on_alpha.txt", "alpha_log.txt",
             "beta_sockets_and_processes.txt"} <= kept, kept
     assert "to-stderr" in (folder / "program_1_on_alpha.txt").read_text()
+    page_line = next(line for line in done.stdout.splitlines() if line.endswith("(written once the testbed is down)"))
+    page = Path(page_line.split(" (written")[0])
+    assert page == folder / "report.html", "the failure report links the test's own page"
+    html = page.read_text()
+    assert "fail on purpose" in html and "data-verdict='failed'" in html, "the test's outcome"
+    assert "to-stderr" in html and "exit status 3" in html, "each program's output and end"
+    assert "sh -c echo to-stdout" in html, "the capture's notes on the timeline"

@@ -81,13 +81,13 @@ def test_scenario_with_a_server_netbed_did_not_write(name, tmp_path):
 
 
 @pytest.mark.parametrize("server_cmd, reason", [
-    ("/opt/mine/no-such-program", "exited at once (exit status 127); its last output: /opt/mine/no-such-program: "
-                                  "No such file or directory"),
-    ("/opt/mine/echo-server 9999", "never listened on port 9877"),
+    ("/opt/mine/no-such-program", ("exited at once (exit status 127); its last output: ",
+                                   "/opt/mine/no-such-program: No such file or directory")),
+    ("/opt/mine/echo-server 9999", ("never listened on port 9877",)),
 ])
 def test_a_user_server_that_never_listens_is_not_judged_and_the_verdict_says_why(server_cmd, reason, c_pair, tmp_path):
     programs = Programs(server_cmd=server_cmd, client_cmd="/opt/mine/echo-client {server_ip}",
                         mounts=(f"{c_pair}:/opt/mine",))
     result = runner.run(find(["server-host-crash"])[0], tmp_path, programs)
     assert result.verdict == Verdict.NOT_JUDGED and not result.checks
-    assert reason in result.reason
+    assert all(words in result.reason for words in reason), result.reason

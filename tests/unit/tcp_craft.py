@@ -537,6 +537,55 @@ def crash_then_reboot() -> list[Packet]:
     return c.packets
 
 
+def two_writes_then_crash() -> list[Packet]:
+    """UNP 5.13's str_cli11 (a line in two writes: its first byte, then the rest 1 s later) against a
+    server host that crashed after the first line was echoed and acknowledged. The lone byte is never
+    acknowledged: its copies, with doubling gaps, are retransmissions (Wireshark: keep-alives, since
+    length 1 and seq = next - 1); the rest of the line waits behind it (Nagle) and never leaves."""
+    c = Conversation()
+    c.handshake()
+    c.echo()
+    s = c.snd["client"]
+    c.send("client", "PA", b"a", dt=3.0, lost=True)
+    for gap in (0.2, 0.4, 0.8, 1.6, 3.2, 6.4):
+        c.send("client", "PA", b"a", seq=s, dt=gap, lost=True)
+    return c.packets
+
+
+def two_writes_then_reboot() -> list[Packet]:
+    """The same two writes, and the server host reboots: the retransmitted byte draws its RST."""
+    c = Conversation()
+    c.handshake()
+    c.echo()
+    s = c.snd["client"]
+    c.send("client", "PA", b"a", dt=3.0, lost=True)
+    for gap in (0.2, 0.4, 0.8):
+        c.send("client", "PA", b"a", seq=s, dt=gap, lost=True)
+    c.send("client", "PA", b"a", seq=s, dt=1.6)
+    c.send("server", "R", seq=c.snd["server"], dt=0.0002)
+    return c.packets
+
+
+def late_ack_after_fin() -> list[Packet]:
+    """The server's ACK of the client's FIN, sent before its own FIN but captured after it (seq =
+    next - 1, length 0), twice: once after the client acknowledged that FIN (as captured in the
+    sigchld-multiple flake), once before."""
+    packets: list[Packet] = []
+    for port, acked_first in ((40000, True), (40001, False)):
+        c = Conversation(client=("10.0.0.3", port), t0=T0 + (port - 40000), packets=packets)
+        c.handshake()
+        c.echo()
+        c.send("client", "FA")
+        fin_seq = c.snd["server"]
+        c.send("server", "FA")
+        if acked_first:
+            c.send("client", "A")
+        c.send("server", "A", seq=fin_seq, ack=c.rcv["server"])  # the late ACK
+        if not acked_first:
+            c.send("client", "A")
+    return packets
+
+
 def port_reuse() -> list[Packet]:
     """Two connections on the same 4-tuple, one after the other."""
     first = Conversation(isn_client=1000, isn_server=5000)
@@ -582,6 +631,9 @@ AWKWARD = {
         zero_window,
         syn_retransmitted,
         crash_then_reboot,
+        two_writes_then_crash,
+        two_writes_then_reboot,
+        late_ack_after_fin,
         port_reuse,
         ip_lengths_that_lie,
     )

@@ -61,3 +61,21 @@ def test_a_broken_report_is_named(tmp_path):
     (tmp_path / "x" / "report.json").write_text("{not json")
     with pytest.raises(NetbedError, match="is not a netbed report"):
         load_run(tmp_path)
+
+
+def test_the_timeline_reads_the_captures_own_notes_once(tmp_path):
+    from netbed.tcp.annotate import Note, annotate
+    from netbed.tcp.pcap import read_frames
+
+    folder = tmp_path / "server-host-crash"
+    folder.mkdir()
+    write_pcap(tmp_path / "raw.pcap", crash_then_reboot())
+    t0 = next(iter(read_frames(str(tmp_path / "raw.pcap")))).ts_ns
+    annotate(tmp_path / "raw.pcap", folder / "capture.pcapng",
+             [Note(t0 + 1000, "server: /opt/mine/server 9877 started (pid 7)"), Note(t0 + 2000, "crash server")])
+    (folder / "report.json").write_text(json.dumps({
+        "scenario": "server-host-crash", "section": "5.14", "title": "t", "passed": True, "duration_s": 1.0,
+        "checks": [], "timeline": [{"t": t0 / 1e9 + 2e-6, "who": "netbed", "what": "crash server"}]}))
+    page = write_html(load_run(tmp_path), tmp_path / "report.html").read_text()
+    assert "/opt/mine/server 9877 started (pid 7)" in page, "a note only the capture holds"
+    assert page.count("crash server") == 1, "a note the timeline holds too is shown once"

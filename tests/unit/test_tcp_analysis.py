@@ -255,6 +255,91 @@ def test_keepalive_probes_and_replies(tmp_path):
     assert conn.close_kind is CloseKind.RESET_BY_CLIENT
 
 
+def test_two_writes_to_a_crashed_host_are_retransmissions_not_keepalives(tmp_path):
+    """UNP 5.13's client sends its line's first byte alone; the server host has crashed. The byte is
+    never acknowledged, so its copies are retransmissions with the backoff's doubling gaps, though
+    each has length 1 and seq = next - 1 (Wireshark calls them keep-alives)."""
+    conn = one(tmp_path, "two_writes_then_crash")
+    first, *copies = [s for s in conn.segments if s.payload_len == 1]
+    assert first.marks == Mark.NONE  # the original: new data
+    assert len(copies) == 6 and all(s.seq == first.seq == 7 for s in copies)
+    assert [s.marks for s in copies] == [Mark.RETRANSMISSION] * 6
+    assert conn.retransmissions == 6 and conn.keepalive_probes == 0
+    assert conn.retransmission_gaps("client") == pytest.approx([0.2, 0.4, 0.8, 1.6, 3.2, 6.4], abs=1e-5)
+    assert conn.count(Mark.KEEP_ALIVE | Mark.KEEP_ALIVE_ACK) == 0
+
+    conn = one(tmp_path, "two_writes_then_reboot")  # the rebooted host answers a retransmission with an RST
+    assert conn.retransmissions == 4 and conn.keepalive_probes == 0
+    assert conn.close_kind is CloseKind.RESET_BY_SERVER and conn.segments[-2].is_retransmission
+
+
+def test_two_writes_to_a_live_server_are_plain_data(tmp_path):
+    c = Conversation()
+    c.handshake()
+    c.echo()
+    c.send("client", "PA", b"a", dt=1.0)
+    c.send("server", "A", dt=0.04)  # a delayed ACK
+    c.send("client", "PA", b"nother line\n", dt=1.0)
+    c.send("server", "A", dt=0.0001)
+    c.send("server", "PA", b"another line\n", dt=0.0001)
+    c.send("client", "A", dt=0.0001)
+    [conn] = analyze_file(write_pcap(tmp_path / "live.pcap", c.packets))
+    assert all(s.marks == Mark.NONE for s in conn.segments)
+
+
+def test_a_real_keepalive_re_sends_an_acknowledged_byte(tmp_path):
+    """seq = snd_una - 1 after the peer acknowledged everything: a keep-alive, empty (as Linux sends
+    it) or with one garbage byte (as some stacks do), and the peer's answer a keep-alive ACK; so is
+    a 1-byte copy of data the peer had acknowledged."""
+    c = Conversation()
+    c.handshake()
+    c.echo()
+    for garbage in (b"", b"\0"):
+        c.send("client", "A", garbage, seq=c.snd["client"] - 1, dt=7200.0)
+        c.send("server", "A", dt=0.0001)
+    c.send("client", "PA", b"x", dt=1.0)
+    c.send("server", "A", dt=0.0001)
+    c.send("client", "PA", b"x", seq=c.snd["client"] - 1, dt=0.5)  # its byte already acknowledged
+    c.send("server", "A", dt=0.0001)
+    [conn] = analyze_file(write_pcap(tmp_path / "ka.pcap", c.packets))
+    segs = conn.segments
+    assert [(s.payload_len, s.marks) for s in segs[7:13]] == [
+        (0, Mark.KEEP_ALIVE),
+        (0, Mark.KEEP_ALIVE_ACK),
+        (1, Mark.KEEP_ALIVE),
+        (0, Mark.KEEP_ALIVE_ACK),
+        (1, Mark.NONE),
+        (0, Mark.NONE),
+    ]
+    assert segs[13].marks == Mark.KEEP_ALIVE and segs[14].marks == Mark.KEEP_ALIVE_ACK
+    assert conn.keepalive_probes == 3 and conn.retransmissions == 0
+
+
+def test_where_netbed_and_wireshark_differ_on_keepalives(tmp_path):
+    """The one deliberate difference from Wireshark (whose keep-alive is any segment of length <= 1 with
+    seq = next - 1): netbed also wants seq acknowledged by the peer. Never acknowledged, a 1-byte segment
+    is a retransmission and an empty one no probe; the rule, not the length, decides. The late ACK of the
+    sigchld-multiple flake (the server's ACK of the client's FIN, captured after the server's own FIN)
+    stays a keep-alive where the client had acknowledged that FIN, as a probe from FIN-WAIT-2 would look,
+    and is nothing where it had not."""
+    c = Conversation()
+    c.handshake()
+    c.echo()
+    c.send("client", "PA", b"a", dt=1.0, lost=True)
+    c.send("client", "PA", b"a", seq=c.snd["client"] - 1, dt=0.2)  # Wireshark: keep-alive
+    c.send("client", "A", seq=c.snd["client"] - 1, dt=0.2)  # Wireshark: keep-alive
+    [conn] = analyze_file(write_pcap(tmp_path / "differ.pcap", c.packets))
+    assert [s.marks for s in conn.segments[-3:]] == [Mark.NONE, Mark.RETRANSMISSION, Mark.NONE]
+    assert conn.keepalive_probes == 0 and conn.retransmissions == 1
+
+    flake, reordered = conns_of(tmp_path, "late_ack_after_fin")
+    late = [s for s in flake.segments if s.sender == "server" and s.flags == 0x10][-1]
+    assert late.seq == 7 and late.marks == Mark.KEEP_ALIVE and flake.keepalive_probes == 1
+    late = [s for s in reordered.segments if s.sender == "server" and s.flags == 0x10][-1]
+    assert late.seq == 7 and late.marks == Mark.NONE and reordered.keepalive_probes == 0
+    assert flake.close_kind is reordered.close_kind is CloseKind.CLIENT_FIRST
+
+
 def test_zero_window_probes(tmp_path):
     conn = one(tmp_path, "zero_window")
     assert conn.zero_window_probes == 3

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 
 import pytest
 from scapy.utils import rdpcap
 
-from netbed.tcp import analyze
+from netbed.tcp import analyze, render_ladder
 from netbed.tcp.annotate import Note, annotate, read_notes
 from netbed.tcp.pcap import read_frames
 from tcp_craft import Conversation, write_pcap
@@ -61,3 +62,18 @@ def test_no_notes_and_no_frames(tmp_path):
     assert annotate(empty, out, [Note(T0_NS, "only a note")]) == 0
     assert read_notes(out) == [Note(T0_NS, "only a note")], "kept in the section comment"
     assert read_notes(empty) == [], "a pcap has no notes"
+
+
+def test_the_ladder_draws_the_notes_between_the_segments_at_their_instants(capture, tmp_path):
+    times = _times(capture)
+    out = tmp_path / "capture.pcapng"
+    annotate(capture, out, [Note(times[3] - 1, "crash server"), Note(times[-1] + 10**9, "after the connection")])
+    lines = subprocess.run([sys.executable, "-m", "netbed", "ladder", str(out)], capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+    drawn = [i for i, line in enumerate(lines) if "~~ netbed:" in line]
+    assert len(drawn) == 1 and lines[drawn[0]].endswith("~~ netbed: crash server"), lines
+    frames = [line.split()[0] for line in lines[drawn[0] - 1:drawn[0] + 2:2]]
+    assert frames == ["3", "4"], "between the third and the fourth frame"
+    conn = analyze(str(out))[0]
+    assert "crash server" in render_ladder(conn, events=read_notes(out))
+    assert "crash server" not in render_ladder(conn)

@@ -8,11 +8,17 @@ terminal's end-of-file character), and keeps its stderr apart. It reports
 the program's pid first and its end last, on stderr, as lines starting with
 `netbed-ptyrun:`, and exits with the program's status (128+N for signal N).
 
-    python3 -m netbed.apps.ptyrun -- PROGRAM [ARG ...]
+    python3 -m netbed.apps.ptyrun [--join FILE,...] [--env JSON] -- PROGRAM [ARG ...]
+
+For a program netbed runs from the engine's machine through nsenter:
+--join makes it join these control groups first (their cgroup.procs files),
+so that it lives and freezes with the host it enters; --env gives it the
+host's environment (a JSON list of KEY=VALUE) instead of this one's.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import select
@@ -36,6 +42,14 @@ def _report(text: str) -> None:
 
 
 def main(argv: list[str]) -> int:
+    join: list[str] = []
+    env: dict[str, str] | None = None
+    while argv[:1] in (["--join"], ["--env"]) and len(argv) > 1:
+        if argv[0] == "--join":
+            join = [f for f in argv[1].split(",") if f]
+        else:
+            env = dict(item.split("=", 1) for item in json.loads(argv[1]) if "=" in item)
+        argv = argv[2:]
     if argv[:1] == ["--"]:
         argv = argv[1:]
     if not argv or argv[0] in ("-h", "--help"):
@@ -53,7 +67,13 @@ def main(argv: list[str]) -> int:
             os.close(slave)
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         try:
-            os.execvp(argv[0], argv)
+            for procs in join:
+                with open(procs, "w") as f:
+                    f.write(f"{os.getpid()}\n")
+            if env is None:
+                os.execvp(argv[0], argv)
+            else:
+                os.execve(argv[0], argv, env)
         except OSError as exc:
             os.write(2, f"{argv[0]}: {exc.strerror}\n".encode())
             os._exit(127)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from netbed.report.load import ScenarioReport
 from netbed.tcp import Mark, PcapError, analyze, segment_label
+from netbed.tcp.annotate import read_notes
 
 MAX_TIMELINE_PACKETS = 300
 
@@ -172,9 +173,13 @@ def retransmission_strip(conn, width: int = 900) -> str:
 
 
 def _timeline(r: ScenarioReport, conns: list) -> str:
-    """The run's moments (faults, lines typed, errors) interleaved with the key connections' segments."""
+    """The run's moments (faults, lines typed, errors) and the capture's notes, interleaved with the key
+    connections' segments."""
     rows = [(m["t"], m["who"], m["what"], "netbed" if m["who"] == "netbed" else "program")
             for m in r.data.get("timeline", [])]
+    seen = {what for _, who, what, _ in rows} | {f"{who}: {what}" for _, who, what, _ in rows}
+    if r.capture.is_file():  # the capture's own notes: programs starting and ending, with their pids and statuses
+        rows += [(n.ts_ns / 1e9, "capture note", n.text, "netbed") for n in read_notes(r.capture) if n.text not in seen]
     for conn in conns:
         for seg in conn.segments[:MAX_TIMELINE_PACKETS]:
             rows.append((seg.ts, f"{seg.src.name} → {seg.dst.name}", segment_label(seg, options=False), "wire"))

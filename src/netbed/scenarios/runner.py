@@ -22,6 +22,7 @@ from netbed.progress import Event, Phase, Reporter, silent
 from netbed.scenarios.catalogue import Scenario
 from netbed.scenarios.lab import Check, Lab, Moment, NotJudged, Programs, ScenarioError, Verdict
 from netbed.tcp import PcapError, analyze, render_ladder, render_ladder_svg
+from netbed.tcp.annotate import read_notes
 from netbed.testbed import Testbed, kept_owner
 
 LISTEN_DEADLINE = 10.0
@@ -281,7 +282,8 @@ def _write_artifacts(result: Result, bed: Testbed, lab: Lab, out_dir: Path) -> N
     except PcapError:
         conns = []
     chosen = [c for c in conns if (c.client.ip, c.client.port) in keys] or [c for c in conns if c.server.name == "server"][:1]
-    (out_dir / "ladder.txt").write_text("\n\n".join(render_ladder(c) for c in chosen) + "\n")
+    notes = read_notes(bed.pcap) if bed.pcap.exists() else []
+    (out_dir / "ladder.txt").write_text("\n\n".join(render_ladder(c, events=notes) for c in chosen) + "\n")
     (out_dir / "ladder.svg").write_text(render_ladder_svg(chosen[0], title=f"{result.section} {result.scenario}")
                                         if chosen else "<svg xmlns='http://www.w3.org/2000/svg'/>")
     (out_dir / "report.json").write_text(json.dumps(result.to_json(), indent=2))

@@ -2,7 +2,7 @@
  *
  * A line-by-line mirror of netbed/tcp/decode.py (frames -> TCP segments) and of
  * Analyzer.feed in netbed/tcp/connection.py (Wireshark's sequence analysis and
- * the RFC 9293 replay). The Python code is the reference and runs everywhere
+ * the RFC 9293 replay, with netbed's keep-alive rule). The Python code is the reference and runs everywhere
  * (inside the hosts too); this module is an optional build on the orchestrator
  * side, and tests/unit/test_tcp_speedups.py checks that both agree segment by
  * segment on every capture the tests have. Change both together.
@@ -384,6 +384,8 @@ typedef struct {
     long long dupacks;
     uint32_t maxseqtobeacked;
     int lastmarks;
+    int has_acked;     /* netbed's own: the peer has acknowledged some of this direction's data, */
+    uint32_t acked;    /* the highest of its ACKs */
     int state;
     int has_syn_next, has_fin_next;
     uint32_t syn_next, fin_next;
@@ -777,7 +779,9 @@ static int analyse(Analyzer *a, int64_t ts, const uint8_t *buf, const Seg *s, lo
             if (0 < dd && dd < HALF) marks |= MK_LOST;
         }
         if (seglen <= 1 && !sfr) {
-            if (seq == ((nextseq - 1) & M32)) marks |= MK_KA;
+            /* Wireshark's keep-alive, if the peer has acknowledged seq (connection.py says why) */
+            if (seq == ((nextseq - 1) & M32) && (!fwd->has_acked || ((fwd->acked - seq - 1) & M32) < HALF))
+                marks |= MK_KA;
             if (!seglen && seq == nextseq && ack == fwd->lastack) {
                 if (win && win != fwd->window) marks |= MK_WUPD;
                 if (win && win == fwd->window && (rev->lastmarks & MK_KA))
@@ -792,6 +796,10 @@ static int analyse(Analyzer *a, int64_t ts, const uint8_t *buf, const Seg *s, lo
         }
     }
     if (ack != fwd->lastack) fwd->dupacks = 0;
+    if ((flags & F_ACK) && (!rev->has_acked || (0 < ((ack - rev->acked) & M32) && ((ack - rev->acked) & M32) < HALF))) {
+        rev->acked = ack;
+        rev->has_acked = 1;
+    }
     if ((flags & F_ACK) && rev->maxseqtobeacked) {
         uint32_t dd = (ack - rev->maxseqtobeacked) & M32;
         if (0 < dd && dd < HALF) {

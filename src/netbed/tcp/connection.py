@@ -7,7 +7,11 @@ preferences) so that netbed's counts of retransmissions, keep-alives and
 zero-window probes are the ones tshark reports; the unit tests compare the
 two on crafted captures. Its quirks are kept on purpose: sequence numbers are
 compared as absolute values, and an expected sequence number of 0 means "not
-known yet", as in Wireshark.
+known yet", as in Wireshark. One difference is deliberate: Wireshark's
+keep-alive is any segment of length 0 or 1 with seq = next - 1, netbed's also
+needs seq acknowledged by the peer (a probe re-sends an acknowledged byte), so
+a lone byte never acknowledged and sent again is a retransmission (UNP 5.13's
+client writing to a crashed host), and an empty segment there is no probe.
 """
 
 from __future__ import annotations
@@ -121,6 +125,7 @@ class _Flow:
         "dupacks",
         "maxseqtobeacked",
         "lastmarks",
+        "acked",
         "side",
         "rtx_seq",
         "rtx_time",
@@ -141,6 +146,7 @@ class _Flow:
         self.dupacks = 0  # -1: Wireshark's "an ACKed unseen segment was reported" marker
         self.maxseqtobeacked = 0
         self.lastmarks = 0
+        self.acked = -1  # netbed's own: the highest ACK the peer sent for this direction's data; -1 = none yet
         self.side = Side(state)
         self.rtx_seq = -1  # the sequence number of the last retransmission, for gaps
         self.rtx_time = 0
@@ -357,7 +363,7 @@ class Connection:
 
     @property
     def keepalive_probes(self) -> int:
-        """Segments Wireshark marks tcp.analysis.keep_alive."""
+        """Segments Wireshark marks tcp.analysis.keep_alive, but for those whose seq the peer never acknowledged."""
         return self._flows[0].ka + self._flows[1].ka
 
     @property
@@ -729,7 +735,10 @@ class Analyzer:
                 if nextseq and not flags & RST and 0 < ((seq - nextseq) & _M) < _HALF:
                     marks |= _LOST
                 if seglen <= 1 and not sfr:
-                    if seq == ((nextseq - 1) & _M):
+                    # Wireshark's keep-alive (seq = next - 1), and netbed's condition on top: the peer has
+                    # acknowledged seq (a probe re-sends an acknowledged byte). A byte never acknowledged,
+                    # sent again, is a retransmission (below); an empty segment there is no probe at all.
+                    if seq == ((nextseq - 1) & _M) and (fwd.acked < 0 or ((fwd.acked - seq - 1) & _M) < _HALF):
                         marks |= _KA
                     if not seglen and seq == nextseq and ack == fwd.lastack:
                         if win and win != fwd.window:
@@ -743,6 +752,8 @@ class Analyzer:
                             marks |= _DUP
             if ack != fwd.lastack:
                 fwd.dupacks = 0
+            if flags & ACK and (rev.acked < 0 or 0 < ((ack - rev.acked) & _M) < _HALF):
+                rev.acked = ack
             if flags & ACK and rev.maxseqtobeacked and 0 < ((ack - rev.maxseqtobeacked) & _M) < _HALF:
                 if ((rev.maxseqtobeacked - rev.nextseq) & _M) >= _HALF:
                     rev.maxseqtobeacked = rev.nextseq  # catch up: flagged once per gap

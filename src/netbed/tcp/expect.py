@@ -557,7 +557,8 @@ def retransmissions(conn: Connection, side: str | None = None) -> int:
 
 
 def keepalive_probes(conn: Connection, side: str | None = None) -> int:
-    """How many segments Wireshark marks tcp.analysis.keep_alive."""
+    """How many keep-alive probes: Wireshark's tcp.analysis.keep_alive, but for those whose seq the peer
+    never acknowledged (netbed calls a 1-byte one a retransmission)."""
     return conn.keepalive_probes if side is None else conn.count(Mark.KEEP_ALIVE, side)
 
 

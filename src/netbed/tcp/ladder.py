@@ -13,11 +13,12 @@ import math
 import os
 import time
 from array import array
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from .connection import Analyzer, Connection
 from .pcap import ReadStats, read_tcp_following
 from .scan import connections
+from .annotate import Note
 from .segments import ACK, FIN, RST, SYN, Mark, Segment, mark_words
 
 __all__ = ["segment_label", "render_ladder", "ladder_lines", "with_segments", "render_ladder_svg", "follow"]
@@ -65,6 +66,20 @@ def _line(conn: Connection, seg: Segment, width: int, changes: list[tuple[str, s
     return f"{seg.frame:>6} {seg.time:>11.6f}  {left:<{_STATE_W}} {arrow}  {right}".rstrip()
 
 
+class _Between:
+    """netbed's notes that fall within a connection's span, handed out before the segment they precede."""
+
+    def __init__(self, events: Sequence[Note], first: float, last: float) -> None:
+        self._pending = [e for e in sorted(events) if first <= e.ts_ns / 1e9 <= last]
+
+    def before(self, seg: Segment) -> list[str]:
+        lines = []
+        while self._pending and self._pending[0].ts_ns / 1e9 <= seg.ts:
+            note = self._pending.pop(0)
+            lines.append(f"{'':>6} {seg.time - (seg.ts - note.ts_ns / 1e9):>11.6f}  ~~ netbed: {note.text}")
+        return lines
+
+
 def _header(conn: Connection, width: int) -> list[str]:
     span = _STATE_W + 1 + width + 2  # from the client's state column to the server's
     cl = f"{conn.client.name} {conn.client}"
@@ -87,12 +102,15 @@ def render_ladder(
     context: int = 12,
     options: bool = True,
     summary: bool = True,
+    events: Sequence[Note] = (),
 ) -> str:
     """The connection as a text ladder, one line per segment.
 
     notes: text appended to the lines of given segment indexes (expect marks
     the steps it matched). pointer: a segment index marked '>>' at the left.
     around: show only `context` segments either side of that index.
+    events: netbed's notes from the capture (`read_notes`), drawn as lines of
+    their own between the segments, at their instants.
     """
     segs = conn.segments
     width = max([_MIN_ARROW] + [len(segment_label(s, options)) + 6 for s in segs])
@@ -105,7 +123,9 @@ def render_ladder(
         lo, hi = max(0, around - context), min(len(segs), around + context + 1)
         if lo:
             lines.append(f"{'':>6} {'':>11}  ... {lo} earlier segment{'s' if lo > 1 else ''} ...")
+    between = _Between(events, segs[0].ts if segs else 0.0, segs[-1].ts if segs else 0.0)
     for seg in segs[lo:hi]:
+        lines.extend(between.before(seg))
         text = _line(conn, seg, width, changes.get(seg.index, []), options)
         if notes and seg.index in notes:
             text += f"   <- {notes[seg.index]}"
@@ -120,8 +140,8 @@ def render_ladder(
     return "\n".join(lines)
 
 
-def ladder_lines(conn: Connection, *, options: bool = True) -> Iterator[str]:
-    """render_ladder(conn)'s lines one by one, for connections too long to hold.
+def ladder_lines(conn: Connection, *, options: bool = True, events: Sequence[Note] = ()) -> Iterator[str]:
+    """render_ladder(conn)'s lines one by one, for connections too long to hold (events: as there).
 
     Segments that are not kept in memory are read from the file twice (for
     the width of the arrows, then to draw them), so that memory stays flat
@@ -133,7 +153,9 @@ def ladder_lines(conn: Connection, *, options: bool = True) -> Iterator[str]:
         changes.setdefault(idx, []).append((who, state))
     yield f"connection {conn.id}: {conn.label()}"
     yield from _header(conn, width)
+    between = _Between(events, conn.first_ts, conn.first_ts + conn.duration)
     for seg in conn.iter_segments():
+        yield from between.before(seg)
         yield _line(conn, seg, width, changes.get(seg.index, []), options)
     yield from _summary(conn).split("\n")
 

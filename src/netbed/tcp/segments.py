@@ -93,7 +93,7 @@ class Mark(IntFlag):
     FAST_RETRANSMISSION = 1 << 1  # also matches tcp.analysis.retransmission in Wireshark
     SPURIOUS_RETRANSMISSION = 1 << 2  # also matches tcp.analysis.retransmission in Wireshark
     OUT_OF_ORDER = 1 << 3
-    KEEP_ALIVE = 1 << 4
+    KEEP_ALIVE = 1 << 4  # as Wireshark's, if the peer has acknowledged seq: else no probe (1 byte: RETRANSMISSION)
     KEEP_ALIVE_ACK = 1 << 5
     ZERO_WINDOW = 1 << 6
     ZERO_WINDOW_PROBE = 1 << 7
