@@ -12,16 +12,18 @@ neither: the closed connection stays counted in the listen queue, accept
 returns it as if it were alive, getpeername on it fails with ENOTCONN, and
 the child's first read fails with ECONNRESET.
 
-A user's server is held stopped (SIGSTOP to the process that listens) while
-netbed's client connects and aborts, then let go (SIGCONT): whatever its
-accept loop does, the RST has arrived before its accept. It passes when it
+A user's server host is frozen (its processes stop; its kernel still
+completes the handshake and takes the RST) while netbed's client connects and
+aborts, then thawed: whatever its accept loop does, and however many
+processes accept, the RST has arrived before its accept. It passes when it
 survives that: the same process still listens and the next client gets its
 echo. A server that exits on the aborted connection (e.g. on getpeername's
 ENOTCONN) fails, quoting its last words.
 """
 
 from netbed.scenarios.catalogue import scenario
-from netbed.scenarios.lab import Lab, sent
+from netbed import observe
+from netbed.scenarios.lab import Lab, ScenarioError, sent
 
 ACCEPT_DELAY = 3.0   # long enough for the client to connect and abort while the server sleeps
 ABORTING_CLIENT = ("the aborting client must close with SO_LINGER set to a zero timeout so its TCP sends an RST "
@@ -54,13 +56,17 @@ def accept_abort(lab: Lab) -> None:
 
 
 def users_server(lab: Lab) -> None:
-    """Stop the user's listener, let netbed's client connect and abort, let the listener go, judge its survival."""
+    """Freeze the user's server, let netbed's client connect and abort, thaw the server, judge its survival.
+
+    Freezing (the cgroup freezer, as `docker pause`) rather than SIGSTOP: it holds every process of the
+    server, and no parent (a shell, nsenter) sees its child stop and stops with it.
+    """
     listener = lab.listener()
-    lab.kill("server", pid=listener, signal="SIGSTOP")
+    lab.pause("server")
     client = lab.client_program("echo_client", "--linger0", "--report", name="aborting client")
     client.expect_connected()
     abort_in_queue(lab, client)
-    lab.kill("server", pid=listener, signal="SIGCONT")
+    lab.unpause("server")
     # The server's accept takes the aborted connection out of the queue (or it dies trying).
     lab.wait_for(lambda: (listening(lab), lab.server.exit),
                  lambda seen: seen[1] is not None or (seen[0] is not None and seen[0].recv_q == 0),
@@ -118,8 +124,15 @@ def listening(lab: Lab):
 
 
 def server_side(lab: Lab) -> dict:
-    """The server host's sockets on the server's port, by state."""
-    return {s.state: s for s in lab.sockets("server") if s.local.endswith(f":{lab.programs.port}")}
+    """The server host's sockets on the server's port, by state (also while the host is frozen)."""
+    if lab.bed.status("server") == "paused":  # lab.sockets refuses a paused host; ss beside it reads it all the same
+        done = lab.bed.beside("server", ["ss", "-tanpoH"])
+        if done.exit_code != 0:
+            raise ScenarioError(f"ss on the frozen server host failed: {done.stderr.strip() or done.exit_code}")
+        socks = observe.parse_ss(done.stdout)
+    else:
+        socks = lab.sockets("server")
+    return {s.state: s for s in socks if s.local.endswith(f":{lab.programs.port}")}
 
 
 def describe(socks: dict) -> str:
