@@ -38,8 +38,8 @@ def server_process_killed(lab: Lab) -> None:
         return
 
     client.send("another line")
-    conn = lab.wait_on_wire(client, lambda c: reset_after_fin(c) is not None or client.program.exit is not None,
-                            timeout=10, what="the server's RST to the next line")
+    lab.wait_on_wire(client, lambda c: reset_after_fin(c) is not None or client.program.exit is not None,
+                     timeout=10, what="the server's RST to the next line")
     if client.user:
         reports_the_end(lab, client, timeout=10)
     else:
