@@ -46,6 +46,18 @@ def c_pair(tmp_path_factory) -> Path:
 
 
 USER_SCENARIOS = [s.name for s in CATALOGUE if s.user_programs]
+NOT_FOR_AN_ECHO_PAIR = {  # scenario -> why an echo server and a one-write line client cannot be judged there
+    "sigpipe": "the client wrote the line in one write",
+    "data-format-text": "the server echoes '11 22' instead of answering its sum",
+    "data-format-binary": "the server echoes the 16-byte structure",
+}
+
+
+def passes_or_says_why(name: str, result: runner.Result) -> None:
+    if name in NOT_FOR_AN_ECHO_PAIR and result.verdict == Verdict.NOT_JUDGED:
+        assert NOT_FOR_AN_ECHO_PAIR[name] in result.reason, result.reason
+        return
+    assert result.passed, failures(result)
 
 
 @pytest.mark.parametrize("name", USER_SCENARIOS)
@@ -53,7 +65,7 @@ def test_scenario_with_the_users_c_programs(name, c_pair, tmp_path):
     programs = Programs(server_cmd="/opt/mine/echo-server", client_cmd="/opt/mine/echo-client {server_ip}",
                         mounts=(f"{c_pair}:/opt/mine",))
     result = runner.run(find([name])[0], tmp_path, programs)
-    assert result.passed, failures(result)
+    passes_or_says_why(name, result)
 
 
 SOCAT_ECHO_SERVER = "socat TCP-LISTEN:{port},reuseaddr,fork EXEC:cat"
@@ -63,7 +75,7 @@ SOCAT_ECHO_SERVER = "socat TCP-LISTEN:{port},reuseaddr,fork EXEC:cat"
 def test_scenario_with_a_server_netbed_did_not_write(name, tmp_path):
     """socat forks a child per connection, as the book's server does, but is nobody's test program."""
     result = runner.run(find([name])[0], tmp_path, Programs(server_cmd=SOCAT_ECHO_SERVER))
-    assert result.passed, failures(result)
+    passes_or_says_why(name, result)
     report = json.loads((tmp_path / name / "report.json").read_text())
     assert report["settings"]["server"] == SOCAT_ECHO_SERVER
 

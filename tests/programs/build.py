@@ -93,9 +93,17 @@ PROGRAMS: tuple[Program, ...] = (
     Program("ignores-term", "serv_ignores_term.c", "tcpserv04 + sigchldwaitpid (5.10) with SIGTERM ignored",
             "wrong", "SIGTERM ignored: a shutdown (5.16) must wait for the grace period's SIGKILL to end its "
             "connections", ("server-host-shutdown",)),
+    Program("sum-text-atoi", "serv_sum_text_atoi.c", "tcpserv04 + str_echo08 (5.18), parsed with strtok and atoi",
+            "wrong", "atoi into ints: a line without two numbers gets \"0\", not \"input error\"; "
+            "\"2147483647 1\" overflows to -2147483648", ("data-format-text",)),
+    Program("sum-binary-int", "serv_sum_binary_int.c", "tcpserv04 + str_echo09, sum.h written with int (5.18)",
+            "wrong", "the structures' sizes differ: it reads 8-byte requests (two ints) where the book's client "
+            "sends 16 (two longs)", ("data-format-binary",)),
     Program("lines", "cli_lines.c", "tcpcli01 + str_cli (5.4-5.5)", "right", ""),
     Program("five", "cli_five.c", "tcpcli04 (5.10)", "right", ""),
     Program("two-writes", "cli_two_writes.c", "tcpcli11 + str_cli11 (5.13)", "right", ""),
+    Program("two-writes-epipe", "cli_two_writes_epipe.c", "tcpcli11 + str_cli11 (5.13), SIGPIPE ignored",
+            "right", ""),
     Program("buffered", "cli_buffered.c", "tcpcli01 + str_cli (5.4-5.5), stdout fully buffered",
             "right (prints only at exit)", ""),
     Program("ignores-errors", "cli_ignores_errors.c", "tcpcli01 + str_cli (5.4-5.5), checks removed", "wrong",
