@@ -4,8 +4,8 @@ When netbed is root on the engine's machine, it needs nothing inside a host:
 `ss`, `ps` and `kill` are the machine's own, run in the host's network and
 PID namespaces with a /proc of the host's own (a fresh mount namespace, so
 the machine's mounts are untouched), and a program is started on a terminal
-by the machine's Python, then enters all of the host's namespaces (its files,
-its network, its PIDs) and its control groups, so that a paused host freezes
+by the machine's Python (netbed.apps.ptyrun), which enters all of the host's
+namespaces (its files, its network, its PIDs) and its control groups, so that a paused host freezes
 it and a killed host kills it, exactly as a process started in the host. A
 host image may then be anything that runs: no Python, no iproute2, no procps.
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from pathlib import Path
 from netbed import guard
 
 KINDS = ("mnt", "uts", "ipc", "net", "pid")
-NSENTER_FLAG = {"mnt": "--mount", "uts": "--uts", "ipc": "--ipc", "net": "--net", "pid": "--pid"}
+NSENTER_FLAG = {"mnt": "--mount", "uts": "--uts", "ipc": "--ipc", "net": "--net", "pid": "--pid"}  # for run_beside
 
 
 class NamespaceError(guard.RefusedError):
@@ -125,23 +124,21 @@ def cgroup_procs(pid: int) -> list[str]:
     return files
 
 
-def program_command(entry: Entry, argv: list[str], env: list[str]) -> list[str]:
+def program_command(entry: Entry, argv: list[str], env: list[str], wd: str = "/") -> list[str]:
     """The local command that runs `argv` in the host, on a terminal (netbed.apps.ptyrun with the machine's
     Python), inside all of the host's namespaces and control groups, with its environment (`env`, KEY=VALUE)
-    and in its working directory."""
+    and in its working folder."""
     join = cgroup_procs(entry.pid)
     if not join:
         raise NamespaceError(f"cannot find {entry.host}'s control groups: netbed would not be able to freeze "
                              "its programs with it")
-    nsenter = shutil.which("nsenter") or "nsenter"
-    # --wd without a folder: the host's own working directory (opened by pid, the namespaces by descriptor)
-    return [sys.executable, "-m", "netbed.apps.ptyrun", "--join", ",".join(join), "--env", json.dumps(env), "--",
-            nsenter, *entry.nsenter(KINDS)[1:], f"--target={entry.pid}", "--wd", "--", *argv]
+    return [sys.executable, "-m", "netbed.apps.ptyrun", "--join", ",".join(join), "--env", json.dumps(env),
+            "--enter", ",".join(f"{kind}={fd}" for kind, fd in entry.fds.items()), "--wd", wd or "/", "--", *argv]
 
 
 def pid_in_host(machine_pid: int) -> int | None:
-    """The host's own number for the program nsenter started (nsenter's child): None while it is not there
-    yet, -1 once nsenter has no child left (the program ended at once; its exit status follows)."""
+    """The host's own number for the program, the child of the process ptyrun reports: None while it is not
+    there yet, -1 once that process has no child left (the program ended at once; its exit status follows)."""
     try:
         children = Path(f"/proc/{machine_pid}/task/{machine_pid}/children").read_text().split()
         if not children:

@@ -477,9 +477,9 @@ class Testbed:
         container = self.container(host)
         if engine.runner_is_root_on_engine_host():
             entry = namespaces.Entry.open(host, container.attrs["State"]["Pid"])
-            env = container.attrs["Config"].get("Env") or []
-            return Launch(namespaces.program_command(entry, argv, env), tuple(entry.fds.values()), entry.close,
-                          namespaces.pid_in_host)
+            config = container.attrs["Config"]
+            command = namespaces.program_command(entry, argv, config.get("Env") or [], config.get("WorkingDir") or "/")
+            return Launch(command, tuple(entry.fds.values()), entry.close, namespaces.pid_in_host)
         return Launch(["docker", "exec", "-i", container.id, "python3", "-m", "netbed.apps.ptyrun", "--", *argv])
 
     def netns(self, host: str, argv: list[str]) -> tuple[int, str]:

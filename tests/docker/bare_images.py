@@ -22,7 +22,7 @@ def _build(tag: str, dockerfile: str, files: dict[str, Path] | None = None) -> s
         (Path(ctx) / "Dockerfile").write_text(dockerfile)
         for name, source in (files or {}).items():
             shutil.copy(source, Path(ctx) / name)
-        done = subprocess.run(["docker", "build", "-q", "-t", tag, ctx], capture_output=True, text=True)
+        done = subprocess.run(["docker", "build", "-q", "--force-rm", "-t", tag, ctx], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
     return tag
 

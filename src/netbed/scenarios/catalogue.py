@@ -10,7 +10,6 @@ from typing import Any, Callable
 from netbed.scenarios.lab import Lab
 
 ROLES = ("server", "client")
-OWN = "it drives netbed's own programs through their switches"  # until each scenario judges any program
 
 
 @dataclass(frozen=True)
