@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Callable, TypeVar
 
 
-from netbed import labels
+from netbed import labels, observe
 from netbed.errors import NetbedError
 from netbed.observe import wait_for
 from netbed.backend import Backend
@@ -142,21 +142,35 @@ def kill(bed: Backend, host: str, signal: str = "SIGKILL", pid: int | None = Non
 
 @noted
 def shutdown(bed: Backend, host: str, grace: float = 2.0) -> None:
-    """An orderly host shutdown: SIGTERM to every process (not only PID 1), SIGKILL after the grace period.
+    """An orderly host shutdown: SIGTERM to every process, SIGKILL to those left after the grace period.
 
-    The host may stop on its own at any moment (its last process exits): that is the shutdown done.
+    The host's main process (its compose command, PID 1's child) is stopped
+    last, as an init stops itself last: were it first, the host would be
+    gone at once and a process that outlives SIGTERM would never be seen to.
+    The host may stop on its own at any moment: that is the shutdown done.
     """
     if not (math.isfinite(grace) and 0 <= grace <= GRACE_MAX_S):
         raise FaultError(f"shutdown: the grace period must be 0-{GRACE_MAX_S:.0f} s, got {grace}")
     _running(bed, host, "shutdown")
-    _beside_unless_stopped(bed, host, ["kill", "-s", "TERM", "--", "-1"])
+    _signal_all_but_main(bed, host, "TERM")
     try:
         wait_for(lambda: _user_processes(bed, host), lambda procs: not procs, timeout=grace,
                  what=f"{host}'s processes to exit")
     except NetbedError:
-        _beside_unless_stopped(bed, host, ["kill", "-s", "KILL", "--", "-1"])
+        _signal_all_but_main(bed, host, "KILL")
     bed.stop(host, timeout=1)
     _await_status(bed, host, "exited")
+
+
+def _signal_all_but_main(bed: Backend, host: str, name: str) -> None:
+    """Signal every process of a host that may stop at any moment, but its init and main process."""
+    try:
+        pids = [str(p.pid) for p in observe.processes(bed, host) if p.pid != 1 and p.ppid != 1 and not p.zombie]
+        if pids:
+            bed.beside(host, ["kill", "-s", name, *pids])  # some may have exited meanwhile: that is fine
+    except NetbedError as exc:
+        if bed.status(host) == "running":
+            raise FaultError(f"shutdown: could not signal {host}'s processes: {exc}") from None
 
 
 # --- whole hosts -------------------------------------------------------------
@@ -382,15 +396,6 @@ def check_pid(pid: int) -> int:
     return pid
 
 
-def _beside_unless_stopped(bed: Backend, host: str, argv: list[str]) -> None:
-    """Run a tool on a host that may stop at any moment; a host that stopped needs nothing more."""
-    try:
-        bed.beside(host, argv)
-    except NetbedError as exc:
-        if bed.status(host) == "running":
-            raise FaultError(f"`{' '.join(argv)}` failed on {host}: {exc}") from None
-
-
 def signal_name(signal: str) -> str:
     """SIGTERM, TERM, term or 15 as the signal's name; an unknown one is refused."""
     name = signal.upper() if signal.upper().startswith("SIG") else f"SIG{signal.upper()}"
@@ -410,13 +415,11 @@ def _process_state(bed: Backend, host: str, pid: int) -> str:
 
 
 def _user_processes(bed: Backend, host: str) -> list[str]:
-    """Processes other than init and the ps that lists them; none once the host has stopped."""
+    """The processes a shutdown waits for (all but init and the main process); none once the host stopped."""
     try:
-        done = bed.beside(host, ["ps", "-eo", "pid=,stat=,comm="])
+        return [p.command for p in observe.processes(bed, host) if p.pid != 1 and p.ppid != 1 and not p.zombie]
     except NetbedError:  # the host stopped: its last process is gone
         return []
-    rows = [line.split(None, 2) for line in done.stdout.splitlines() if line.strip()]
-    return [r[2] for r in rows if len(r) == 3 and r[0] != "1" and r[2] != "ps" and not r[1].startswith("Z")]
 
 
 def _netns(bed: Backend, host: str, argv: list[str], check: bool = True) -> int:

@@ -127,10 +127,6 @@ def test_shutdown(client, verdict, words, mine, tmp_path):
     assert all(c.passed for c in others), failures(result)  # the FIN in the grace period, nothing answers...
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the testbed's shutdown gives no grace period: `kill -TERM -1` also kills the host's main process (sleep "
-    "infinity, the child of docker-init), so the host stops at once and a server that ignores SIGTERM dies with it, "
-    "its FIN 0.1 s after the shutdown (netbed.faults.shutdown, not a scenario's doing)"))
 def test_shutdown_fails_a_server_that_ignores_sigterm(mine, tmp_path):
     result = run("server-host-shutdown", mine, tmp_path, "lines", server=SERVERS["ignores-term"])
     assert result.verdict == Verdict.FAILED
