@@ -8,23 +8,13 @@ NOT_JUDGED verdict says why.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
 from netbed.scenarios import Programs, find, runner
 from netbed.scenarios.lab import Verdict
 
-PROGRAMS_DIR = Path(__file__).resolve().parents[1] / "programs"
-_spec = importlib.util.spec_from_file_location("user_programs_build_conns", PROGRAMS_DIR / "build.py")
-_build = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = _build  # dataclasses look their module up while the class is made
-_spec.loader.exec_module(_build)
-build, MOUNT = _build.build, _build.MOUNT
+from judging import CLIENTS, MOUNT, SERVERS, assert_verdict, built, said  # noqa: F401  (built: a fixture)
 
-SERVERS, CLIENTS = _build.SERVERS, _build.CLIENTS
 
 P, F, N = Verdict.PASSED, Verdict.FAILED, Verdict.NOT_JUDGED
 
@@ -75,31 +65,13 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    return build(tmp_path_factory.mktemp("mine"))
-
-
-def said(result: runner.Result) -> str:
-    """Everything the verdict shows: the reason not judged, and every check with what it observed."""
-    checks = "\n".join(f"{'ok  ' if c.passed else 'FAIL'} {c.name}\n  expected: {c.expected}\n  observed: {c.observed}"
-                       for c in result.checks)
-    return f"{result.verdict}: {result.reason}\n{checks}"
-
-
 @pytest.mark.parametrize("scenario, server, client, verdict, words", CASES,
                          ids=[f"{s}-{sv or 'netbed'}-{cl or 'netbed'}" for s, sv, cl, *_ in CASES])
 def test_verdict(scenario, server, client, verdict, words, built, tmp_path):
     programs = Programs(server_cmd=SERVERS[server] if server else None,
                         client_cmd=CLIENTS[client] if client else None, mounts=(f"{built}:{MOUNT}",))
     result = runner.run(find([scenario])[0], tmp_path, programs)
-    shown = said(result)
-    assert result.verdict == verdict, shown
-    if verdict == F:
-        shown = "\n".join(f"{c.name} {c.observed}" for c in result.checks if not c.passed)
-    elif verdict == N:
-        shown = result.reason
-    assert words in shown, said(result)
+    assert_verdict(result, verdict, words)
 
 
 @pytest.mark.parametrize("scenario", ["server-process-killed", "sigpipe"])

@@ -22,8 +22,7 @@ ENOTCONN) fails, quoting its last words.
 """
 
 from netbed.scenarios.catalogue import scenario
-from netbed import observe
-from netbed.scenarios.lab import Lab, ScenarioError, sent
+from netbed.scenarios.lab import Lab, sent
 
 ACCEPT_DELAY = 3.0   # long enough for the client to connect and abort while the server sleeps
 ABORTING_CLIENT = ("the aborting client must close with SO_LINGER set to a zero timeout so its TCP sends an RST "
@@ -125,14 +124,7 @@ def listening(lab: Lab):
 
 def server_side(lab: Lab) -> dict:
     """The server host's sockets on the server's port, by state (also while the host is frozen)."""
-    if lab.bed.status("server") == "paused":  # lab.sockets refuses a paused host; ss beside it reads it all the same
-        done = lab.bed.beside("server", ["ss", "-tanpoH"])
-        if done.exit_code != 0:
-            raise ScenarioError(f"ss on the frozen server host failed: {done.stderr.strip() or done.exit_code}")
-        socks = observe.parse_ss(done.stdout)
-    else:
-        socks = lab.sockets("server")
-    return {s.state: s for s in socks if s.local.endswith(f":{lab.programs.port}")}
+    return {s.state: s for s in lab.sockets("server") if s.local.endswith(f":{lab.programs.port}")}
 
 
 def describe(socks: dict) -> str:

@@ -197,3 +197,14 @@ def another_client(lab: Lab, line: str, name: str = "second client") -> tuple[Cl
     except NetbedError as exc:  # it could not connect and ended, or no echo came
         said = client.program.stderr[-1:] if client.program.exit is not None else []
         return client, f"no echo: {said[0] if said else exc}"
+
+
+def serves_after_sigchld(lab: Lab, listener: int, parent_survives: str) -> tuple[Client, bool]:
+    """After a child exited: a second client is served and the same process still listens (two checks);
+    the second client, and whether it was echoed."""
+    second, echoed = another_client(lab, "still there?")
+    ok, seen = survives(lab, listener, timeout=0 if echoed == "echoed" else 2)
+    lab.check(parent_survives, ok, f"pid {listener} still listens", seen)
+    lab.check("a second client is served after the first one's child exited", echoed == "echoed",
+              "'still there?' echoed", echoed)
+    return second, echoed == "echoed"

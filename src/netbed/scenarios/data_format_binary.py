@@ -141,7 +141,7 @@ def users_server(lab: Lab) -> None:
     printed = native.program.stdout
     want = [str(oracle(line, NATIVE, NATIVE)[2]) for line in LINES]
     if not printed and end.code == NO_REPLY and answers_text(lab):
-        lab.not_judged(f"the server answers text lines (\"1 2\" -> \"3\") and nothing to a binary structure: it is "
+        lab.not_judged("the server answers text lines (\"1 2\" -> \"3\") and nothing to a binary structure: it is "
                        "a text sum server (str_echo08); data-format-binary needs the book's binary one (str_echo09)")
     lab.check("the server answers netbed's client in the native format (two 64-bit little-endian longs) with the "
               "right sums", printed == want and end.code == 0, f"{want}, exit status 0",
@@ -187,8 +187,7 @@ def users_client(lab: Lab) -> None:
     """The user's client gets the right sums from netbed's server in the native format."""
     lab.server_program(*switches(NATIVE), port=NATIVE_PORT, name="netbed's server in the native format",
                        program="sum_server")
-    argv = lab.programs.client_cmd.argv(server_ip=lab.bed.host("server").ip, port=NATIVE_PORT)
-    client = lab._start_client(argv, "client")
+    client = lab.client(port=NATIVE_PORT)
     client.send(LINES[0])
     conn = lab.wait_for(lambda: latest(lab, NATIVE_PORT),
                         lambda c: c is not None and (len(sent(c, "client")) >= 16 or b"\n" in sent(c, "client")

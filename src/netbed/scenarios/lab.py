@@ -248,12 +248,14 @@ class Lab:
 
     # --- programs ---------------------------------------------------------------------
 
-    def client(self, *options: str, name: str = "client") -> Client:
-        """Start a client: netbed's echo_client with `options`, or the user's client command."""
+    def client(self, *options: str, name: str = "client", port: int | None = None) -> Client:
+        """Start a client: netbed's echo_client with `options`, or the user's client command (against another
+        of the server host's ports with `port`)."""
         if not self.programs.client_cmd:
-            return self.client_program("echo_client", *options, name=name)
+            return self.client_program("echo_client", *options, port=port, name=name)
         server_ip = self.bed.host("server").ip
-        return self._start_client(self.programs.client_cmd.argv(server_ip=server_ip, port=self.programs.port), name)
+        return self._start_client(self.programs.client_cmd.argv(server_ip=server_ip, port=port or self.programs.port),
+                                  name)
 
     def start_server(self, argv: list[str]) -> Program:
         """Start the scenario's server program on the server host, on a terminal like the clients'."""

@@ -20,7 +20,7 @@ from netbed.engine import EngineError
 from netbed.errors import NetbedError
 from netbed.progress import Event, Phase, Reporter, silent
 from netbed.scenarios.catalogue import Scenario
-from netbed.scenarios.lab import Check, Lab, Moment, NotJudged, Programs, ScenarioError, Verdict
+from netbed.scenarios.lab import Check, Lab, Moment, NotJudged, Programs, Verdict
 from netbed.tcp import PcapError, analyze, render_ladder, render_ladder_svg
 from netbed.tcp.annotate import read_notes
 from netbed.testbed import Testbed, kept_owner
