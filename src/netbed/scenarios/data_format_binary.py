@@ -23,6 +23,7 @@ from netbed's server in the native format.
 import struct
 
 from netbed import observe
+from netbed.apps import status
 from netbed.scenarios.catalogue import scenario
 from netbed.scenarios.data_format_text import latest
 from netbed.scenarios.lab import Lab, sent
@@ -34,7 +35,7 @@ CLIENTS = {"the same format": ("big", 32),
            "64-bit integers": ("big", 64)}
 LINES = ["1 2", "-22 -77"]
 WAIT_S = 2.0                         # the 32-bit client's --timeout against the 64-bit server
-NO_REPLY = 11                        # sum_client's exit status for that timeout
+NO_REPLY = status.REPLY_TIMEOUT       # sum_client's exit status for that timeout
 ORDER, CODE = {"big": ">", "little": "<"}, {32: "i", 64: "q"}
 
 

@@ -22,11 +22,12 @@ process has no child, hence no SIGCHLD: not judged.
 """
 
 from netbed.scenarios import children
+from netbed.apps import status
 from netbed.scenarios.catalogue import scenario
 from netbed.scenarios.lab import Lab
 
 UNGUARDED_PORT = 9878
-ABORTED = 1  # echo_server's exit status after an abort
+ABORTED = status.FAILED  # echo_server's exit status after an abort
 
 
 @scenario("eintr", "5.9", takes=("server", "client"), server=("--sigchld", "wait", "--accept", "guarded"))

@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any, Callable
 
 from netbed import faults, observe
+from netbed.apps import status
 from netbed.apps.events import parse_event
 from netbed.errors import Cancelled, NetbedError
 from netbed.observe import Exit, Program
@@ -25,9 +26,10 @@ from netbed.scenarios.programs import Programs
 from netbed.tcp import Connection, ExpectationError, analyze, expect
 from netbed.testbed import Testbed
 
-# netbed's echo_client: the exit status of each kind of failure (`echo_client --help`).
-CLIENT_STATUS = {"premature": 3, "ECONNRESET": 4, "ETIMEDOUT": 5, "EPIPE": 6, "ECONNREFUSED": 7,
-                 "EHOSTUNREACH": 8, "heartbeat": 9}
+# netbed's echo_client: the exit status of each kind of failure (`echo_client --help`, netbed.apps.status).
+CLIENT_STATUS = {"premature": status.PREMATURE, "ECONNRESET": status.CONNRESET, "ETIMEDOUT": status.TIMEDOUT,
+                 "EPIPE": status.PIPE, "ECONNREFUSED": status.REFUSED, "EHOSTUNREACH": status.UNREACH,
+                 "heartbeat": status.PEER_DEAD}
 
 
 class ScenarioError(NetbedError):
