@@ -433,7 +433,12 @@ def _netns(bed: Backend, host: str, argv: list[str], check: bool = True) -> int:
 def _chains(bed: Backend, host: str) -> set[str]:
     """netbed's iptables chains present in the host's namespace: the fault state, read back."""
     _, out = bed.netns(host, ["iptables", "-w", "-S"])
-    return {line.split()[1] for line in out.splitlines() if line.startswith("-N NETBED-")}
+    return parse_chains(out)
+
+
+def parse_chains(text: str) -> set[str]:
+    """netbed's chains in `iptables -S` output (the lines `-N NETBED-...`)."""
+    return {line.split()[1] for line in text.splitlines() if line.startswith("-N NETBED-")}
 
 
 def _add_chain(bed: Backend, host: str, chain: str, hook: str) -> None:
@@ -452,16 +457,26 @@ def _remove_chain(bed: Backend, host: str, chain: str, hooks: tuple[str, ...]) -
 
 def _interfaces(bed: Backend, host: str) -> list[str]:
     _, out = bed.netns(host, ["ip", "-o", "link", "show"])
-    names = [line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line]
-    devs = [n for n in names if n != "lo"]
+    devs = parse_links(out)
     if not devs:
         raise FaultError(f"{host} has no network interface")
     return devs
 
 
+def parse_links(text: str) -> list[str]:
+    """The interfaces but loopback in `ip -o link show` output ("eth0@if27566" is eth0)."""
+    names = [line.split(":")[1].strip().split("@")[0] for line in text.splitlines() if ":" in line]
+    return [n for n in names if n != "lo"]
+
+
 def _root_qdisc(bed: Backend, host: str) -> str:
     _, out = bed.netns(host, ["tc", "qdisc", "show", "dev", _interfaces(bed, host)[0], "root"])
-    words = out.split()
+    return parse_root_qdisc(out)
+
+
+def parse_root_qdisc(text: str) -> str:
+    """The root qdisc's kind in `tc qdisc show dev DEV root` output ("noqueue", "tbf", "netem"), or ""."""
+    words = text.split()
     return words[1] if len(words) > 1 else ""
 
 

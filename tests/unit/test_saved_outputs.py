@@ -1,0 +1,58 @@
+"""Parsing what the tools print, on outputs saved from real hosts (tests/data/outputs), no Docker.
+
+ss and ps from a testbed's server host and from loopback connections in every
+closing state; iptables -S, ip -o link and tc from a host with a partition
+and a portable impairment (loss and rate) in place, and after the heal.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from netbed.faults import parse_chains, parse_links, parse_root_qdisc
+from netbed.observe import parse_ps, parse_ss
+
+SAVED = Path(__file__).parents[1] / "data" / "outputs"
+
+
+def saved(name: str) -> str:
+    return (SAVED / name).read_text()
+
+
+def test_ss_on_a_host_a_listener_and_a_child_with_their_pids():
+    socks = parse_ss(saved("ss-idle.txt"))
+    listener = next(s for s in socks if s.state == "LISTEN" and s.local.endswith(":9877"))
+    child = next(s for s in socks if s.state == "ESTABLISHED")
+    assert (listener.pids, child.pids) == ((8,), (9,))
+    assert child.peer == "10.217.164.20:46556" and child.recv_q == 0
+    assert any(s.local == "127.0.0.11:42499" and not s.pids for s in socks), "Docker's resolver, owned by no one here"
+
+
+def test_ss_names_every_closing_state_as_rfc_9293_does_with_its_timers():
+    socks = parse_ss(saved("ss-states.txt"))
+    assert [s.state for s in socks] == ["LISTEN", "CLOSE-WAIT", "ESTABLISHED", "FIN-WAIT-2", "TIME-WAIT",
+                                        "ESTABLISHED"]
+    close_wait = socks[1]
+    assert close_wait.recv_q == 1, "the FIN counts as a byte to read"
+    assert socks[4].timer == "timewait,59sec,0" and socks[4].pids == ()
+
+
+def test_ps_the_init_the_listener_and_its_child():
+    procs = parse_ps(saved("ps.txt"))
+    assert [(p.pid, p.ppid) for p in procs][:3] == [(1, 0), (8, 1), (9, 8)]
+    assert procs[0].command.startswith("/sbin/docker-init -- python3") and not any(p.zombie for p in procs)
+
+
+def test_iptables_shows_netbeds_chains_and_nothing_else():
+    assert parse_chains(saved("iptables-S.txt")) == {"NETBED-LOSS", "NETBED-PARTITION"}
+    assert parse_chains("-P INPUT ACCEPT\n-N DOCKER\n") == set()
+
+
+def test_the_links_of_a_host_without_loopback_and_without_the_peer_index():
+    assert parse_links(saved("ip-o-link.txt")) == ["eth0"]
+
+
+def test_the_root_qdisc_impaired_and_healed():
+    assert parse_root_qdisc(saved("tc-root-tbf.txt")) == "tbf"
+    assert parse_root_qdisc(saved("tc-root-noqueue.txt")) == "noqueue"
+    assert parse_root_qdisc("") == ""
