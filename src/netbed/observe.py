@@ -229,8 +229,8 @@ class Program:
         def lines() -> list[str]:
             return {"stdout": self.stdout, "stderr": self.stderr}.get(stream, self.stdout + self.stderr)[:]
 
-        found = wait_for(lambda: next((l for l in lines() if regex.search(l)), None),
-                         lambda l: l is not None or self._proc.poll() is not None, timeout=timeout,
+        found = wait_for(lambda: next((line for line in lines() if regex.search(line)), None),
+                         lambda line: line is not None or self._proc.poll() is not None, timeout=timeout,
                          what=f"{pattern!r} from {self.argv[0]} on {self.host} (so far: {lines()[-3:]})",
                          cancel=self.cancel)
         if found is None:

@@ -1,12 +1,12 @@
-"""What the judging tests share: the test programs (tests/programs) built once, and a verdict checked and shown."""
+"""What the judging tests share: the test programs (tests/programs) and a verdict checked and shown.
+
+The `built` fixture (the programs compiled once per module) is in conftest.py."""
 
 from __future__ import annotations
 
 import importlib.util
 import sys
 from pathlib import Path
-
-import pytest
 
 from netbed.scenarios import runner
 from netbed.scenarios.lab import Verdict
@@ -17,12 +17,6 @@ programs = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = programs  # dataclasses look their module up while the class is made
 _spec.loader.exec_module(programs)
 build, MOUNT, SERVERS, CLIENTS = programs.build, programs.MOUNT, programs.SERVERS, programs.CLIENTS
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    """The test programs, compiled and copied into one folder, mounted at MOUNT in the hosts."""
-    return build(tmp_path_factory.mktemp("mine"))
 
 
 def said(result: runner.Result) -> str:

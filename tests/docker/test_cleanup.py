@@ -91,7 +91,7 @@ class Lines:
         """The index of the first line that matches."""
         regex = re.compile(pattern)
         try:
-            return wait_for(lambda: next((i for i, l in enumerate(self.lines) if regex.search(l)), None),
+            return wait_for(lambda: next((i for i, line in enumerate(self.lines) if regex.search(line)), None),
                             lambda i: i is not None, timeout=timeout, what=f"a line matching {pattern!r}")
         except WaitTimeout as exc:
             raise AssertionError(f"{exc}; the last lines:\n" + "\n".join(self.lines[-20:])) from None

@@ -54,7 +54,8 @@ def test_compose_up_runs_the_demo_as_written(tmp_path, docker_engine):
     env = {"NETBED_NET": free_prefix(docker_engine), "NETBED_BRIDGE": f"nbd{uuid.uuid4().hex[:8]}",
            "NETBED_CAPTURE_DIR": str(tmp_path)}
     files = [default_compose_file()]
-    run = lambda *args, check=True: engine.compose(list(args), project=project, files=files, env=env, check=check)
+    def run(*args, check=True):
+        return engine.compose(list(args), project=project, files=files, env=env, check=check)
     try:
         run("up", "-d")
         wait_for(lambda: run("logs", "client").stdout, lambda log: "line 2" in log, timeout=30,

@@ -238,8 +238,8 @@ def test_the_demo_says_when_its_capture_reaches_the_limit(docker_engine, tmp_pat
     project = f"netbed-demo-{uuid.uuid4().hex[:8]}"
     env = {"NETBED_NET": free_prefix(docker_engine), "NETBED_BRIDGE": f"nbd{uuid.uuid4().hex[:8]}",
            "NETBED_CAPTURE_DIR": str(tmp_path), "NETBED_CAPTURE_MAX_PACKETS": "10"}
-    compose = lambda *args, check=True: engine.compose(list(args), project=project, files=[default_compose_file()],
-                                                       env=env, check=check)
+    def compose(*args, check=True):
+        return engine.compose(list(args), project=project, files=[default_compose_file()], env=env, check=check)
     try:
         compose("up", "-d")
         logs = wait_for(lambda: compose("logs", "capture").stdout, lambda log: "limit of 10 frames" in log,
@@ -254,8 +254,8 @@ def test_the_demo_stopped_by_hand_does_not_claim_the_limit(docker_engine, tmp_pa
     project = f"netbed-demo-{uuid.uuid4().hex[:8]}"
     env = {"NETBED_NET": free_prefix(docker_engine), "NETBED_BRIDGE": f"nbd{uuid.uuid4().hex[:8]}",
            "NETBED_CAPTURE_DIR": str(tmp_path)}
-    compose = lambda *args, check=True: engine.compose(list(args), project=project, files=[default_compose_file()],
-                                                       env=env, check=check)
+    def compose(*args, check=True):
+        return engine.compose(list(args), project=project, files=[default_compose_file()], env=env, check=check)
     try:
         compose("up", "-d")
         compose("stop", "capture")

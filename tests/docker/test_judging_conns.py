@@ -13,7 +13,7 @@ import pytest
 from netbed.scenarios import Programs, find, runner
 from netbed.scenarios.lab import Verdict
 
-from judging import CLIENTS, MOUNT, SERVERS, assert_verdict, built, said  # noqa: F401  (built: a fixture)
+from judging import CLIENTS, MOUNT, SERVERS, assert_verdict, said
 
 
 P, F, N = Verdict.PASSED, Verdict.FAILED, Verdict.NOT_JUDGED

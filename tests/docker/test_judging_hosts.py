@@ -17,7 +17,7 @@ import pytest
 from netbed.scenarios import Programs, find, runner
 from netbed.scenarios.lab import Verdict
 
-from judging import CLIENTS, MOUNT, SERVERS, built  # noqa: F401  (built: the test programs, a fixture)
+from judging import CLIENTS, MOUNT, SERVERS
 
 SERVER = SERVERS["fork-waitpid"]
 

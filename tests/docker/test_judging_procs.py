@@ -17,7 +17,7 @@ import pytest
 from netbed.scenarios import Programs, find, runner
 from netbed.scenarios.lab import Verdict
 
-from judging import CLIENTS, MOUNT, SERVERS, assert_verdict, built  # noqa: F401  (built: a fixture)
+from judging import CLIENTS, MOUNT, SERVERS, assert_verdict
 
 P, F, N = Verdict.PASSED, Verdict.FAILED, Verdict.NOT_JUDGED
 NOT_REAPED = "the server does not reap its children (no SIGCHLD handler calling wait/waitpid, UNP 5.9)"

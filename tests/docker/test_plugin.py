@@ -41,7 +41,7 @@ def test_netbed_keep_leaves_the_failed_testbed_up_and_says_how_to_tear_it_down(t
     test = tmp_path / "test_user.py"
     test.write_text(FAILING)
     done = run_pytest(test, "--netbed-keep", "-s")
-    line = next(l for l in done.stdout.splitlines() if "netbed down -p" in l)
+    line = next(line for line in done.stdout.splitlines() if "netbed down -p" in line)
     project = line.split("netbed down -p ")[1].rstrip("`").split("`")[0]
     try:
         running = docker_engine.containers.list(filters={"label": f"com.docker.compose.project={project}"})

@@ -7,6 +7,7 @@ with a deadline; they never sleep to let something happen.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -213,3 +214,15 @@ def app_probe():
     """What the apps tests read from the kernel: zombies, socket states, accept; and wait_until."""
     return types.SimpleNamespace(wait_until=wait_until, zombie_children=zombie_children, tcp_state=tcp_state,
                                  tcp_rows=tcp_rows, in_accept=in_accept)
+
+
+@pytest.fixture(scope="module")
+def tshark() -> tuple[str, str]:
+    path = shutil.which("tshark")
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("tshark is not installed, and CI=true: the Makefile installs it (apt package tshark)")
+        pytest.skip("tshark is not installed (apt-get install tshark)")
+    out = subprocess.run([path, "--version"], capture_output=True, text=True, check=True).stdout
+    version = out.split()[2] if out.startswith("TShark") else ""
+    return path, version

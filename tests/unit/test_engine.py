@@ -21,7 +21,7 @@ def test_doctor_names_the_missing_engine_and_what_to_do():
     done = run_netbed("doctor", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
     assert done.returncode == 1
     assert "Traceback" not in done.stderr + done.stdout
-    line = next(l for l in done.stdout.splitlines() if "Docker Engine" in l)
+    line = next(line for line in done.stdout.splitlines() if "Docker Engine" in line)
     assert "✗" in line and "netbed doctor --fix" in line
 
 

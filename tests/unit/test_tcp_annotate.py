@@ -12,7 +12,6 @@ from netbed.tcp import analyze, render_ladder
 from netbed.tcp.annotate import Note, annotate, read_notes
 from netbed.tcp.pcap import read_frames
 from tcp_craft import Conversation, write_pcap
-from test_tcp_tshark import tshark  # noqa: F401  (the fixture)
 
 T0_NS = 1_700_000_000 * 10**9
 

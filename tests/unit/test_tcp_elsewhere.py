@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_tcp_tshark import _compare, tshark  # noqa: E402,F401  (tshark is a fixture)
+from test_tcp_tshark import _compare  # noqa: E402
 
 from netbed.tcp import CloseKind, PcapError, analyze_file  # noqa: E402
 

@@ -21,8 +21,6 @@ installs it (apt package tshark) and its absence is a failure.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -49,18 +47,6 @@ FIELDS = {
     "tcp.analysis.ack_lost_segment": Mark.ACKED_UNSEEN,
 }
 PROMISED = Mark.ANY_RETRANSMISSION | Mark.KEEP_ALIVE | Mark.ZERO_WINDOW_PROBE
-
-
-@pytest.fixture(scope="module")
-def tshark() -> tuple[str, str]:
-    path = shutil.which("tshark")
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("tshark is not installed, and CI=true: the Makefile installs it (apt package tshark)")
-        pytest.skip("tshark is not installed (apt-get install tshark)")
-    out = subprocess.run([path, "--version"], capture_output=True, text=True, check=True).stdout
-    version = out.split()[2] if out.startswith("TShark") else ""
-    return path, version
 
 
 WIRE = ("tcp.srcport", "tcp.dstport", "tcp.len", "tcp.seq_raw", "tcp.ack_raw", "tcp.flags.ack")

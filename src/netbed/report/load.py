@@ -76,7 +76,7 @@ def _read(path: Path) -> dict[str, Any]:
     for key, kind in FIELDS.items():
         if key not in data:
             raise bad(f"no {key!r}")
-        if not isinstance(data[key], kind) or (kind != bool and isinstance(data[key], bool)):
+        if not isinstance(data[key], kind) or (kind is not bool and isinstance(data[key], bool)):
             raise bad(f"{key!r} is {data[key]!r}")
     for n, check in enumerate(data["checks"], 1):
         if not isinstance(check, dict) or any(not isinstance(check.get(k), t) for k, t in CHECK_FIELDS.items()):

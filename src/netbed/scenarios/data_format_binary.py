@@ -210,7 +210,7 @@ def users_client(lab: Lab) -> None:
                   f"{len(oracle(LINES[0], NATIVE, NATIVE)[0])} bytes here (two 64-bit longs)")
         return
     lab.moment(client.name, f"ended {end}")
-    printed = [l.strip() for l in client.program.stdout if l.strip()]
+    printed = [line.strip() for line in client.program.stdout if line.strip()]
     lab.check(f"{client.name} gets the right sums from netbed's server in the native format (two 64-bit "
               "little-endian longs)", printed == want, repr(want),
               repr(printed) + ("" if printed == want else f": {why_wrong(printed, end.code, NATIVE, 'client')}"))

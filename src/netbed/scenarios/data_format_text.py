@@ -123,8 +123,8 @@ def why_wrong(line: str, want: str, got: str | None) -> str:
 
 def shows_each_answer(lab: Lab, client: Client, expected: list[str]) -> None:
     """A user's client shows every answer, in order, on its terminal (stdout or stderr)."""
-    shown = [l.strip() for l in client.program.stdout + client.program.stderr]
+    shown = [line.strip() for line in client.program.stdout + client.program.stderr]
     it = iter(shown)
-    missing = [a for a in expected if not any(a in l for l in it)]
+    missing = [a for a in expected if not any(a in line for line in it)]
     lab.check(f"{client.name} shows each answer, 'input error' included", not missing, repr(expected),
               f"printed {shown[-8:]}" + (f"; missing {missing}" if missing else ""))

@@ -143,7 +143,7 @@ def noticed_the_fin(lab: Lab, client: Client) -> None:
                        "and went on running without a word: it watches the socket, as a relay such as socat does; "
                        f"UNP {lab_section(lab)} judges a client blocked reading its terminal (str_cli), whose next "
                        "line draws the RST")
-    said = [l for l in client.program.stderr if l.strip()]
+    said = [line for line in client.program.stderr if line.strip()]
     lab.moment(client.name, f"ended {end} on the server's FIN{f': {said[-1]}' if said else ''}")
     if end.ok and not said:
         lab.not_judged(f"{client.name} ended on the server's FIN before its next line was typed ({end}, nothing on "
@@ -163,7 +163,7 @@ def reports_the_end(lab: Lab, client: Client, timeout: float) -> observe.Exit | 
                   "message on stderr", f"still running {timeout:g} s after the RST, having said "
                   f"{client.program.stderr[-1:] or 'nothing'}: it ignores the EOF and the RST")
         return None
-    said = [l for l in client.program.stderr if l.strip()]
+    said = [line for line in client.program.stderr if line.strip()]
     lab.moment(client.name, f"ended {end}{f': {said[-1]}' if said else ''}")
     lab.check(f"{client.name} reports the server's termination", not end.ok or bool(said),
               "a failure status or a message on stderr",

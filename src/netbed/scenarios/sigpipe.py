@@ -92,13 +92,13 @@ def users_client(lab: Lab) -> None:
                   f"still running {WRITE_PAUSE + 10:g} s after the RST, having said "
                   f"{client.program.stderr[-1:] or 'nothing'}")
         return
-    said = [l for l in client.program.stderr if l.strip()]
+    said = [line for line in client.program.stderr if line.strip()]
     lab.moment(client.name, f"ended {end}{f': {said[-1]}' if said else ''}")
     conn = lab.wait_on_wire(client, lambda c: reset_after_fin(c) is not None, timeout=5, what="the server's RST")
     fin = next(s for s in conn.segments if s.sender == "server" and "F" in s.letters)
     data = [s for s in conn.segments[fin.index:] if s.sender == "client" and s.payload_len]
     whole_line = len(data) == 1 and data[0].payload() == f"{NEXT_LINE}\n".encode()
-    epipe = any("broken pipe" in l.lower() or "epipe" in l.lower() for l in said)
+    epipe = any("broken pipe" in line.lower() or "epipe" in line.lower() for line in said)
     died, reported, silent = end.signal == SIGPIPE, epipe and not end.ok, end.ok and not said
     if not (died or reported or silent) and whole_line:
         lab.not_judged(f"{ONE_WRITE} (the wire shows the whole line {NEXT_LINE!r} in one segment, then the RST; the "
