@@ -100,15 +100,15 @@ class Client:
         """
         try:
             self.program.expect_output(rf"^{re.escape(line)}\s*$", timeout=timeout, stream="stdout")
-        except observe.WaitTimeout as exc:
+        except observe.WaitTimeout:
             if self.user:
-                self._why_no_echo(line, exc)
+                self._why_no_echo(line)
             raise
         self.lab.note(self.name, f"echoed {line!r}")
         if self._local_port is None:
             self._local_port = self._find_local_port(line)
 
-    def _why_no_echo(self, line: str, timeout: observe.WaitTimeout) -> None:
+    def _why_no_echo(self, line: str) -> None:
         """A user's client printed no echo: say from the wire whose doing that is."""
         data = line.encode()
         client_ip = self.lab.bed.host("client").ip
