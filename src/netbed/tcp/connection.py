@@ -604,6 +604,7 @@ class Analyzer:
         "_now",
         "_next_sweep",
         "_cands",
+        "_replaced",
     )
 
     def __init__(
@@ -625,6 +626,7 @@ class Analyzer:
         self._now = _NEVER  # the latest capture time seen
         self._next_sweep = _NEVER
         self._cands: list[Connection] = []  # closed connections, waiting out the linger
+        self._replaced: list[Connection] = []  # open connections whose 4-tuple a new SYN took over: over at the end
 
     def _new(self, t: TcpTuple) -> Connection:
         keep = self.keep
@@ -638,6 +640,9 @@ class Analyzer:
                 conn._raw = None  # read again from the file when asked for
         if self.on_done is None:
             self.connections.append(conn)
+        before = self._table.get(t[1])
+        if before is not None and not before[0]._cand:  # port reuse: the old one is no longer in the table
+            self._replaced.append(before[0])
         self._table[t[1]] = (conn, 0)
         self._table[reverse_key(t[1])] = (conn, 1)
         return conn
@@ -664,6 +669,11 @@ class Analyzer:
         """The capture has ended: every connection still held is over (handed to on_done, if given)."""
         held = {id(c) for c in self._cands}
         seen = set()
+        for conn in self._replaced:
+            if id(conn) not in held and id(conn) not in seen:
+                seen.add(id(conn))
+                self._cands.append(conn)
+        self._replaced = []
         for conn, _d in self._table.values():
             if id(conn) not in held and id(conn) not in seen:
                 seen.add(id(conn))
