@@ -15,6 +15,7 @@ read again from the file, from its first record to its last, when asked for.
 from __future__ import annotations
 
 import gc
+import mmap
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -44,7 +45,7 @@ try:
 except ImportError:  # not built: no compiler where netbed was installed, or running from the source tree
     _speedups = None
 
-__all__ = ["analyze", "connections", "reread", "speedups_built"]
+__all__ = ["analyze", "connections", "reread", "reread_batches", "speedups_built"]
 
 Source = str | os.PathLike | BinaryIO | bytes
 Keep = bool | Callable[[Connection], bool]
@@ -316,6 +317,12 @@ def reread(conn: Connection) -> Iterator[TcpTuple]:
 
     Raises PcapError if the file no longer holds them (it was changed since).
     """
+    for batch in reread_batches(conn):
+        yield from batch
+
+
+def reread_batches(conn: Connection) -> Iterator[list[TcpTuple]]:
+    """reread(conn)'s segments in lists (one per chunk of the file read), for callers that take them in bulk."""
     path = conn.source
     if path is None:
         raise ValueError(f"connection {conn.id} has no capture file to read its segments from")
@@ -329,9 +336,9 @@ def reread(conn: Connection) -> Iterator[TcpTuple]:
     with f:
         head = f.read(24)
         if head[:4] in _PCAP_MAGIC and first_off >= 40 and speedups_built():
-            for t in _c_pick(f, head, conn, keys):
-                n += 1
-                yield t
+            for batch in _c_pick(f, head, conn, keys):
+                n += len(batch)
+                yield batch
             records = ()
             first_frame = 1
         elif head[:4] in _PCAP_MAGIC and first_off >= 40:
@@ -348,35 +355,60 @@ def reread(conn: Connection) -> Iterator[TcpTuple]:
             f.seek(0)
             records = _records(f.read, True, None)
             first_frame = 1
+        batch = []
         for t in _decode(records, ReadStats(), lambda: None, True, first_frame):
             foff = t[9]
             if foff > last_off:
                 break
             if foff >= first_off and t[1] in keys:
-                n += 1
-                yield t
+                batch.append(t)
+                if len(batch) == _BATCH:
+                    n += len(batch)
+                    yield batch
+                    batch = []
+        if batch:
+            n += len(batch)
+            yield batch
     if n != conn.packets:
         raise PcapError(f"{path} changed since it was read: connection {conn.id} had {conn.packets} segments, now {n}")
 
 
-def _c_pick(f: BinaryIO, head: bytes, conn: Connection, keys: tuple[bytes, bytes]) -> Iterator[TcpTuple]:
-    """reread's classic-pcap path in C: only the connection's own segments become tuples."""
+def _c_pick(f: BinaryIO, head: bytes, conn: Connection, keys: tuple[bytes, bytes]) -> Iterator[list[TcpTuple]]:
+    """reread's classic-pcap path in C: only the connection's own segments become tuples (a list per window).
+
+    The file is mapped a window at a time (not read: a connection spread over a
+    gigabyte of other traffic would be copied twice for a few bytes of each
+    record); each window is unmapped before the next, so memory stays flat.
+    """
     endian, scale = _PCAP_MAGIC[head[:4]]
+    little = endian == "<"
     link = _PCAP_HDR[endian].unpack_from(head, 0)[6] & 0x0FFFFFFF
-    start = conn._first_off - 16
-    f.seek(start)
-    src = _Source(f.read, start)
+    first_off, last_off = conn._first_off, conn._last_off
+    size = os.fstat(f.fileno()).st_size
+    gran = mmap.ALLOCATIONGRANULARITY
+    at = first_off - 16  # the file offset of the next record
     frame = conn.first_frame - 1
-    out: list[TcpTuple] = []
-    while src.fill(16):
-        caplen = _PCAP_REC[endian].unpack_from(src.buf, src.pos)[2]
-        if not src.fill(16 + min(caplen, MAX_RECORD)):
+    wide = False  # the last window could not hold a whole record: map the largest one can be
+    while at + 16 <= size:
+        base = at - at % gran
+        length = min(at - base + 16 + MAX_RECORD if wide else _WINDOW, size - base)
+        out: list[TcpTuple] = []
+        with mmap.mmap(f.fileno(), length, offset=base, access=mmap.ACCESS_READ) as window:
+            pos, frame, done = _speedups.pick_pcap(
+                window, at - base, little, scale, link, base, frame, keys, first_off, last_off, out
+            )
+        if out:
+            yield out
+        if done:  # past the connection
             break
-        before = src.pos
-        src.pos, frame, done = _speedups.pick_pcap(
-            src.buf, src.pos, endian == "<", scale, link, src.base, frame, keys, conn._first_off, conn._last_off, out
-        )
-        yield from out
-        out.clear()
-        if done or src.pos == before:  # past the connection, or a record that cannot be whole (reread says so)
-            break
+        if base + pos == at:
+            if wide or base + length == size:  # a record that cannot be whole (reread says so)
+                break
+            wide = True
+        else:
+            wide = False
+        at = base + pos
+
+
+_WINDOW = 1 << 23
+"""How much of the file _c_pick maps at a time (more where a record needs it)."""
