@@ -184,41 +184,13 @@ class Connection:
     segments (with keep_segments).
     """
 
-    __slots__ = (
-        "id",
-        "client",
-        "server",
-        "roles_guessed",
-        "role_reason",
-        "source",
-        "packets",
-        "first_ns",
-        "last_ns",
-        "_flows",
-        "_client_dir",
-        "_fl",
-        "_marks",
-        "_raw",
-        "_keep",
-        "_changes",
-        "_initial",
-        "_gaps",
-        "_rsts",
-        "_first_rst_idx",
-        "_synack",
-        "_crossed",
-        "_mru_syn",
-        "_first_rtt",
-        "_segments",
-        "_settled",
-        "_pairs",
-        "_based",
-        "_key",
-        "first_frame",
-        "_first_off",
-        "_last_off",
-        "_cand",
-    )
+    __slots__ = ("_packed", "_ctx")
+    # The rest of a connection's state is in _Full's slots while it is analysed, and packed in _packed
+    # (one bytes) once analyze() has compacted it: the properties at the end of the class unpack it.
+
+    def __new__(cls, *args: object, **kwargs: object) -> Connection:
+        return object.__new__(_Full if cls is Connection else cls)
+
 
     def __init__(
         self, cid: int, t: TcpTuple, names: Mapping[str, str], keep: bool, source: str | None, live: bool = True
@@ -227,6 +199,8 @@ class Connection:
         ts, key, seq, ack, flags = t[:5]
         src, sport, dst, dport = split_key(key)
         self.id = cid
+        self._packed = self._ctx = None
+        self._names = names
         self._key = key
         self.first_frame = t[8] if len(t) > 8 else 0
         self._first_off = self._last_off = t[9] if len(t) > 9 else 0
@@ -247,15 +221,7 @@ class Connection:
         self._client_dir = client_dir
         self.roles_guessed = guessed
         self.role_reason = reason
-        ends = ((src, sport), (dst, dport))
-        cip, cport = ends[client_dir]
-        sip, sport_ = ends[client_dir ^ 1]
-        cname = names.get(cip, "client")
-        sname = names.get(sip, "server")
-        if cname == sname:
-            cname, sname = "client", "server"
-        self.client = Endpoint(cip, cport, cname, "client")
-        self.server = Endpoint(sip, sport_, sname, "server")
+        self.client, self.server = _endpoints(((src, sport), (dst, dport)), client_dir, names)
         if flags & SYN:
             cstate, sstate = (CLOSED, LISTEN) if not flags & ACK else (SYN_SENT, LISTEN)
         else:
@@ -479,7 +445,8 @@ class Connection:
             return list(self.iter_segments())
         n = len(self._raw)
         if len(self._segments) < n:
-            self._segments.extend(self._segment(i) for i in range(len(self._segments), n))
+            make, raw = self._maker(), self._raw
+            self._segments.extend(make(i, raw[i]) for i in range(len(self._segments), n))
         return self._segments
 
     def iter_segments(self) -> Iterator[Segment]:
@@ -489,8 +456,9 @@ class Connection:
             return
         from .scan import reread
 
+        make = self._maker()
         for i, t in enumerate(reread(self)):
-            yield self.make_segment(i, t)
+            yield make(i, t)
 
     def segment(self, index: int) -> Segment:
         return self.segments[index]
@@ -500,31 +468,43 @@ class Connection:
 
     def make_segment(self, i: int, t: TcpTuple) -> Segment:
         """The Segment for the reader tuple t at index i (follow mode builds them without keeping any)."""
-        ts, _key, seq, ack, flags, win, seglen, opts, frame, foff, caplen, link = t
-        d = self._fl[i] >> 9
-        fwd, rev = self._flows[d], self._flows[d ^ 1]
-        sender = self.role_of(d)
-        src, dst = (self.client, self.server) if sender == "client" else (self.server, self.client)
-        return Segment(
-            index=i,
-            frame=frame,
-            ts=ts / 1e9,
-            time=(ts - self.first_ns) / 1e9,
-            sender=sender,
-            src=src,
-            dst=dst,
-            flags=flags,
-            seq=(seq - fwd.base) & _M,
-            ack=(ack - rev.base) & _M if flags & ACK else 0,
-            raw_seq=seq,
-            raw_ack=ack,
-            window=win,
-            payload_len=seglen,
-            options=parse_options(opts),
-            marks=Mark(self._marks.get(i, 0)),
-            _conn=self,
-            _where=(foff, caplen, link),
-        )
+        return self._maker()(i, t)
+
+    def _maker(self) -> Callable[[int, TcpTuple], Segment]:
+        """make_segment with the connection's fields fetched once (a compacted connection unpacks them)."""
+        fl, flows, marks, first_ns = self._fl, self._flows, self._marks, self.first_ns
+        client, server = self.client, self.server
+        ends = {"client": (client, server), "server": (server, client)}
+        cd = self._client_dir
+
+        def make(i: int, t: TcpTuple) -> Segment:
+            ts, _key, seq, ack, flags, win, seglen, opts, frame, foff, caplen, link = t
+            d = fl[i] >> 9
+            fwd, rev = flows[d], flows[d ^ 1]
+            sender = "client" if d == cd else "server"
+            src, dst = ends[sender]
+            return Segment(
+                index=i,
+                frame=frame,
+                ts=ts / 1e9,
+                time=(ts - first_ns) / 1e9,
+                sender=sender,
+                src=src,
+                dst=dst,
+                flags=flags,
+                seq=(seq - fwd.base) & _M,
+                ack=(ack - rev.base) & _M if flags & ACK else 0,
+                raw_seq=seq,
+                raw_ack=ack,
+                window=win,
+                payload_len=seglen,
+                options=parse_options(opts),
+                marks=Mark(marks.get(i, 0)),
+                _conn=self,
+                _where=(foff, caplen, link),
+            )
+
+        return make
 
     def _finish(self) -> None:
         """Let go of the live analysis state once the connection is over: keep only what the summaries read."""
@@ -575,6 +555,209 @@ class Connection:
         if isinstance(changes, bytes):
             return [(i, d, STATE_CODES[c]) for i, d, c in _CHANGE_REC.iter_unpack(changes)]
         return changes
+
+
+    # --- compact: what analyze() keeps of each connection -------------------------------------
+
+    def _compact(self, shared: dict | None = None) -> Connection:
+        """This finished connection as a Connection of a fifth of the memory: its state packed in one bytes.
+
+        Only for a connection whose segments are not held in memory (read
+        again from the file, or not kept). The properties below unpack what
+        is asked for, each time (nothing unpacked is kept). shared: a dict
+        the connections of one capture share their common fields through.
+        """
+        f0, f1 = self._flows
+        counts = (f0.rtx, f1.rtx, f0.ka, f1.ka, f0.zwp, f1.zwp)
+        if max(counts) > 0xFFFFFFFF:
+            return self
+        c = object.__new__(Connection)
+        ctx = (self.source, self._names, self._keep, self.role_reason, self.roles_guessed)
+        if shared is not None:  # one tuple for all alike (the names: the same dict)
+            ctx = shared.setdefault((ctx[0], id(ctx[1]), *ctx[2:]), ctx)
+        c._ctx = ctx
+        changes = self._changes
+        if not isinstance(changes, bytes):
+            changes = b"".join(_CHANGE_REC.pack(i, d, _CODE[st]) for i, d, st in changes)
+        marks = b"".join(_MARK_REC.pack(i, m) for i, m in self._marks.items()) if self._marks else b""
+        gaps = b"".join(_GAP_REC.pack(*g) for g in self._gaps) if self._gaps else b""
+        rsts = bytes(self._rsts)
+        key = self._key
+        c._packed = (
+            _HEAD.pack(
+                self.id,
+                self.packets,
+                self.first_ns,
+                self.last_ns,
+                self.first_frame,
+                self._first_off,
+                self._last_off,
+                self._first_rtt,
+                self._first_rst_idx,
+                f0.fin_idx,
+                f1.fin_idx,
+                f0.base,
+                f1.base,
+                *counts,
+                self._client_dir | self._synack << 1 | self._crossed << 2,
+                _CODE[self._initial[0]],
+                _CODE[self._initial[1]],
+                len(key),
+                len(marks),
+                len(changes),
+                len(gaps),
+                len(rsts),
+            )
+            + key
+            + self._fl.tobytes()
+            + marks
+            + changes
+            + gaps
+            + rsts
+        )
+        return c
+
+    def _part(self, k: int) -> bytes:
+        """The k-th variable part of _packed: 0 key, 1 flags, 2 marks, 3 changes, 4 gaps, 5 rsts."""
+        packed = self._packed
+        h = _HEAD.unpack_from(packed)
+        sizes = (h[22], 2 * h[1], *h[23:])
+        start = _HEAD.size + sum(sizes[:k])
+        return packed[start : start + sizes[k]]
+
+    def _head(self, k: int) -> int:
+        return _HEAD.unpack_from(self._packed)[k]
+
+    id = property(lambda self: self._head(0))
+    packets = property(lambda self: self._head(1))
+    source = property(lambda self: self._ctx[0])
+    _names = property(lambda self: self._ctx[1])
+    _keep = property(lambda self: self._ctx[2])
+    role_reason = property(lambda self: self._ctx[3])
+    roles_guessed = property(lambda self: self._ctx[4])
+    first_ns = property(lambda self: self._head(2))
+    last_ns = property(lambda self: self._head(3))
+    first_frame = property(lambda self: self._head(4))
+    _first_off = property(lambda self: self._head(5))
+    _last_off = property(lambda self: self._head(6))
+    _first_rtt = property(lambda self: self._head(7))
+    _first_rst_idx = property(lambda self: self._head(8))
+    _client_dir = property(lambda self: self._head(19) & 1)
+    _synack = property(lambda self: bool(self._head(19) & 2))
+    _crossed = property(lambda self: bool(self._head(19) & 4))
+    _key = property(lambda self: self._part(0))
+    _changes = property(lambda self: self._part(3))
+    _raw = property(lambda self: None)  # compacted: the segments are read again from the file
+    _pairs = property(lambda self: None)  # over: no live analysis
+    _cand = property(lambda self: True)
+
+    @property
+    def _flows(self) -> tuple[_Done, _Done]:
+        h = _HEAD.unpack_from(self._packed)
+        return _Done(h[11], h[13], h[15], h[17], h[9]), _Done(h[12], h[14], h[16], h[18], h[10])
+
+    @property
+    def _initial(self) -> tuple[State, State]:
+        h = _HEAD.unpack_from(self._packed)
+        return STATE_CODES[h[20]], STATE_CODES[h[21]]
+
+    @property
+    def _fl(self) -> array:
+        fl = array("H")
+        fl.frombytes(self._part(1))
+        return fl
+
+    @property
+    def _marks(self) -> dict[int, int]:
+        return dict(_MARK_REC.iter_unpack(self._part(2)))
+
+    @property
+    def _gaps(self) -> list[tuple[int, int, int]]:
+        return list(_GAP_REC.iter_unpack(self._part(4)))
+
+    @property
+    def _rsts(self) -> list[int]:
+        return list(self._part(5))
+
+    @property
+    def _segments(self) -> list[Segment]:
+        return []
+
+    @property
+    def client(self) -> Endpoint:
+        """The client's end (address, port, name)."""
+        return self._ends()[0]
+
+    @property
+    def server(self) -> Endpoint:
+        """The server's end (address, port, name)."""
+        return self._ends()[1]
+
+    def _ends(self) -> tuple[Endpoint, Endpoint]:
+        src, sport, dst, dport = split_key(self._key)
+        return _endpoints(((src, sport), (dst, dport)), self._client_dir, self._names)
+
+
+def _endpoints(ends: tuple[tuple[str, int], tuple[str, int]], client_dir: int, names: Mapping[str, str]) -> tuple:
+    """(client, server) Endpoints, named from the address map (the roles where both map to one name)."""
+    cip, cport = ends[client_dir]
+    sip, sport = ends[client_dir ^ 1]
+    cname = names.get(cip, "client")
+    sname = names.get(sip, "server")
+    if cname == sname:
+        cname, sname = "client", "server"
+    return Endpoint(cip, cport, cname, "client"), Endpoint(sip, sport, sname, "server")
+
+
+_HEAD = struct.Struct("=11q8I4B4I")
+"""A compacted connection's fixed part (Connection._compact): id, packets, first and last ns, first frame,
+first and last offset, initial RTT, first RST's index, each direction's FIN index, base, retransmissions,
+keep-alives and zero-window probes, the client's direction (and synack, crossed), the initial states, and the
+sizes of the variable parts that follow: key, flags (2 bytes a packet), marks, changes, gaps, RST senders."""
+
+
+class _Full(Connection):
+    """A connection with every field at hand: built by Analyzer (or the C speedups' factory) and analysed.
+
+    analyze() keeps a Connection._compact() of it instead, once it is over.
+    """
+
+    __slots__ = (
+        "id",
+        "roles_guessed",
+        "role_reason",
+        "source",
+        "packets",
+        "_keep",
+        "_names",
+        "client",
+        "server",
+        "first_ns",
+        "last_ns",
+        "_flows",
+        "_client_dir",
+        "_fl",
+        "_marks",
+        "_raw",
+        "_changes",
+        "_initial",
+        "_gaps",
+        "_rsts",
+        "_first_rst_idx",
+        "_synack",
+        "_crossed",
+        "_mru_syn",
+        "_first_rtt",
+        "_segments",
+        "_settled",
+        "_pairs",
+        "_based",
+        "_key",
+        "first_frame",
+        "_first_off",
+        "_last_off",
+        "_cand",
+    )
 
 
 class Analyzer:
