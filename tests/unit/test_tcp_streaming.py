@@ -204,7 +204,13 @@ def test_analyze_keeps_each_connection_compact_and_it_says_all_the_streamed_one_
                 assert [s._conn for s in b.iter_segments()] == [b] * b.packets
                 assert "\n".join(ladder_lines(b)) == render_ladder(a)
             small = kept[len(kept) // 2]
-            assert _sys.getsizeof(small) + _sys.getsizeof(small._packed) < 500  # about a fifth of before
+            assert _sys.getsizeof(small) + _sys.getsizeof(small._packed) < 400  # about a fifth of before
+        big = streamed[-1]  # offsets past 4 GiB, and CWR and NS: the wide layouts
+        big._first_off, big._last_off, big.first_frame = 5 << 32, 6 << 32, 1 << 33
+        big._fl[0] |= 0x180
+        wide = big._compact()
+        assert type(wide) is Connection and _said(wide) == _said(big) and wide._ctx[5] is not kept[0]._ctx[5]
+        assert (wide._first_off, wide._last_off, wide._fl) == (big._first_off, big._last_off, big._fl)
         held = analyze(messy_path, keep_segments=lambda c: c.id % 2 == 0)  # segments in memory: left whole
         assert [type(c) is _Full for c in held] == [c.id % 2 == 0 for c in held]
         assert all(c._raw is not None for c in held if c.id % 2 == 0)

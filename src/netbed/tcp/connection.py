@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from enum import StrEnum
@@ -571,31 +572,41 @@ class Connection:
         counts = (f0.rtx, f1.rtx, f0.ka, f1.ka, f0.zwp, f1.zwp)
         if max(counts) > 0xFFFFFFFF:
             return self
-        c = object.__new__(Connection)
-        ctx = (self.source, self._names, self._keep, self.role_reason, self.roles_guessed)
+        fields = (
+            self.id,
+            self.packets,
+            self.first_ns,
+            self.last_ns,
+            self.first_frame,
+            self._first_off,
+            self._last_off,
+            self._first_rtt,
+            self._first_rst_idx,
+            f0.fin_idx,
+            f1.fin_idx,
+        )
+        head = _HEAD if max(fields[:2] + fields[4:7]) <= 0xFFFFFFFF and max(fields[8:]) < 1 << 31 else _HEAD_WIDE
+        fl = self._fl.tobytes()
+        low, high = fl[_LOW::2], fl[_LOW ^ 1 :: 2]
+        narrow = not low.translate(None, _BELOW_CWR) and not high.translate(None, _EVEN)  # a byte a segment
+        if narrow:
+            fl = (int.from_bytes(low, "little") | int.from_bytes(high.translate(_DIR_BIT), "little")).to_bytes(
+                len(low), "little"
+            )
+        ctx = (self.source, self._names, self._keep, self.role_reason, self.roles_guessed, head, narrow)
         if shared is not None:  # one tuple for all alike (the names: the same dict)
             ctx = shared.setdefault((ctx[0], id(ctx[1]), *ctx[2:]), ctx)
-        c._ctx = ctx
-        changes = self._changes
-        if not isinstance(changes, bytes):
-            changes = b"".join(_CHANGE_REC.pack(i, d, _CODE[st]) for i, d, st in changes)
+        changes = self._change_list()
+        changes = b"".join(_CHANGE5.pack(i, d | _CODE[st] << 1) for i, d, st in changes) if changes else b""
         marks = b"".join(_MARK_REC.pack(i, m) for i, m in self._marks.items()) if self._marks else b""
         gaps = b"".join(_GAP_REC.pack(*g) for g in self._gaps) if self._gaps else b""
         rsts = bytes(self._rsts)
         key = self._key
+        c = object.__new__(Connection)
+        c._ctx = ctx
         c._packed = (
-            _HEAD.pack(
-                self.id,
-                self.packets,
-                self.first_ns,
-                self.last_ns,
-                self.first_frame,
-                self._first_off,
-                self._last_off,
-                self._first_rtt,
-                self._first_rst_idx,
-                f0.fin_idx,
-                f1.fin_idx,
+            head.pack(
+                *fields,
                 f0.base,
                 f1.base,
                 *counts,
@@ -609,7 +620,7 @@ class Connection:
                 len(rsts),
             )
             + key
-            + self._fl.tobytes()
+            + fl
             + marks
             + changes
             + gaps
@@ -620,13 +631,14 @@ class Connection:
     def _part(self, k: int) -> bytes:
         """The k-th variable part of _packed: 0 key, 1 flags, 2 marks, 3 changes, 4 gaps, 5 rsts."""
         packed = self._packed
-        h = _HEAD.unpack_from(packed)
-        sizes = (h[22], 2 * h[1], *h[23:])
-        start = _HEAD.size + sum(sizes[:k])
+        head = self._ctx[5]
+        h = head.unpack_from(packed)
+        sizes = (h[22], h[1] if self._ctx[6] else 2 * h[1], *h[23:])
+        start = head.size + sum(sizes[:k])
         return packed[start : start + sizes[k]]
 
     def _head(self, k: int) -> int:
-        return _HEAD.unpack_from(self._packed)[k]
+        return self._ctx[5].unpack_from(self._packed)[k]
 
     id = property(lambda self: self._head(0))
     packets = property(lambda self: self._head(1))
@@ -646,25 +658,35 @@ class Connection:
     _synack = property(lambda self: bool(self._head(19) & 2))
     _crossed = property(lambda self: bool(self._head(19) & 4))
     _key = property(lambda self: self._part(0))
-    _changes = property(lambda self: self._part(3))
+
+    @property
+    def _changes(self) -> bytes:
+        return b"".join(_CHANGE_REC.pack(i, v & 1, v >> 1) for i, v in _CHANGE5.iter_unpack(self._part(3)))
+
     _raw = property(lambda self: None)  # compacted: the segments are read again from the file
     _pairs = property(lambda self: None)  # over: no live analysis
     _cand = property(lambda self: True)
 
     @property
     def _flows(self) -> tuple[_Done, _Done]:
-        h = _HEAD.unpack_from(self._packed)
+        h = self._ctx[5].unpack_from(self._packed)
         return _Done(h[11], h[13], h[15], h[17], h[9]), _Done(h[12], h[14], h[16], h[18], h[10])
 
     @property
     def _initial(self) -> tuple[State, State]:
-        h = _HEAD.unpack_from(self._packed)
+        h = self._ctx[5].unpack_from(self._packed)
         return STATE_CODES[h[20]], STATE_CODES[h[21]]
 
     @property
     def _fl(self) -> array:
         fl = array("H")
-        fl.frombytes(self._part(1))
+        data = self._part(1)
+        if self._ctx[6]:  # a byte a segment: flags, the direction in the top bit
+            wide = bytearray(2 * len(data))
+            wide[_LOW::2] = data.translate(_NO_DIR_BIT)
+            wide[_LOW ^ 1 :: 2] = data.translate(_DIR_BYTE)
+            data = wide
+        fl.frombytes(data)
         return fl
 
     @property
@@ -709,11 +731,20 @@ def _endpoints(ends: tuple[tuple[str, int], tuple[str, int]], client_dir: int, n
     return Endpoint(cip, cport, cname, "client"), Endpoint(sip, sport, sname, "server")
 
 
-_HEAD = struct.Struct("=11q8I4B4I")
+_HEAD_WIDE = struct.Struct("=11q8I4B4I")
+_HEAD = struct.Struct("=2I2q3Iq3i8I4B4I")  # the same where ids, counts and offsets fit in 32 bits
 """A compacted connection's fixed part (Connection._compact): id, packets, first and last ns, first frame,
 first and last offset, initial RTT, first RST's index, each direction's FIN index, base, retransmissions,
 keep-alives and zero-window probes, the client's direction (and synack, crossed), the initial states, and the
-sizes of the variable parts that follow: key, flags (2 bytes a packet), marks, changes, gaps, RST senders."""
+sizes of the variable parts that follow: key, flags (2 bytes a packet, or 1 where no segment has CWR or
+NS: the direction in its top bit), marks, changes (_CHANGE5), gaps, RST senders."""
+_CHANGE5 = struct.Struct("=IB")  # a compacted connection's state changes: index, direction | state << 1
+_LOW = 0 if sys.byteorder == "little" else 1  # where the low byte of an array("H") item is
+_BELOW_CWR = bytes(range(0x80))  # low bytes without CWR (0x80): deleted, what is left has it
+_EVEN = bytes(range(0, 256, 2))  # high bytes without NS (0x100): deleted, what is left has it
+_DIR_BIT = bytes(0x80 if b & 2 else 0 for b in range(256))  # high byte (direction << 1) -> the top bit
+_NO_DIR_BIT = bytes(b & 0x7F for b in range(256))  # a byte a segment -> the flags
+_DIR_BYTE = bytes(2 if b & 0x80 else 0 for b in range(256))  # a byte a segment -> the high byte
 
 
 class _Full(Connection):
