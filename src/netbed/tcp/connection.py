@@ -602,10 +602,8 @@ class Connection:
         gaps = b"".join(_GAP_REC.pack(*g) for g in self._gaps) if self._gaps else b""
         rsts = bytes(self._rsts)
         key = self._key
-        c = object.__new__(Connection)
-        c._ctx = ctx
-        c._packed = (
-            head.pack(
+        try:
+            fixed = head.pack(
                 *fields,
                 f0.base,
                 f1.base,
@@ -619,13 +617,11 @@ class Connection:
                 len(gaps),
                 len(rsts),
             )
-            + key
-            + fl
-            + marks
-            + changes
-            + gaps
-            + rsts
-        )
+        except struct.error:  # a time past 2262 (fuzzed files; the Python engine does not saturate): left whole
+            return self
+        c = object.__new__(Connection)
+        c._ctx = ctx
+        c._packed = fixed + key + fl + marks + changes + gaps + rsts
         return c
 
     def _part(self, k: int) -> bytes:
