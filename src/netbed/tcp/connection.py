@@ -190,7 +190,7 @@ class Connection:
     # (one bytes) once analyze() has compacted it: the properties at the end of the class unpack it.
 
     def __new__(cls, *args: object, **kwargs: object) -> Connection:
-        return object.__new__(_Full if cls is Connection else cls)
+        return object.__new__(_Full if cls is Connection and args else cls)  # copy and pickle: as it was
 
 
     def __init__(
@@ -593,7 +593,7 @@ class Connection:
             fl = (int.from_bytes(low, "little") | int.from_bytes(high.translate(_DIR_BIT), "little")).to_bytes(
                 len(low), "little"
             )
-        ctx = (self.source, self._names, self._keep, self.role_reason, self.roles_guessed, head, narrow)
+        ctx = (self.source, self._names, self._keep, self.role_reason, self.roles_guessed, head is _HEAD_WIDE, narrow)
         if shared is not None:  # one tuple for all alike (the names: the same dict)
             ctx = shared.setdefault((ctx[0], id(ctx[1]), *ctx[2:]), ctx)
         changes = self._change_list()
@@ -627,14 +627,14 @@ class Connection:
     def _part(self, k: int) -> bytes:
         """The k-th variable part of _packed: 0 key, 1 flags, 2 marks, 3 changes, 4 gaps, 5 rsts."""
         packed = self._packed
-        head = self._ctx[5]
+        head = _HEADS[self._ctx[5]]
         h = head.unpack_from(packed)
         sizes = (h[22], h[1] if self._ctx[6] else 2 * h[1], *h[23:])
         start = head.size + sum(sizes[:k])
         return packed[start : start + sizes[k]]
 
     def _head(self, k: int) -> int:
-        return self._ctx[5].unpack_from(self._packed)[k]
+        return _HEADS[self._ctx[5]].unpack_from(self._packed)[k]
 
     id = property(lambda self: self._head(0))
     packets = property(lambda self: self._head(1))
@@ -665,12 +665,12 @@ class Connection:
 
     @property
     def _flows(self) -> tuple[_Done, _Done]:
-        h = self._ctx[5].unpack_from(self._packed)
+        h = _HEADS[self._ctx[5]].unpack_from(self._packed)
         return _Done(h[11], h[13], h[15], h[17], h[9]), _Done(h[12], h[14], h[16], h[18], h[10])
 
     @property
     def _initial(self) -> tuple[State, State]:
-        h = self._ctx[5].unpack_from(self._packed)
+        h = _HEADS[self._ctx[5]].unpack_from(self._packed)
         return STATE_CODES[h[20]], STATE_CODES[h[21]]
 
     @property
@@ -729,6 +729,7 @@ def _endpoints(ends: tuple[tuple[str, int], tuple[str, int]], client_dir: int, n
 
 _HEAD_WIDE = struct.Struct("=11q8I4B4I")
 _HEAD = struct.Struct("=2I2q3Iq3i8I4B4I")  # the same where ids, counts and offsets fit in 32 bits
+_HEADS = (_HEAD, _HEAD_WIDE)  # by a compacted connection's _ctx[5]
 """A compacted connection's fixed part (Connection._compact): id, packets, first and last ns, first frame,
 first and last offset, initial RTT, first RST's index, each direction's FIN index, base, retransmissions,
 keep-alives and zero-window probes, the client's direction (and synack, crossed), the initial states, and the
