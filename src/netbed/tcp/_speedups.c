@@ -13,6 +13,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -1258,15 +1259,23 @@ typedef struct {
  * the state text of each side where a segment changes it. width < 0: the widest label + 6 (the arrows' width);
  * else the lines, joined by newlines. */
 static PyObject *ladder_draw(PyObject *mod, PyObject *args) {
-    PyObject *segs, *changes;
+    PyObject *segs, *changes, *first_obj;
     Py_ssize_t start;
     Py_buffer flv, mkv;
     int client_dir, options;
     unsigned long base[2];
-    long long first_ns, width;
-    if (!PyArg_ParseTuple(args, "O!ny*ikkLy*O!pL", &PyList_Type, &segs, &start, &flv, &client_dir, &base[0],
-                          &base[1], &first_ns, &mkv, &PyList_Type, &changes, &options, &width))
+    long long width;
+    if (!PyArg_ParseTuple(args, "O!ny*ikkOy*O!pL", &PyList_Type, &segs, &start, &flv, &client_dir, &base[0],
+                          &base[1], &first_obj, &mkv, &PyList_Type, &changes, &options, &width))
         return NULL;
+    int ovf = 0;
+    long long first_ns = PyLong_AsLongLongAndOverflow(first_obj, &ovf);
+    if (first_ns == -1 && PyErr_Occurred()) {
+        PyBuffer_Release(&flv);
+        PyBuffer_Release(&mkv);
+        return NULL;
+    }
+    int big_first = ovf != 0; /* times beyond 64 bits (fuzzed captures): Python's arithmetic, as the reference */
     PyObject *result = NULL;
     Text t = {0};
     LadderChange *chg = NULL;
@@ -1312,7 +1321,8 @@ static PyObject *ladder_draw(PyObject *mod, PyObject *args) {
             goto out;
         }
         int d = fl[i] >> 9;
-        long long ts = PyLong_AsLongLong(PyTuple_GET_ITEM(tup, 0));
+        int tovf = 0;
+        long long ts = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(tup, 0), &tovf);
         unsigned long seq = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(tup, 2));
         unsigned long ack = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(tup, 3));
         long flags = PyLong_AsLong(PyTuple_GET_ITEM(tup, 4));
@@ -1357,7 +1367,19 @@ static PyObject *ladder_draw(PyObject *mod, PyObject *args) {
             nright = chg[ci].nright;
         }
         char when[64];
-        char *num = PyOS_double_to_string((double)(ts - first_ns) / 1e9, 'f', 6, 0, NULL);
+        double since;
+        int sub_ovf = (first_ns > 0 && ts < LLONG_MIN + first_ns) || (first_ns < 0 && ts > LLONG_MAX + first_ns);
+        if (!tovf && !big_first && !sub_ovf) {
+            since = (double)(ts - first_ns) / 1e9;
+        } else { /* (ts - first_ns) / 1e9 as Python computes it */
+            PyObject *diff = PyNumber_Subtract(PyTuple_GET_ITEM(tup, 0), first_obj);
+            if (!diff) goto out;
+            since = PyLong_AsDouble(diff);
+            Py_DECREF(diff);
+            if (since == -1.0 && PyErr_Occurred()) goto out;
+            since /= 1e9;
+        }
+        char *num = PyOS_double_to_string(since, 'f', 6, 0, NULL);
         if (!num) goto out;
         int nw = snprintf(when, sizeof when, "%6lld %11s  ", frame, num);
         PyMem_Free(num);
