@@ -289,3 +289,15 @@ def test_the_c_ladder_writes_every_flag_as_the_python_one(tmp_path, fast_drawing
     assert sum(c.packets for c in conns) == len(packets)
     for conn in conns:
         _agree(conn)
+
+
+def test_the_c_ladder_writes_times_beyond_64_bits_as_python_does(fast_drawing):
+    from array import array
+
+    from netbed.tcp.scan import _speedups
+
+    fl = array("H", [0x02, 0x12 | 1 << 9, 0x10])
+    for first, stamps in ((10**20, [10**20 + 5, 2**70, 10**20]), (-(2**63), [10**20, 2**63 - 1, -(2**63)])):
+        segs = [(ts, b"k", 100, 7, f & 0x1FF, 502, 0, b"", k + 1, 40, 60, 1) for k, (ts, f) in enumerate(zip(stamps, fl))]
+        lines = _speedups.ladder_draw(segs, 0, fl, 0, 100, 7, first, b"", [], True, 60).split("\n")
+        assert [line.split()[1] for line in lines] == [f"{(ts - first) / 1e9:.6f}" for ts in stamps]
