@@ -183,6 +183,11 @@ class Connection:
     keepalive_probes, zero_window_probes, resets, first_reset, close_kind,
     states, state_changes, initial_rtt, retransmission_gaps(), count(),
     segments (with keep_segments).
+
+    Two kinds, one interface: the analysis builds each connection with every
+    field in a slot of its own (the subclass _Full); analyze(), which holds
+    them all, keeps a compact one instead (_compact: the fields packed in one
+    bytes object, unpacked when read), a fifth of the size.
     """
 
     __slots__ = ("_packed", "_ctx")
