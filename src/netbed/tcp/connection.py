@@ -331,15 +331,24 @@ class Connection:
     @property
     def retransmissions(self) -> int:
         """Segments that Wireshark's filter tcp.analysis.retransmission matches (fast and spurious too)."""
+        if self._packed is not None:  # compacted: straight from the packed counts
+            h = _HEADS[self._ctx[5]].unpack_from(self._packed)
+            return h[13] + h[14]
         return self._flows[0].rtx + self._flows[1].rtx
 
     @property
     def keepalive_probes(self) -> int:
         """Segments Wireshark marks tcp.analysis.keep_alive, but for those whose seq the peer never acknowledged."""
+        if self._packed is not None:
+            h = _HEADS[self._ctx[5]].unpack_from(self._packed)
+            return h[15] + h[16]
         return self._flows[0].ka + self._flows[1].ka
 
     @property
     def zero_window_probes(self) -> int:
+        if self._packed is not None:
+            h = _HEADS[self._ctx[5]].unpack_from(self._packed)
+            return h[17] + h[18]
         return self._flows[0].zwp + self._flows[1].zwp
 
     def count(self, mark: Mark, side: str | None = None) -> int:
@@ -601,8 +610,12 @@ class Connection:
         ctx = (self.source, self._names, self._keep, self.role_reason, self.roles_guessed, head is _HEAD_WIDE, narrow)
         if shared is not None:  # one tuple for all alike (the names: the same dict)
             ctx = shared.setdefault((ctx[0], id(ctx[1]), *ctx[2:]), ctx)
-        changes = self._change_list()
-        changes = b"".join(_CHANGE5.pack(i, d | _CODE[st] << 1) for i, d, st in changes) if changes else b""
+        changes = self._changes
+        if not isinstance(changes, bytes):
+            changes = b"".join(_CHANGE_REC.pack(i, d, _CODE[st]) for i, d, st in changes)
+        ch = array("H", changes)
+        del ch[3::4]  # each record's two bytes of padding
+        changes = ch.tobytes()
         marks = b"".join(_MARK_REC.pack(i, m) for i, m in self._marks.items()) if self._marks else b""
         gaps = b"".join(_GAP_REC.pack(*g) for g in self._gaps) if self._gaps else b""
         rsts = bytes(self._rsts)
@@ -662,7 +675,11 @@ class Connection:
 
     @property
     def _changes(self) -> bytes:
-        return b"".join(_CHANGE_REC.pack(i, v & 1, v >> 1) for i, v in _CHANGE5.iter_unpack(self._part(3)))
+        packed = array("H", self._part(3))
+        records = array("H", bytes(8 * (len(packed) // 3)))  # as _CHANGE_REC: the padding back
+        for k in range(3):
+            records[k::4] = packed[k::3]
+        return records.tobytes()
 
     _raw = property(lambda self: None)  # compacted: the segments are read again from the file
     _pairs = property(lambda self: None)  # over: no live analysis
@@ -739,8 +756,7 @@ _HEADS = (_HEAD, _HEAD_WIDE)  # by a compacted connection's _ctx[5]
 first and last offset, initial RTT, first RST's index, each direction's FIN index, base, retransmissions,
 keep-alives and zero-window probes, the client's direction (and synack, crossed), the initial states, and the
 sizes of the variable parts that follow: key, flags (2 bytes a packet, or 1 where no segment has CWR or
-NS: the direction in its top bit), marks, changes (_CHANGE5), gaps, RST senders."""
-_CHANGE5 = struct.Struct("=IB")  # a compacted connection's state changes: index, direction | state << 1
+NS: the direction in its top bit), marks, changes (as _CHANGE_REC without its padding), gaps, RST senders."""
 _LOW = 0 if sys.byteorder == "little" else 1  # where the low byte of an array("H") item is
 _BELOW_CWR = bytes(range(0x80))  # low bytes without CWR (0x80): deleted, what is left has it
 _EVEN = bytes(range(0, 256, 2))  # high bytes without NS (0x100): deleted, what is left has it
