@@ -501,7 +501,7 @@ def ladder(pcap: str, conn_id: int | None, svg: str | None, follow: bool, names:
     """Each connection of a capture as a two-column sequence diagram."""
     from netbed.tcp import connections, follow as follow_file, render_ladder_svg
     from netbed.tcp.annotate import read_notes
-    from netbed.tcp.ladder import ladder_lines, with_segments
+    from netbed.tcp.ladder import ladder_text, with_segments
     from netbed.tcp.render import Batched
 
     if follow:
@@ -534,9 +534,8 @@ def ladder(pcap: str, conn_id: int | None, svg: str | None, follow: bool, names:
             elif svg:
                 first = conn
             drawn += 1
-            for line in ladder_lines(conn, events=notes):
-                write(line)
-                write("\n")
+            for text in ladder_text(conn, events=notes):  # whole lines, runs of them at a time
+                write(text)
     finally:
         write.flush()
     if not drawn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import sys
 import threading
@@ -187,3 +188,116 @@ def test_follow_bad_bytes_raise(tmp_path):
     path.write_bytes(b"definitely not a capture")
     with pytest.raises(PcapError):
         list(follow(path, idle=0.2, poll=0.05))
+
+
+# --- the C speedups draw the same lines as the Python code -----------------------------------
+
+
+def _agree(conn, **kw) -> int:  # noqa: ANN001 - a Connection
+    """The ladder drawn by the C speedups and by the Python code, line by line; returns the lines."""
+    from netbed.tcp.ladder import _drawer, ladder_lines, ladder_text
+
+    assert _drawer(conn, True, True) is not None  # the C path is taken
+    pure = list(ladder_lines(conn, speedups=False, **kw))
+    fast = list(ladder_lines(conn, speedups=True, **kw))
+    for k, (p, f) in enumerate(zip(pure, fast)):
+        assert f == p, f"line {k} of connection {conn.id} differs:\nC:      {f!r}\nPython: {p!r}"
+    assert len(fast) == len(pure)
+    assert "".join(ladder_text(conn, speedups=True, **kw)) == "".join(line + "\n" for line in pure)
+    return len(pure)
+
+
+def _notes(conn, n: int = 7):  # noqa: ANN001
+    """netbed's notes before, across and after the connection, some at a segment's own instant."""
+    from netbed.tcp.annotate import Note
+
+    first, last = conn.first_ns, conn.last_ns
+    stamps = [first - 5, first, last, last + 5] + [first + (last - first) * k // n for k in range(1, n)]
+    some = [s.ts for s in conn.segments[1::max(1, conn.packets // 3)]]
+    stamps += [round(ts * 1e9) for ts in some]
+    return [Note(ts, f"note {k}") for k, ts in enumerate(stamps)]
+
+
+@pytest.fixture(scope="module")
+def fast_drawing():
+    from netbed.tcp import scan
+
+    if scan._speedups is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("netbed.tcp._speedups is not built, and CI=true: pip install -e . builds it (needs gcc)")
+        pytest.skip("netbed.tcp._speedups is not built")
+
+
+def test_the_c_ladder_is_the_python_one_on_long_connections(tmp_path, fast_drawing):
+    sys.path.insert(0, str(Path(__file__).parent.parent.parent / "bench"))
+    from tcp_shapes import SHAPES
+
+    from netbed.tcp import connections
+
+    path = tmp_path / "bulk.pcap"
+    SHAPES["bulk"](path, 24_000)  # four transfers of 6,000 segments: SACK, dup ACKs, retransmissions
+    conns = sorted(connections(path, {"10.0.0.2": "server"}), key=lambda c: c.id)
+    assert len(conns) == 4 and all(c.packets > 5000 for c in conns)
+    assert sum(c.retransmissions for c in conns) > 0
+    for conn in conns:  # read again from the file, several mapped windows each
+        assert _agree(conn) == conn.packets + 5
+        _agree(conn, events=_notes(conn))
+        _agree(conn, options=False)
+    held = sorted(connections(path, keep_segments=lambda c: c.id == 1), key=lambda c: c.id)
+    _agree(held[1], events=_notes(held[1]))
+
+
+@pytest.mark.parametrize("how", ["file", "held", "pcapng"])
+def test_the_c_ladder_is_the_python_one_on_awkward_and_messy_connections(tmp_path, fast_drawing, how):
+    from tcp_craft import messy, write_pcapng
+
+    from netbed.tcp import connections
+
+    captures = [(name, make()) for name, make in AWKWARD.items()]
+    captures += [(f"messy{seed}", messy(seed, n_conns=4, port=41000 + 10 * seed)) for seed in range(12)]
+    drawn = 0
+    for name, packets in captures:
+        write = write_pcapng if how == "pcapng" else write_pcap
+        path = write(tmp_path / f"{name}.cap", packets)
+        keep = (lambda c: True) if how == "held" else True
+        for conn in connections(path, NAMES, keep_segments=keep, allow_truncated=True):
+            _agree(conn)
+            _agree(conn, events=_notes(conn, 3), options=False)
+            drawn += 1
+    assert drawn > 60
+
+
+def test_the_c_ladder_writes_every_flag_as_the_python_one(tmp_path, fast_drawing):
+    from scapy.layers.inet import IP, TCP
+
+    from netbed.tcp import connections
+
+    packets = []
+    for k, flags in enumerate([0x02, 0x12] + list(range(512))):
+        sender, receiver = (("10.0.0.3", 40000), ("10.0.0.2", 9877))[:: 1 if k % 3 else -1]
+        opts = [("MSS", 1400 + k), ("SAckOK", b""), ("Timestamp", (k, k + 1)), ("WScale", k % 15)]
+        if k % 5 == 0:
+            opts = [("NOP", None), ("SAck", (5000 + k, 6000 + k, 7000 + k, 8000 + k))]
+        pkt = IP(src=sender[0], dst=receiver[0]) / TCP(
+            sport=sender[1], dport=receiver[1], seq=1000 + 7 * k, ack=5000 + 3 * k, flags=flags, window=k,
+            options=opts,
+        ) / (b"x" * (k % 4))
+        pkt.time = 1_700_000_000 + k / 1000
+        packets.append(pkt)
+    path = write_pcap(tmp_path / "flags.pcap", packets)
+    conns = list(connections(path, NAMES))
+    assert sum(c.packets for c in conns) == len(packets)
+    for conn in conns:
+        _agree(conn)
+
+
+def test_the_c_ladder_writes_times_beyond_64_bits_as_python_does(fast_drawing):
+    from array import array
+
+    from netbed.tcp.scan import _speedups
+
+    fl = array("H", [0x02, 0x12 | 1 << 9, 0x10])
+    for first, stamps in ((10**20, [10**20 + 5, 2**70, 10**20]), (-(2**63), [10**20, 2**63 - 1, -(2**63)])):
+        segs = [(ts, b"k", 100, 7, f & 0x1FF, 502, 0, b"", k + 1, 40, 60, 1) for k, (ts, f) in enumerate(zip(stamps, fl))]
+        lines = _speedups.ladder_draw(segs, 0, fl, 0, 100, 7, first, b"", [], True, 60).split("\n")
+        assert [line.split()[1] for line in lines] == [f"{(ts - first) / 1e9:.6f}" for ts in stamps]

@@ -138,3 +138,20 @@ def test_a_straggler_after_the_linger_begins_a_new_connection(tmp_path):
         assert [c.packets for c in conns] == [len(packets), 1]
         assert conns[1].roles_guessed
     _both(path)
+
+
+def test_a_syn_that_takes_over_an_open_connections_ports_leaves_both(tmp_path):
+    from tcp_craft import Conversation
+
+    packets = []
+    first = Conversation(isn_client=1000, packets=packets)
+    first.handshake()
+    first.echo()  # and never closed: the client crashed, rebooted, and connects again from the same port
+    again = Conversation(isn_client=900_000, isn_server=77_000, t0=first.t + 1, packets=packets)
+    again.handshake()
+    again.echo()
+    path = write_pcap(tmp_path / "reuse.pcap", packets)
+    for speedups in (False, True):
+        conns = sorted(connections(path, speedups=speedups), key=lambda c: c.id)
+        assert [c.packets for c in conns] == [7, 7]
+    _both(path)

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent.parent / "bench"))
 from tcp_craft import AWKWARD, messy, write_pcap  # noqa: E402
 from tcp_shapes import short  # noqa: E402
 
-from netbed.tcp import Analyzer, analyze, connections, read_tcp, render_ladder, speedups_built  # noqa: E402
+from netbed.tcp import Analyzer, Mark, analyze, connections, read_tcp, render_ladder, speedups_built  # noqa: E402
 from netbed.tcp.connection import LINGER_NS  # noqa: E402
 from netbed.tcp.ladder import ladder_lines, with_segments  # noqa: E402
 
@@ -158,3 +158,62 @@ def test_the_json_written_by_hand_is_json_dumps_of_to_json(tmp_path, name):
     out = []
     write_json(conns, out.append)
     assert "".join(out) == "[\n" + ",\n".join(json_module.dumps(d) for d in to_json(conns)) + "\n]\n"
+
+
+def _said(conn) -> dict:  # noqa: ANN001 - a Connection
+    """Everything a connection says, but its segments."""
+    out = {
+        name: getattr(conn, name)
+        for name in (
+            "id", "client", "server", "roles_guessed", "role_reason", "source", "packets", "first_ns", "last_ns",
+            "first_frame", "first_ts", "duration", "syn_seen", "flags", "tcpdump_flags", "senders",
+            "retransmissions", "keepalive_probes", "zero_window_probes", "resets", "first_reset", "close_kind",
+            "states", "state_changes", "initial_rtt", "has_segments",
+        )
+    }
+    out["gaps"] = (conn.retransmission_gaps(), conn.retransmission_gaps("client"))
+    out["counts"] = [conn.count(m, side) for m in (Mark.DUPLICATE_ACK, Mark.ANY_RETRANSMISSION) for side in (None, "server")]
+    out["repr"] = (repr(conn), conn.label(), [conn.initial_state(r) for r in ("client", "server")])
+    return out
+
+
+@pytest.mark.parametrize("speedups", ENGINES)
+def test_analyze_keeps_each_connection_compact_and_it_says_all_the_streamed_one_says(tmp_path, echoes, speedups):
+    import os
+    import sys as _sys
+
+    from netbed.tcp import Connection
+    from netbed.tcp.connection import _Full, summary
+
+    packets = []
+    for seed in range(8):
+        packets += messy(seed, port=20000 + 10 * seed, t0=1_700_000_000.0 + 60 * seed)
+    packets.sort(key=lambda p: float(p.time))
+    messy_path = write_pcap(tmp_path / "messy.pcap", packets)
+    os.environ["NETBED_PURE_PYTHON"] = "0" if speedups else "1"
+    try:
+        for path in (echoes, messy_path):
+            streamed = sorted(connections(path, {"10.0.0.2": "srv"}), key=lambda c: c.id)
+            kept = analyze(path, {"10.0.0.2": "srv"})
+            assert [type(c) for c in kept] == [Connection] * len(streamed)  # compact, and still a Connection
+            assert all(type(c) is _Full and isinstance(c, Connection) for c in streamed)
+            for a, b in zip(streamed, kept, strict=True):
+                assert _said(b) == _said(a)
+                assert summary(b) == summary(a)
+                assert [s.describe() for s in b.segments] == [s.describe() for s in a.segments]
+                assert [s._conn for s in b.iter_segments()] == [b] * b.packets
+                assert "\n".join(ladder_lines(b)) == render_ladder(a)
+            small = kept[len(kept) // 2]
+            assert _sys.getsizeof(small) + _sys.getsizeof(small._packed) < 400  # about a fifth of before
+        big = streamed[-1]  # offsets past 4 GiB, and CWR and NS: the wide layouts
+        big._first_off, big._last_off, big.first_frame = 5 << 32, 6 << 32, 1 << 33
+        big._fl[0] |= 0x180
+        wide = big._compact()
+        assert type(wide) is Connection and _said(wide) == _said(big) and wide._ctx[5] and not kept[0]._ctx[5]
+        assert (wide._first_off, wide._last_off, wide._fl) == (big._first_off, big._last_off, big._fl)
+        held = analyze(messy_path, keep_segments=lambda c: c.id % 2 == 0)  # segments in memory: left whole
+        assert [type(c) is _Full for c in held] == [c.id % 2 == 0 for c in held]
+        assert all(c._raw is not None for c in held if c.id % 2 == 0)
+        assert analyze(echoes.read_bytes())[0]._raw  # from bytes: held, as before
+    finally:
+        del os.environ["NETBED_PURE_PYTHON"]

@@ -13,6 +13,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -1123,7 +1124,307 @@ static PyObject *pick_pcap(PyObject *mod, PyObject *args) {
     return Py_BuildValue("(nLi)", pos, frame, done);
 }
 
+
+/* ---------------------------------------------------------------- ladder lines */
+
+/* A mirror of ladder.py's segment_label() and _line() (and segments.py's parse_options(), Options.describe(),
+ * mark_words() and tcpdump_flags()), drawing the lines of `netbed ladder` from the reader's tuples. The Python
+ * code is the reference; tests/unit/test_tcp_ladder.py compares both line by line. Change both together. */
+
+typedef struct {
+    char *p;
+    Py_ssize_t n, cap;
+} Text;
+
+static int text_room(Text *t, Py_ssize_t more) {
+    if (t->n + more <= t->cap) return 0;
+    Py_ssize_t cap = t->cap ? t->cap * 2 : 4096;
+    while (cap < t->n + more) cap *= 2;
+    char *q = PyMem_Realloc(t->p, cap);
+    if (!q) { PyErr_NoMemory(); return -1; }
+    t->p = q;
+    t->cap = cap;
+    return 0;
+}
+
+static inline void text_put(Text *t, const char *s, Py_ssize_t n) { memcpy(t->p + t->n, s, n); t->n += n; }
+static inline void text_fill(Text *t, char c, Py_ssize_t n) { memset(t->p + t->n, c, n); t->n += n; }
+
+/* the flags as tcpdump writes them: segments.py's _TCPDUMP */
+static Py_ssize_t tcpdump_letters(int flags, char *out) {
+    static const int bit[9] = {0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0x100};
+    static const char letter[9] = {'F', 'S', 'R', 'P', '.', 'U', 'E', 'W', 'N'};
+    Py_ssize_t n = 0;
+    for (int i = 0; i < 9; i++)
+        if (flags & bit[i]) out[n++] = letter[i];
+    if (!n) { memcpy(out, "none", 4); n = 4; }
+    return n;
+}
+
+/* segments.py's _MARK_WORDS, in its order */
+static const struct { int bit; const char *word; } MARK_WORDS[] = {
+    {MK_RTX, "retransmission"}, {MK_FAST, "fast retransmission"}, {MK_SPUR, "spurious retransmission"},
+    {MK_OOO, "out-of-order"}, {MK_KA, "keep-alive"}, {MK_KA_ACK, "keep-alive ACK"},
+    {MK_ZWP, "zero-window probe"}, {MK_ZWP_ACK, "zero-window probe ACK"}, {MK_ZW, "zero window"},
+    {MK_DUP, "dup ACK"}, {MK_WUPD, "window update"}, {MK_LOST, "previous segment not captured"},
+    {MK_UNSEEN, "ACKed unseen segment"}};
+
+#define LABEL_MAX 2048 /* the longest label: 40 option bytes, every mark (well under) */
+
+/* segment_label(seg, options) into out (LABEL_MAX bytes); returns its length */
+static Py_ssize_t ladder_label(char *out, int flags, uint32_t rseq, uint32_t rack, int win, long long plen,
+                               const uint8_t *opt, Py_ssize_t optlen, uint32_t sack_base, int marks, int options) {
+    Py_ssize_t n = tcpdump_letters(flags, out);
+    if (plen)
+        n += snprintf(out + n, 64, " seq %lu:%lld", (unsigned long)rseq, (long long)rseq + plen);
+    else
+        n += snprintf(out + n, 64, " seq %lu", (unsigned long)rseq);
+    if (flags & F_ACK) n += snprintf(out + n, 64, " ack %lu", (unsigned long)rack);
+    n += snprintf(out + n, 64, " win %d", win);
+    if (plen) n += snprintf(out + n, 64, " len %lld", plen);
+    if (options && optlen) {
+        /* parse_options: stops quietly at anything malformed; the last of each kind wins, SACK blocks add up */
+        long mss = -1, wscale = -1;
+        int sack_ok = 0, has_ts = 0, nsack = 0;
+        uint32_t ts_val = 0, ts_ecr = 0;
+        uint32_t sack[2 * 20];
+        Py_ssize_t i = 0;
+        while (i < optlen) {
+            int kind = opt[i];
+            if (kind == 0) break;
+            if (kind == 1) { i++; continue; }
+            if (i + 1 >= optlen) break;
+            int length = opt[i + 1];
+            if (length < 2 || i + length > optlen) break;
+            const uint8_t *body = opt + i + 2;
+            if (kind == 2 && length == 4) mss = u16(body);
+            else if (kind == 3 && length == 3) wscale = body[0];
+            else if (kind == 4 && length == 2) sack_ok = 1;
+            else if (kind == 5 && (length - 2) % 8 == 0) {
+                for (int j = 0; j + 8 <= length - 2 && nsack < 20; j += 8) {
+                    sack[2 * nsack] = u32(body + j);
+                    sack[2 * nsack + 1] = u32(body + j + 4);
+                    nsack++;
+                }
+            } else if (kind == 8 && length == 10) {
+                has_ts = 1;
+                ts_val = u32(body);
+                ts_ecr = u32(body + 4);
+            }
+            i += length;
+        }
+        if (flags & F_SYN || nsack) {
+            Py_ssize_t start = n + 2, m = start; /* " <" then the parts joined by "," */
+            if (mss >= 0) m += snprintf(out + m, 32, "%smss %ld", m > start ? "," : "", mss);
+            if (sack_ok) m += snprintf(out + m, 32, "%ssackOK", m > start ? "," : "");
+            if (has_ts)
+                m += snprintf(out + m, 48, "%sTS val %lu ecr %lu", m > start ? "," : "", (unsigned long)ts_val,
+                              (unsigned long)ts_ecr);
+            if (wscale >= 0) m += snprintf(out + m, 32, "%swscale %ld", m > start ? "," : "", wscale);
+            if (nsack) {
+                m += snprintf(out + m, 32, "%ssack", m > start ? "," : "");
+                for (int k = 0; k < nsack; k++)
+                    m += snprintf(out + m, 32, " %lu:%lu", (unsigned long)((sack[2 * k] - sack_base) & M32),
+                                  (unsigned long)((sack[2 * k + 1] - sack_base) & M32));
+            }
+            if (m > start) {
+                out[n] = ' ';
+                out[n + 1] = '<';
+                out[m++] = '>';
+                n = m;
+            }
+        }
+    }
+    if (marks) {
+        int first = 1;
+        for (size_t k = 0; k < sizeof MARK_WORDS / sizeof MARK_WORDS[0]; k++) {
+            if (!(marks & MARK_WORDS[k].bit)) continue;
+            n += snprintf(out + n, 64, "%s%s", first ? " [" : ", ", MARK_WORDS[k].word);
+            first = 0;
+        }
+        if (!first) out[n++] = ']';
+    }
+    return n;
+}
+
+typedef struct {
+    long long idx;
+    const char *left, *right;
+    Py_ssize_t nleft, nright;
+} LadderChange;
+
+/* ladder_draw(segments, start, fl, client_dir, base0, base1, first_ns, marks, changes, options, width):
+ * segments: the reader's tuples of one connection, the first at index start; fl: Connection._fl; marks: packed
+ * (index, marks) records in order of index (connection._MARK_REC); changes: [(index, left, right)] in order,
+ * the state text of each side where a segment changes it. width < 0: the widest label + 6 (the arrows' width);
+ * else the lines, joined by newlines. */
+static PyObject *ladder_draw(PyObject *mod, PyObject *args) {
+    PyObject *segs, *changes, *first_obj;
+    Py_ssize_t start;
+    Py_buffer flv, mkv;
+    int client_dir, options;
+    unsigned long base[2];
+    long long width;
+    if (!PyArg_ParseTuple(args, "O!ny*ikkOy*O!pL", &PyList_Type, &segs, &start, &flv, &client_dir, &base[0],
+                          &base[1], &first_obj, &mkv, &PyList_Type, &changes, &options, &width))
+        return NULL;
+    int ovf = 0;
+    long long first_ns = PyLong_AsLongLongAndOverflow(first_obj, &ovf);
+    if (first_ns == -1 && PyErr_Occurred()) {
+        PyBuffer_Release(&flv);
+        PyBuffer_Release(&mkv);
+        return NULL;
+    }
+    int big_first = ovf != 0; /* times beyond 64 bits (fuzzed captures): Python's arithmetic, as the reference */
+    PyObject *result = NULL;
+    Text t = {0};
+    LadderChange *chg = NULL;
+    const uint16_t *fl = flv.buf;
+    Py_ssize_t nfl = flv.len / 2;
+    const uint8_t *mk = mkv.buf;
+    Py_ssize_t nmk = mkv.len / 8;
+    Py_ssize_t nchg = PyList_GET_SIZE(changes);
+    if (nchg && !(chg = PyMem_Calloc(nchg, sizeof *chg))) { PyErr_NoMemory(); goto out; }
+    for (Py_ssize_t k = 0; k < nchg; k++) {
+        PyObject *c = PyList_GET_ITEM(changes, k), *l, *r;
+        if (!PyArg_ParseTuple(c, "LUU", &chg[k].idx, &l, &r)) goto out;
+        if (!PyUnicode_IS_ASCII(l) || !PyUnicode_IS_ASCII(r)) {
+            PyErr_SetString(PyExc_ValueError, "ladder_draw: state names must be ASCII");
+            goto out;
+        }
+        chg[k].left = PyUnicode_AsUTF8AndSize(l, &chg[k].nleft);
+        chg[k].right = PyUnicode_AsUTF8AndSize(r, &chg[k].nright);
+        if (!chg[k].left || !chg[k].right) goto out;
+    }
+    /* the first mark and change at or after start */
+    Py_ssize_t mi = 0, ci = 0, lo, hi;
+    for (lo = 0, hi = nmk; lo < hi;) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        uint32_t idx;
+        memcpy(&idx, mk + 8 * mid, 4);
+        if ((Py_ssize_t)idx < start) lo = mid + 1; else hi = mid;
+    }
+    mi = lo;
+    while (ci < nchg && chg[ci].idx < start) ci++;
+    long long widest = 0;
+    char label[LABEL_MAX];
+    Py_ssize_t nsegs = PyList_GET_SIZE(segs);
+    for (Py_ssize_t k = 0; k < nsegs; k++) {
+        Py_ssize_t i = start + k;
+        PyObject *tup = PyList_GET_ITEM(segs, k);
+        if (!PyTuple_Check(tup) || PyTuple_GET_SIZE(tup) < 9) {
+            PyErr_SetString(PyExc_TypeError, "ladder_draw: segments are the reader's tuples");
+            goto out;
+        }
+        if (i >= nfl) {
+            PyErr_SetString(PyExc_IndexError, "array index out of range");
+            goto out;
+        }
+        int d = fl[i] >> 9;
+        int tovf = 0;
+        long long ts = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(tup, 0), &tovf);
+        unsigned long seq = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(tup, 2));
+        unsigned long ack = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(tup, 3));
+        long flags = PyLong_AsLong(PyTuple_GET_ITEM(tup, 4));
+        long win = PyLong_AsLong(PyTuple_GET_ITEM(tup, 5));
+        long long plen = PyLong_AsLongLong(PyTuple_GET_ITEM(tup, 6));
+        long long frame = PyLong_AsLongLong(PyTuple_GET_ITEM(tup, 8));
+        if (PyErr_Occurred()) goto out;
+        PyObject *opt = PyTuple_GET_ITEM(tup, 7);
+        char *optp = "";
+        Py_ssize_t optlen = 0;
+        if (PyBytes_Check(opt)) {
+            optp = PyBytes_AS_STRING(opt);
+            optlen = PyBytes_GET_SIZE(opt);
+        }
+        int marks = 0;
+        while (mi < nmk) {
+            uint32_t idx;
+            uint16_t m;
+            memcpy(&idx, mk + 8 * mi, 4);
+            if ((Py_ssize_t)idx > i) break;
+            memcpy(&m, mk + 8 * mi + 4, 2);
+            if ((Py_ssize_t)idx == i) marks = m;
+            mi++;
+        }
+        uint32_t rseq = ((uint32_t)seq - (uint32_t)base[d]) & M32;
+        uint32_t rack = flags & F_ACK ? ((uint32_t)ack - (uint32_t)base[d ^ 1]) & M32 : 0;
+        uint32_t sack_base = flags & F_ACK ? (uint32_t)base[d ^ 1] : 0;
+        Py_ssize_t nl = ladder_label(label, (int)flags, rseq, rack, (int)win, plen, (const uint8_t *)optp, optlen,
+                                     sack_base, marks, options);
+        if (width < 0) {
+            if (nl + 6 > widest) widest = nl + 6;
+            continue;
+        }
+        /* f"{frame:>6} {time:>11.6f}  {left:<13} {arrow}  {right}".rstrip() */
+        const char *left = "", *right = "";
+        Py_ssize_t nleft = 0, nright = 0;
+        while (ci < nchg && chg[ci].idx < i) ci++;
+        if (ci < nchg && chg[ci].idx == i) {
+            left = chg[ci].left;
+            nleft = chg[ci].nleft;
+            right = chg[ci].right;
+            nright = chg[ci].nright;
+        }
+        char when[64];
+        double since;
+        int sub_ovf = (first_ns > 0 && ts < LLONG_MIN + first_ns) || (first_ns < 0 && ts > LLONG_MAX + first_ns);
+        if (!tovf && !big_first && !sub_ovf) {
+            since = (double)(ts - first_ns) / 1e9;
+        } else { /* (ts - first_ns) / 1e9 as Python computes it */
+            PyObject *diff = PyNumber_Subtract(PyTuple_GET_ITEM(tup, 0), first_obj);
+            if (!diff) goto out;
+            since = PyLong_AsDouble(diff);
+            Py_DECREF(diff);
+            if (since == -1.0 && PyErr_Occurred()) goto out;
+            since /= 1e9;
+        }
+        char *num = PyOS_double_to_string(since, 'f', 6, 0, NULL);
+        if (!num) goto out;
+        int nw = snprintf(when, sizeof when, "%6lld %11s  ", frame, num);
+        PyMem_Free(num);
+        if (nw < 0 || nw >= (int)sizeof when) {
+            PyErr_SetString(PyExc_OverflowError, "ladder_draw: time too large");
+            goto out;
+        }
+        Py_ssize_t dashes = width - (nl + 2) - 3;
+        if (dashes < 1) dashes = 1;
+        if (text_room(&t, nw + (nleft > 13 ? nleft : 13) + 1 + nl + 6 + dashes + 2 + nright + 1) < 0) goto out;
+        if (t.n) text_put(&t, "\n", 1);
+        text_put(&t, when, nw);
+        text_put(&t, left, nleft);
+        if (nleft < 13) text_fill(&t, ' ', 13 - nleft);
+        if (d == client_dir) {
+            text_put(&t, " -- ", 4);
+            text_put(&t, label, nl);
+            text_put(&t, " ", 1);
+            text_fill(&t, '-', dashes);
+            text_put(&t, ">", 1);
+        } else {
+            text_put(&t, " <-- ", 5);
+            text_put(&t, label, nl);
+            text_put(&t, " ", 1);
+            text_fill(&t, '-', dashes);
+        }
+        if (nright) {
+            text_put(&t, "  ", 2);
+            text_put(&t, right, nright);
+        }
+    }
+    if (width < 0)
+        result = PyLong_FromLongLong(widest);
+    else
+        result = PyUnicode_DecodeASCII(t.p ? t.p : "", t.n, NULL);
+out:
+    PyMem_Free(t.p);
+    PyMem_Free(chg);
+    PyBuffer_Release(&flv);
+    PyBuffer_Release(&mkv);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
+    {"ladder_draw", ladder_draw, METH_VARARGS, "A connection's ladder lines (or their width) from the reader's tuples."},
     {"pick_pcap", pick_pcap, METH_VARARGS, "One connection's segments from a classic pcap chunk (reading again)."},
     {NULL}};
 

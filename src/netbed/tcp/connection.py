@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from enum import StrEnum
@@ -182,43 +183,20 @@ class Connection:
     keepalive_probes, zero_window_probes, resets, first_reset, close_kind,
     states, state_changes, initial_rtt, retransmission_gaps(), count(),
     segments (with keep_segments).
+
+    Two kinds, one interface: the analysis builds each connection with every
+    field in a slot of its own (the subclass _Full); analyze(), which holds
+    them all, keeps a compact one instead (_compact: the fields packed in one
+    bytes object, unpacked when read), a fifth of the size.
     """
 
-    __slots__ = (
-        "id",
-        "client",
-        "server",
-        "roles_guessed",
-        "role_reason",
-        "source",
-        "packets",
-        "first_ns",
-        "last_ns",
-        "_flows",
-        "_client_dir",
-        "_fl",
-        "_marks",
-        "_raw",
-        "_keep",
-        "_changes",
-        "_initial",
-        "_gaps",
-        "_rsts",
-        "_first_rst_idx",
-        "_synack",
-        "_crossed",
-        "_mru_syn",
-        "_first_rtt",
-        "_segments",
-        "_settled",
-        "_pairs",
-        "_based",
-        "_key",
-        "first_frame",
-        "_first_off",
-        "_last_off",
-        "_cand",
-    )
+    __slots__ = ("_packed", "_ctx")
+    # The rest of a connection's state is in _Full's slots while it is analysed, and packed in _packed
+    # (one bytes) once analyze() has compacted it: the properties at the end of the class unpack it.
+
+    def __new__(cls, *args: object, **kwargs: object) -> Connection:
+        return object.__new__(_Full if cls is Connection and args else cls)  # copy and pickle: as it was
+
 
     def __init__(
         self, cid: int, t: TcpTuple, names: Mapping[str, str], keep: bool, source: str | None, live: bool = True
@@ -227,6 +205,8 @@ class Connection:
         ts, key, seq, ack, flags = t[:5]
         src, sport, dst, dport = split_key(key)
         self.id = cid
+        self._packed = self._ctx = None
+        self._names = names
         self._key = key
         self.first_frame = t[8] if len(t) > 8 else 0
         self._first_off = self._last_off = t[9] if len(t) > 9 else 0
@@ -247,15 +227,7 @@ class Connection:
         self._client_dir = client_dir
         self.roles_guessed = guessed
         self.role_reason = reason
-        ends = ((src, sport), (dst, dport))
-        cip, cport = ends[client_dir]
-        sip, sport_ = ends[client_dir ^ 1]
-        cname = names.get(cip, "client")
-        sname = names.get(sip, "server")
-        if cname == sname:
-            cname, sname = "client", "server"
-        self.client = Endpoint(cip, cport, cname, "client")
-        self.server = Endpoint(sip, sport_, sname, "server")
+        self.client, self.server = _endpoints(((src, sport), (dst, dport)), client_dir, names)
         if flags & SYN:
             cstate, sstate = (CLOSED, LISTEN) if not flags & ACK else (SYN_SENT, LISTEN)
         else:
@@ -359,15 +331,24 @@ class Connection:
     @property
     def retransmissions(self) -> int:
         """Segments that Wireshark's filter tcp.analysis.retransmission matches (fast and spurious too)."""
+        if self._packed is not None:  # compacted: straight from the packed counts
+            h = _HEADS[self._ctx[5]].unpack_from(self._packed)
+            return h[13] + h[14]
         return self._flows[0].rtx + self._flows[1].rtx
 
     @property
     def keepalive_probes(self) -> int:
         """Segments Wireshark marks tcp.analysis.keep_alive, but for those whose seq the peer never acknowledged."""
+        if self._packed is not None:
+            h = _HEADS[self._ctx[5]].unpack_from(self._packed)
+            return h[15] + h[16]
         return self._flows[0].ka + self._flows[1].ka
 
     @property
     def zero_window_probes(self) -> int:
+        if self._packed is not None:
+            h = _HEADS[self._ctx[5]].unpack_from(self._packed)
+            return h[17] + h[18]
         return self._flows[0].zwp + self._flows[1].zwp
 
     def count(self, mark: Mark, side: str | None = None) -> int:
@@ -479,7 +460,8 @@ class Connection:
             return list(self.iter_segments())
         n = len(self._raw)
         if len(self._segments) < n:
-            self._segments.extend(self._segment(i) for i in range(len(self._segments), n))
+            make, raw = self._maker(), self._raw
+            self._segments.extend(make(i, raw[i]) for i in range(len(self._segments), n))
         return self._segments
 
     def iter_segments(self) -> Iterator[Segment]:
@@ -489,8 +471,9 @@ class Connection:
             return
         from .scan import reread
 
+        make = self._maker()
         for i, t in enumerate(reread(self)):
-            yield self.make_segment(i, t)
+            yield make(i, t)
 
     def segment(self, index: int) -> Segment:
         return self.segments[index]
@@ -500,31 +483,43 @@ class Connection:
 
     def make_segment(self, i: int, t: TcpTuple) -> Segment:
         """The Segment for the reader tuple t at index i (follow mode builds them without keeping any)."""
-        ts, _key, seq, ack, flags, win, seglen, opts, frame, foff, caplen, link = t
-        d = self._fl[i] >> 9
-        fwd, rev = self._flows[d], self._flows[d ^ 1]
-        sender = self.role_of(d)
-        src, dst = (self.client, self.server) if sender == "client" else (self.server, self.client)
-        return Segment(
-            index=i,
-            frame=frame,
-            ts=ts / 1e9,
-            time=(ts - self.first_ns) / 1e9,
-            sender=sender,
-            src=src,
-            dst=dst,
-            flags=flags,
-            seq=(seq - fwd.base) & _M,
-            ack=(ack - rev.base) & _M if flags & ACK else 0,
-            raw_seq=seq,
-            raw_ack=ack,
-            window=win,
-            payload_len=seglen,
-            options=parse_options(opts),
-            marks=Mark(self._marks.get(i, 0)),
-            _conn=self,
-            _where=(foff, caplen, link),
-        )
+        return self._maker()(i, t)
+
+    def _maker(self) -> Callable[[int, TcpTuple], Segment]:
+        """make_segment with the connection's fields fetched once (a compacted connection unpacks them)."""
+        fl, flows, marks, first_ns = self._fl, self._flows, self._marks, self.first_ns
+        client, server = self.client, self.server
+        ends = {"client": (client, server), "server": (server, client)}
+        cd = self._client_dir
+
+        def make(i: int, t: TcpTuple) -> Segment:
+            ts, _key, seq, ack, flags, win, seglen, opts, frame, foff, caplen, link = t
+            d = fl[i] >> 9
+            fwd, rev = flows[d], flows[d ^ 1]
+            sender = "client" if d == cd else "server"
+            src, dst = ends[sender]
+            return Segment(
+                index=i,
+                frame=frame,
+                ts=ts / 1e9,
+                time=(ts - first_ns) / 1e9,
+                sender=sender,
+                src=src,
+                dst=dst,
+                flags=flags,
+                seq=(seq - fwd.base) & _M,
+                ack=(ack - rev.base) & _M if flags & ACK else 0,
+                raw_seq=seq,
+                raw_ack=ack,
+                window=win,
+                payload_len=seglen,
+                options=parse_options(opts),
+                marks=Mark(marks.get(i, 0)),
+                _conn=self,
+                _where=(foff, caplen, link),
+            )
+
+        return make
 
     def _finish(self) -> None:
         """Let go of the live analysis state once the connection is over: keep only what the summaries read."""
@@ -577,6 +572,243 @@ class Connection:
         return changes
 
 
+    # --- compact: what analyze() keeps of each connection -------------------------------------
+
+    def _compact(self, shared: dict | None = None) -> Connection:
+        """This finished connection as a Connection of a fifth of the memory: its state packed in one bytes.
+
+        Only for a connection whose segments are not held in memory (read
+        again from the file, or not kept). The properties below unpack what
+        is asked for, each time (nothing unpacked is kept). shared: a dict
+        the connections of one capture share their common fields through.
+        """
+        f0, f1 = self._flows
+        counts = (f0.rtx, f1.rtx, f0.ka, f1.ka, f0.zwp, f1.zwp)
+        if max(counts) > 0xFFFFFFFF:
+            return self
+        fields = (
+            self.id,
+            self.packets,
+            self.first_ns,
+            self.last_ns,
+            self.first_frame,
+            self._first_off,
+            self._last_off,
+            self._first_rtt,
+            self._first_rst_idx,
+            f0.fin_idx,
+            f1.fin_idx,
+        )
+        head = _HEAD if max(fields[:2] + fields[4:7]) <= 0xFFFFFFFF and max(fields[8:]) < 1 << 31 else _HEAD_WIDE
+        fl = self._fl.tobytes()
+        low, high = fl[_LOW::2], fl[_LOW ^ 1 :: 2]
+        narrow = not low.translate(None, _BELOW_CWR) and not high.translate(None, _EVEN)  # a byte a segment
+        if narrow:
+            fl = (int.from_bytes(low, "little") | int.from_bytes(high.translate(_DIR_BIT), "little")).to_bytes(
+                len(low), "little"
+            )
+        ctx = (self.source, self._names, self._keep, self.role_reason, self.roles_guessed, head is _HEAD_WIDE, narrow)
+        if shared is not None:  # one tuple for all alike (the names: the same dict)
+            ctx = shared.setdefault((ctx[0], id(ctx[1]), *ctx[2:]), ctx)
+        changes = self._changes
+        if not isinstance(changes, bytes):
+            changes = b"".join(_CHANGE_REC.pack(i, d, _CODE[st]) for i, d, st in changes)
+        ch = array("H", changes)
+        del ch[3::4]  # each record's two bytes of padding
+        changes = ch.tobytes()
+        marks = b"".join(_MARK_REC.pack(i, m) for i, m in self._marks.items()) if self._marks else b""
+        gaps = b"".join(_GAP_REC.pack(*g) for g in self._gaps) if self._gaps else b""
+        rsts = bytes(self._rsts)
+        key = self._key
+        try:
+            fixed = head.pack(
+                *fields,
+                f0.base,
+                f1.base,
+                *counts,
+                self._client_dir | self._synack << 1 | self._crossed << 2,
+                _CODE[self._initial[0]],
+                _CODE[self._initial[1]],
+                len(key),
+                len(marks),
+                len(changes),
+                len(gaps),
+                len(rsts),
+            )
+        except struct.error:  # a time past 2262 (fuzzed files; the Python engine does not saturate): left whole
+            return self
+        c = object.__new__(Connection)
+        c._ctx = ctx
+        c._packed = fixed + key + fl + marks + changes + gaps + rsts
+        return c
+
+    def _part(self, k: int) -> bytes:
+        """The k-th variable part of _packed: 0 key, 1 flags, 2 marks, 3 changes, 4 gaps, 5 rsts."""
+        packed = self._packed
+        head = _HEADS[self._ctx[5]]
+        h = head.unpack_from(packed)
+        sizes = (h[22], h[1] if self._ctx[6] else 2 * h[1], *h[23:])
+        start = head.size + sum(sizes[:k])
+        return packed[start : start + sizes[k]]
+
+    def _head(self, k: int) -> int:
+        return _HEADS[self._ctx[5]].unpack_from(self._packed)[k]
+
+    id = property(lambda self: self._head(0))
+    packets = property(lambda self: self._head(1))
+    source = property(lambda self: self._ctx[0])
+    _names = property(lambda self: self._ctx[1])
+    _keep = property(lambda self: self._ctx[2])
+    role_reason = property(lambda self: self._ctx[3])
+    roles_guessed = property(lambda self: self._ctx[4])
+    first_ns = property(lambda self: self._head(2))
+    last_ns = property(lambda self: self._head(3))
+    first_frame = property(lambda self: self._head(4))
+    _first_off = property(lambda self: self._head(5))
+    _last_off = property(lambda self: self._head(6))
+    _first_rtt = property(lambda self: self._head(7))
+    _first_rst_idx = property(lambda self: self._head(8))
+    _client_dir = property(lambda self: self._head(19) & 1)
+    _synack = property(lambda self: bool(self._head(19) & 2))
+    _crossed = property(lambda self: bool(self._head(19) & 4))
+    _key = property(lambda self: self._part(0))
+
+    @property
+    def _changes(self) -> bytes:
+        packed = array("H", self._part(3))
+        records = array("H", bytes(8 * (len(packed) // 3)))  # as _CHANGE_REC: the padding back
+        for k in range(3):
+            records[k::4] = packed[k::3]
+        return records.tobytes()
+
+    _raw = property(lambda self: None)  # compacted: the segments are read again from the file
+    _pairs = property(lambda self: None)  # over: no live analysis
+    _cand = property(lambda self: True)
+
+    @property
+    def _flows(self) -> tuple[_Done, _Done]:
+        h = _HEADS[self._ctx[5]].unpack_from(self._packed)
+        return _Done(h[11], h[13], h[15], h[17], h[9]), _Done(h[12], h[14], h[16], h[18], h[10])
+
+    @property
+    def _initial(self) -> tuple[State, State]:
+        h = _HEADS[self._ctx[5]].unpack_from(self._packed)
+        return STATE_CODES[h[20]], STATE_CODES[h[21]]
+
+    @property
+    def _fl(self) -> array:
+        fl = array("H")
+        data = self._part(1)
+        if self._ctx[6]:  # a byte a segment: flags, the direction in the top bit
+            wide = bytearray(2 * len(data))
+            wide[_LOW::2] = data.translate(_NO_DIR_BIT)
+            wide[_LOW ^ 1 :: 2] = data.translate(_DIR_BYTE)
+            data = wide
+        fl.frombytes(data)
+        return fl
+
+    @property
+    def _marks(self) -> dict[int, int]:
+        return dict(_MARK_REC.iter_unpack(self._part(2)))
+
+    @property
+    def _gaps(self) -> list[tuple[int, int, int]]:
+        return list(_GAP_REC.iter_unpack(self._part(4)))
+
+    @property
+    def _rsts(self) -> list[int]:
+        return list(self._part(5))
+
+    @property
+    def _segments(self) -> list[Segment]:
+        return []
+
+    @property
+    def client(self) -> Endpoint:
+        """The client's end (address, port, name)."""
+        return self._ends()[0]
+
+    @property
+    def server(self) -> Endpoint:
+        """The server's end (address, port, name)."""
+        return self._ends()[1]
+
+    def _ends(self) -> tuple[Endpoint, Endpoint]:
+        src, sport, dst, dport = split_key(self._key)
+        return _endpoints(((src, sport), (dst, dport)), self._client_dir, self._names)
+
+
+def _endpoints(ends: tuple[tuple[str, int], tuple[str, int]], client_dir: int, names: Mapping[str, str]) -> tuple:
+    """(client, server) Endpoints, named from the address map (the roles where both map to one name)."""
+    cip, cport = ends[client_dir]
+    sip, sport = ends[client_dir ^ 1]
+    cname = names.get(cip, "client")
+    sname = names.get(sip, "server")
+    if cname == sname:
+        cname, sname = "client", "server"
+    return Endpoint(cip, cport, cname, "client"), Endpoint(sip, sport, sname, "server")
+
+
+_HEAD_WIDE = struct.Struct("=11q8I4B4I")
+_HEAD = struct.Struct("=2I2q3Iq3i8I4B4I")  # the same where ids, counts and offsets fit in 32 bits
+_HEADS = (_HEAD, _HEAD_WIDE)  # by a compacted connection's _ctx[5]
+"""A compacted connection's fixed part (Connection._compact): id, packets, first and last ns, first frame,
+first and last offset, initial RTT, first RST's index, each direction's FIN index, base, retransmissions,
+keep-alives and zero-window probes, the client's direction (and synack, crossed), the initial states, and the
+sizes of the variable parts that follow: key, flags (2 bytes a packet, or 1 where no segment has CWR or
+NS: the direction in its top bit), marks, changes (as _CHANGE_REC without its padding), gaps, RST senders."""
+_LOW = 0 if sys.byteorder == "little" else 1  # where the low byte of an array("H") item is
+_BELOW_CWR = bytes(range(0x80))  # low bytes without CWR (0x80): deleted, what is left has it
+_EVEN = bytes(range(0, 256, 2))  # high bytes without NS (0x100): deleted, what is left has it
+_DIR_BIT = bytes(0x80 if b & 2 else 0 for b in range(256))  # high byte (direction << 1) -> the top bit
+_NO_DIR_BIT = bytes(b & 0x7F for b in range(256))  # a byte a segment -> the flags
+_DIR_BYTE = bytes(2 if b & 0x80 else 0 for b in range(256))  # a byte a segment -> the high byte
+
+
+class _Full(Connection):
+    """A connection with every field at hand: built by Analyzer (or the C speedups' factory) and analysed.
+
+    analyze() keeps a Connection._compact() of it instead, once it is over.
+    """
+
+    __slots__ = (
+        "id",
+        "roles_guessed",
+        "role_reason",
+        "source",
+        "packets",
+        "_keep",
+        "_names",
+        "client",
+        "server",
+        "first_ns",
+        "last_ns",
+        "_flows",
+        "_client_dir",
+        "_fl",
+        "_marks",
+        "_raw",
+        "_changes",
+        "_initial",
+        "_gaps",
+        "_rsts",
+        "_first_rst_idx",
+        "_synack",
+        "_crossed",
+        "_mru_syn",
+        "_first_rtt",
+        "_segments",
+        "_settled",
+        "_pairs",
+        "_based",
+        "_key",
+        "first_frame",
+        "_first_off",
+        "_last_off",
+        "_cand",
+    )
+
+
 class Analyzer:
     """Groups segments into connections as they stream by.
 
@@ -604,6 +836,7 @@ class Analyzer:
         "_now",
         "_next_sweep",
         "_cands",
+        "_replaced",
     )
 
     def __init__(
@@ -625,6 +858,7 @@ class Analyzer:
         self._now = _NEVER  # the latest capture time seen
         self._next_sweep = _NEVER
         self._cands: list[Connection] = []  # closed connections, waiting out the linger
+        self._replaced: list[Connection] = []  # open connections whose 4-tuple a new SYN took over: over at the end
 
     def _new(self, t: TcpTuple) -> Connection:
         keep = self.keep
@@ -638,6 +872,9 @@ class Analyzer:
                 conn._raw = None  # read again from the file when asked for
         if self.on_done is None:
             self.connections.append(conn)
+        before = self._table.get(t[1])
+        if before is not None and not before[0]._cand:  # port reuse: the old one is no longer in the table
+            self._replaced.append(before[0])
         self._table[t[1]] = (conn, 0)
         self._table[reverse_key(t[1])] = (conn, 1)
         return conn
@@ -664,6 +901,11 @@ class Analyzer:
         """The capture has ended: every connection still held is over (handed to on_done, if given)."""
         held = {id(c) for c in self._cands}
         seen = set()
+        for conn in self._replaced:
+            if id(conn) not in held and id(conn) not in seen:
+                seen.add(id(conn))
+                self._cands.append(conn)
+        self._replaced = []
         for conn, _d in self._table.values():
             if id(conn) not in held and id(conn) not in seen:
                 seen.add(id(conn))

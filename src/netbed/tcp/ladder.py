@@ -15,13 +15,22 @@ import time
 from array import array
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
-from .connection import Analyzer, Connection
+from .connection import _MARK_REC, Analyzer, Connection
+from .decode import TcpTuple
 from .pcap import ReadStats, read_tcp_following
-from .scan import connections
+from .scan import _speedups, connections, reread_batches, speedups_built
 from .annotate import Note
 from .segments import ACK, FIN, RST, SYN, Mark, Segment, mark_words
 
-__all__ = ["segment_label", "render_ladder", "ladder_lines", "with_segments", "render_ladder_svg", "follow"]
+__all__ = [
+    "segment_label",
+    "render_ladder",
+    "ladder_lines",
+    "ladder_text",
+    "with_segments",
+    "render_ladder_svg",
+    "follow",
+]
 
 
 def escape(text: str) -> str:
@@ -73,10 +82,14 @@ class _Between:
         self._pending = [e for e in sorted(events) if first <= e.ts_ns / 1e9 <= last]
 
     def before(self, seg: Segment) -> list[str]:
+        return self.at(seg.ts, seg.time)
+
+    def at(self, ts: float, time: float) -> list[str]:
+        """The lines of the notes due before a segment at capture time ts, time seconds into the connection."""
         lines = []
-        while self._pending and self._pending[0].ts_ns / 1e9 <= seg.ts:
+        while self._pending and self._pending[0].ts_ns / 1e9 <= ts:
             note = self._pending.pop(0)
-            lines.append(f"{'':>6} {seg.time - (seg.ts - note.ts_ns / 1e9):>11.6f}  ~~ netbed: {note.text}")
+            lines.append(f"{'':>6} {time - (ts - note.ts_ns / 1e9):>11.6f}  ~~ netbed: {note.text}")
         return lines
 
 
@@ -140,24 +153,111 @@ def render_ladder(
     return "\n".join(lines)
 
 
-def ladder_lines(conn: Connection, *, options: bool = True, events: Sequence[Note] = ()) -> Iterator[str]:
+def ladder_lines(
+    conn: Connection, *, options: bool = True, events: Sequence[Note] = (), speedups: bool | None = None
+) -> Iterator[str]:
     """render_ladder(conn)'s lines one by one, for connections too long to hold (events: as there).
 
     Segments that are not kept in memory are read from the file twice (for
     the width of the arrows, then to draw them), so that memory stays flat
-    whatever the connection's length.
+    whatever the connection's length. speedups: None draws the segments'
+    lines with the C speedups where built (the same lines, in a tenth of the
+    time), False with the Python code here, the reference.
     """
-    width = max(_MIN_ARROW, max((len(segment_label(s, options)) + 6 for s in conn.iter_segments()), default=0))
+    for text, block in _pieces(conn, options, events, speedups):
+        if block:
+            yield from text.split("\n")
+        else:
+            yield text
+
+
+def ladder_text(
+    conn: Connection, *, options: bool = True, events: Sequence[Note] = (), speedups: bool | None = None
+) -> Iterator[str]:
+    """ladder_lines(conn) as text to write: runs of whole lines, each line ending with a newline."""
+    for text, _block in _pieces(conn, options, events, speedups):
+        yield text + "\n"
+
+
+def _pieces(
+    conn: Connection, options: bool, events: Sequence[Note], speedups: bool | None
+) -> Iterator[tuple[str, bool]]:
+    """The ladder as (text, block): a line of its own, or (block) the lines of a run of segments, joined."""
+    draw = _drawer(conn, options, speedups)
+    if draw is None:
+        width = max(_MIN_ARROW, max((len(segment_label(s, options)) + 6 for s in conn.iter_segments()), default=0))
+    else:
+        widest, i = 0, 0
+        for batch in _batches(conn):
+            widest = max(widest, draw(batch, i, -1))
+            i += len(batch)
+        width = max(_MIN_ARROW, widest)
     changes: dict[int, list[tuple[str, str]]] = {}
     for idx, who, state in conn.state_changes:
         changes.setdefault(idx, []).append((who, state))
-    yield f"connection {conn.id}: {conn.label()}"
-    yield from _header(conn, width)
+    yield f"connection {conn.id}: {conn.label()}", False
+    for line in _header(conn, width):
+        yield line, False
     between = _Between(events, conn.first_ts, conn.first_ts + conn.duration)
-    for seg in conn.iter_segments():
-        yield from between.before(seg)
-        yield _line(conn, seg, width, changes.get(seg.index, []), options)
-    yield from _summary(conn).split("\n")
+    if draw is None:
+        for seg in conn.iter_segments():
+            for line in between.before(seg):
+                yield line, False
+            yield _line(conn, seg, width, changes.get(seg.index, []), options), False
+    else:
+        pending = between._pending
+        first_ns = conn.first_ns
+        i = 0
+        for batch in _batches(conn):
+            lo, n = 0, len(batch)
+            # netbed's notes go before the first segment at or after their instant (as _Between.before)
+            while pending and lo < n and pending[0].ts_ns / 1e9 <= batch[-1][0] / 1e9:
+                at = pending[0].ts_ns / 1e9
+                j = lo
+                while not at <= batch[j][0] / 1e9:
+                    j += 1
+                if j > lo:
+                    yield draw(batch[lo:j], i + lo, width), True
+                ts = batch[j][0]
+                for line in between.at(ts / 1e9, (ts - first_ns) / 1e9):
+                    yield line, False
+                lo = j
+            if lo < n:
+                yield draw(batch[lo:] if lo else batch, i + lo, width), True
+            i += n
+    for line in _summary(conn).split("\n"):
+        yield line, False
+
+
+def _drawer(conn: Connection, options: bool, speedups: bool | None) -> Callable[[list[TcpTuple], int, int], object]:
+    """The C speedups' ladder_draw bound to the connection, or None: the Python code draws its lines."""
+    if speedups is None:
+        speedups = speedups_built()
+    if not speedups or _speedups is None or not conn._keep or conn._pairs is not None:  # None: no C, or live
+        return None
+    by_index: dict[int, tuple[list[str], list[str]]] = {}
+    for idx, who, state in conn.state_changes:
+        by_index.setdefault(idx, ([], []))[who == "server"].append(state)
+    changes = [(idx, " > ".join(left), " > ".join(right)) for idx, (left, right) in sorted(by_index.items())]
+    marks = b"".join(_MARK_REC.pack(i, m) for i, m in sorted(conn._marks.items()))
+    f0, f1 = conn._flows
+    fl, cd, first_ns, base0, base1 = conn._fl, conn._client_dir, conn.first_ns, f0.base, f1.base
+    lad = _speedups.ladder_draw
+
+    def draw(batch: list[TcpTuple], start: int, width: int) -> object:
+        return lad(batch, start, fl, cd, base0, base1, first_ns, marks, changes, options, width)
+
+    return draw
+
+
+def _batches(conn: Connection) -> Iterator[list[TcpTuple]]:
+    """The connection's segments as the reader's tuples, in lists: held in memory, or read again from the file."""
+    raw = conn._raw
+    if raw is None:
+        yield from reread_batches(conn)
+    else:
+        for i in range(0, len(raw), 8192):
+            yield raw[i : i + 8192]
 
 
 def with_segments(
