@@ -8,7 +8,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from netbed.scenarios import runner
+from netbed.scenarios import Programs, find, runner
 from netbed.scenarios.lab import Verdict
 
 PROGRAMS_DIR = Path(__file__).resolve().parents[1] / "programs"
@@ -37,3 +37,10 @@ def assert_verdict(result: runner.Result, verdict: Verdict, words: str | tuple[s
         shown = said(result)
     for each in (words,) if isinstance(words, str) else words:
         assert each in shown, said(result)
+
+
+def run_case(scenario: str, server: str | None, client: str | None, built: Path, tmp_path: Path) -> runner.Result:
+    """One scenario with the test programs named (SERVERS/CLIENTS keys; None: netbed's own)."""
+    programs = Programs(server_cmd=SERVERS[server] if server else None,
+                        client_cmd=CLIENTS[client] if client else None, mounts=(f"{built}:{MOUNT}",))
+    return runner.run(find([scenario])[0], tmp_path, programs)

@@ -13,7 +13,7 @@ import pytest
 from netbed.scenarios import Programs, find, runner
 from netbed.scenarios.lab import Verdict
 
-from judging import CLIENTS, MOUNT, SERVERS, assert_verdict, said
+from judging import CLIENTS, MOUNT, SERVERS, assert_verdict, run_case, said
 
 
 P, F, N = Verdict.PASSED, Verdict.FAILED, Verdict.NOT_JUDGED
@@ -68,10 +68,7 @@ CASES = [
 @pytest.mark.parametrize("scenario, server, client, verdict, words", CASES,
                          ids=[f"{s}-{sv or 'netbed'}-{cl or 'netbed'}" for s, sv, cl, *_ in CASES])
 def test_verdict(scenario, server, client, verdict, words, built, tmp_path):
-    programs = Programs(server_cmd=SERVERS[server] if server else None,
-                        client_cmd=CLIENTS[client] if client else None, mounts=(f"{built}:{MOUNT}",))
-    result = runner.run(find([scenario])[0], tmp_path, programs)
-    assert_verdict(result, verdict, words)
+    assert_verdict(run_case(scenario, server, client, built, tmp_path), verdict, words)
 
 
 @pytest.mark.parametrize("scenario", ["server-process-killed", "sigpipe"])

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import pytest
 
-from netbed.scenarios import Programs, find, runner
 from netbed.scenarios.lab import Verdict
 
-from judging import CLIENTS, MOUNT, SERVERS, assert_verdict
+from judging import assert_verdict, run_case
 
 P, F, N = Verdict.PASSED, Verdict.FAILED, Verdict.NOT_JUDGED
 NOT_REAPED = "the server does not reap its children (no SIGCHLD handler calling wait/waitpid, UNP 5.9)"
@@ -76,7 +75,4 @@ CASES = [
 @pytest.mark.parametrize("scenario, server, client, verdict, words", CASES,
                          ids=[f"{s}-{sv or 'netbed'}-{cl or 'netbed'}" for s, sv, cl, *_ in CASES])
 def test_verdict(scenario, server, client, verdict, words, built, tmp_path):
-    programs = Programs(server_cmd=SERVERS[server] if server else None,
-                        client_cmd=CLIENTS[client] if client else None, mounts=(f"{built}:{MOUNT}",))
-    result = runner.run(find([scenario])[0], tmp_path, programs)
-    assert_verdict(result, verdict, words)
+    assert_verdict(run_case(scenario, server, client, built, tmp_path), verdict, words)
