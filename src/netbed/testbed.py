@@ -236,6 +236,9 @@ class Testbed:
             except (OSError, ValueError):
                 pass  # not written yet, or its run folder removed meanwhile: not a testbed to attach to
         if project is not None:
+            if project in up_now and project not in found:  # its containers run, its state file is gone
+                raise TestbedError(f"{project} is up but its run folder's state is gone (removed, or its `up` was "
+                                   "cut short): `netbed clean --kept` removes it")
             if project not in found:
                 known = ", ".join(sorted(up_now - {""})) or "none"
                 raise TestbedError(f"no testbed {project!r} is up (testbeds up: {known})")

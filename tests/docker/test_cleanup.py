@@ -18,7 +18,7 @@ import pytest
 
 from netbed.observe import WaitTimeout, wait_for
 from netbed.scenarios import CATALOGUE
-from netbed.testbed import LABEL_OWNER, LABEL_PROJECT, Testbed
+from netbed.testbed import LABEL_OWNER, LABEL_PROJECT, STATE_FILE, Testbed, clean, leftovers
 
 
 def netbed_things(cli, pid: int) -> set[str]:
@@ -290,3 +290,26 @@ def test_the_engine_stopping_mid_run_gets_one_line_and_clean_recovers(tmp_path, 
     cleaned = subprocess.run([sys.executable, "-m", "netbed", "clean"], capture_output=True, text=True)
     assert cleaned.returncode == 0, cleaned.stderr
     assert netbed_things(docker_engine, proc.pid) == set()
+
+
+def test_a_kept_testbed_whose_run_folder_is_gone_is_named_with_how_to_remove_it(tmp_path, docker_engine):
+    """`netbed down -p` cannot attach to a testbed whose state file went away; it says so, and clean --kept does it."""
+    project = f"gone-{uuid.uuid4().hex[:6]}"
+    up = subprocess.run([sys.executable, "-m", "netbed", "up", "-p", project], cwd=tmp_path, capture_output=True,
+                        text=True)
+    assert up.returncode == 0 and f"tear down: netbed down -p {project}" in up.stdout, up.stdout + up.stderr
+    try:
+        states = list(tmp_path.rglob(STATE_FILE))
+        assert states, f"no {STATE_FILE} under {tmp_path}"
+        for state in states:
+            state.unlink()
+        down = subprocess.run([sys.executable, "-m", "netbed", "down", "-p", project], capture_output=True, text=True)
+        assert down.returncode == 1 and "Traceback" not in down.stderr
+        assert down.stderr.strip() == (f"netbed: {project} is up but its run folder's state is gone (removed, or its "
+                                       "`up` was cut short): `netbed clean --kept` removes it"), down.stderr
+        listed = subprocess.run([sys.executable, "-m", "netbed", "clean", "--kept", "--dry-run"],
+                                capture_output=True, text=True)
+        assert f"(project {project}," in listed.stdout, listed.stdout
+    finally:  # only this one: another test's kept testbed may be up at the same moment
+        clean([item for item in leftovers(kept=True) if item.project == project])
+    assert not docker_engine.containers.list(all=True, sparse=True, filters={"label": f"{LABEL_PROJECT}={project}"})
