@@ -295,10 +295,10 @@ def test_the_engine_stopping_mid_run_gets_one_line_and_clean_recovers(tmp_path, 
 def test_a_kept_testbed_whose_run_folder_is_gone_is_named_with_how_to_remove_it(tmp_path, docker_engine):
     """`netbed down -p` cannot attach to a testbed whose state file went away; it says so, and clean --kept does it."""
     project = f"gone-{uuid.uuid4().hex[:6]}"
-    up = subprocess.run([sys.executable, "-m", "netbed", "up", "-p", project], cwd=tmp_path, capture_output=True,
-                        text=True)
-    assert up.returncode == 0 and f"tear down: netbed down -p {project}" in up.stdout, up.stdout + up.stderr
-    try:
+    try:  # from its `up` on: whatever fails, this testbed goes
+        up = subprocess.run([sys.executable, "-m", "netbed", "up", "-p", project], cwd=tmp_path, capture_output=True,
+                            text=True)
+        assert up.returncode == 0 and f"tear down: netbed down -p {project}" in up.stdout, up.stdout + up.stderr
         states = list(tmp_path.rglob(STATE_FILE))
         assert states, f"no {STATE_FILE} under {tmp_path}"
         for state in states:
