@@ -14,10 +14,10 @@ import argparse
 import tempfile
 import time
 
-from netbed import engine
+from netbed.backend.compose import engine
 from netbed.observe import wait_for
 from netbed.tcp import read_frames
-from netbed.testbed import Testbed
+from netbed.backend.compose.testbed import Testbed
 
 CLIENT_LOOP = """
 import socket, sys, time

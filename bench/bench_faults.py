@@ -14,7 +14,7 @@ import tempfile
 import time
 
 from netbed import faults
-from netbed.testbed import Testbed
+from netbed.backend.compose.testbed import Testbed
 
 IDLE = {"client": {"command": ["sleep", "infinity"]}}
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from netbed import engine
+from netbed.backend.compose import engine
 from netbed.errors import NetbedError
 
 DOCKER_DIR = Path(__file__).parent / "docker"

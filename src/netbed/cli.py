@@ -16,7 +16,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from netbed import engine, faults, observe
+from netbed import backend, faults, observe
 from netbed.errors import NetbedError
 from netbed.progress import Event, Phase
 from netbed.tcp import PcapError
@@ -57,12 +57,12 @@ def cli() -> None:
 def doctor(fix: bool, as_json: bool) -> None:
     """Say what netbed needs and whether it is there."""
     try:
-        findings = engine.fix(render_progress) if fix else engine.diagnose()
+        findings = backend.fix(render_progress) if fix else backend.diagnose()
     except NetbedError as exc:
         if not as_json:
             raise
         # --json prints JSON whatever happens: what is there, and the step that could not be done
-        findings = [*engine.diagnose(), engine.Finding("set-up", False, str(exc), "see the detail")]
+        findings = [*backend.diagnose(), backend.Finding("set-up", False, str(exc), "see the detail")]
     if as_json:
         click.echo(json.dumps([f.__dict__ for f in findings], indent=2))
     else:
@@ -100,7 +100,7 @@ def _checked(check: Callable[[Any], Any]):
 
 
 def _project_name(name: str) -> str:
-    from netbed.testbed import check_project_name
+    from netbed.spec import check_project_name
 
     return check_project_name(name)
 
@@ -147,9 +147,7 @@ def _compose_file(path: str | None):
 
 
 def _testbed(project: str | None, compose_file: str | None = None):
-    from netbed.testbed import Testbed
-
-    return Testbed.attach(project, _compose_file(compose_file))
+    return backend.attach(project, _compose_file(compose_file))
 
 
 def _print_json(value) -> None:
@@ -190,12 +188,10 @@ def _settings(sysctls: list[tuple[str, str, str]], envs: list[tuple[str, str, st
               help="An environment variable for every host, or for HOST (repeatable).")
 def up(compose_file: str | None, project: str | None, run_dir: str | None, sysctls: list, envs: list) -> None:
     """Bring up a testbed (capture first, then the hosts) and leave it running."""
-    from netbed.testbed import Testbed
-
     import socket
 
     services, every = _settings(sysctls, envs)
-    bed = Testbed.up(_compose_file(compose_file), project=project, run_dir=run_dir, report=render_progress,
+    bed = backend.up(_compose_file(compose_file), project=project, run_dir=run_dir, report=render_progress,
                      owner=f"{socket.gethostname()}:cli", services=services, every_host=every)
     for host in bed.hosts.values():
         out.print(f"{host.name:10} {host.ip:15} {host.mac}")
@@ -373,17 +369,15 @@ def clean(older_than: str | None, kept: bool, dry_run: bool) -> None:
 
     A run whose process on this machine is still alive is never touched, however old.
     """
-    from netbed.testbed import clean as remove, leftovers
-
-    items = leftovers(older_than_s=_duration(older_than) if older_than else None, kept=kept)
+    items = backend.leftovers(older_than_s=_duration(older_than) if older_than else None, kept=kept)
     for item in items:
         out.print(f"{'would remove' if dry_run else 'removing'} {item.kind} {item.name} (project {item.project}, "
                   f"owner {item.owner}, started {item.started})")
     if not dry_run:
-        remove(items)
+        backend.clean(items)
     out.print(f"{len(items)} left-over item(s){' found' if dry_run else ' removed'}")
     if not kept:
-        alone = sorted({i.project for i in leftovers(kept=True) if i.kept})
+        alone = sorted({i.project for i in backend.leftovers(kept=True) if i.kept})
         if alone:
             out.print(f"kept up on purpose, left alone: {', '.join(alone)} (remove one with `netbed down -p PROJECT`, "
                       "all with `netbed clean --kept`)")
@@ -561,23 +555,18 @@ def capture() -> None:
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), required=True, callback=_checked(_new_file),
               help="The pcap to write (a new file: an existing one is never overwritten).")
 def capture_start(project: str | None, out_file: str) -> None:
-    from netbed import capture as capture_mod, engine
-    from netbed.labels import CAPTURE
+    from netbed.capture import max_frames_from_env
 
     bed = _testbed(project)
-    started = capture_mod.start(engine.client(), bed.bridge, Path(out_file),
-                                {**bed.labels, CAPTURE: "extra"},
-                                max_frames=capture_mod.max_frames_from_env())
-    out.print(f"recording {bed.bridge} into {started.path} (`netbed capture stop -p {bed.project}` ends it)")
+    started = bed.record(Path(out_file), max_frames_from_env())
+    out.print(f"recording {started.bridge} into {started.path} (`netbed capture stop -p {bed.project}` ends it)")
 
 
 @capture.command(name="stop")
 @project_option
 def capture_stop(project: str | None) -> None:
-    from netbed import capture as capture_mod, engine
-
     bed = _testbed(project)
-    stopped = capture_mod.stop_extra(engine.client(), bed.project)
+    stopped = bed.stop_recordings()
     if not stopped:
         raise NetbedError(f"no extra capture runs on {bed.project}: start one with `netbed capture start`")
     for stats in stopped:
@@ -829,12 +818,12 @@ def main() -> None:
 
 def _tear_down_mine() -> None:
     """After an interrupt: remove every testbed this process made (threads may still hold some)."""
-    from netbed.testbed import clean as remove, leftovers, owner_id
+    from netbed.labels import owner_id
 
     try:
-        mine = leftovers(owner=owner_id())
+        mine = backend.leftovers(owner=owner_id())
         if mine:
             err.print("netbed: interrupted; tearing down this run's testbeds")
-            remove(mine)
+            backend.clean(mine)
     except NetbedError as exc:
         err.print(f"netbed: {exc}", markup=False)

@@ -10,6 +10,9 @@ plain `docker compose up`.
 
 from __future__ import annotations
 
+import os
+import socket
+
 PREFIX = "org.netbed."
 PROJECT = PREFIX + "project"
 RUN_DIR = PREFIX + "run-dir"
@@ -33,3 +36,17 @@ CLAIM = "claim"                # holds a testbed's name while it is made
 NOT_HOSTS = frozenset({CAPTURE_ROLE, VIEWER, ISOLATOR})  # services of a compose file that are not hosts
 
 OWNER_COMPOSE = "docker-compose"
+
+KEPT_OWNERS = ("kept", "cli")
+"""Owners (HOST:kept, HOST:cli) of testbeds meant to outlive their process: `run --keep`,
+`--netbed-keep`, `netbed up`."""
+
+
+def kept_owner() -> str:
+    """The owner label of a testbed kept up on purpose: `netbed clean` leaves it alone unless told --kept."""
+    return f"{socket.gethostname()}:kept"
+
+
+def owner_id() -> str:
+    """This process as the owner label names it."""
+    return f"{socket.gethostname()}:{os.getpid()}"

@@ -31,14 +31,15 @@ from typing import Any
 
 import pytest
 
+from netbed import backend
 from netbed import faults as fault_verbs
 from netbed import observe
-from netbed.engine import EngineError
+from netbed.backend import Backend, EngineError
 from netbed.errors import NetbedError
+from netbed.labels import kept_owner
 from netbed.report.html import write_html
 from netbed.report.load import ScenarioReport
 from netbed.tcp import PcapError, analyze, render_ladder, render_ladder_svg
-from netbed.testbed import Testbed, kept_owner
 
 IDLE = ["sleep", "infinity"]
 
@@ -108,7 +109,7 @@ def testbed(request: pytest.FixtureRequest, tmp_path: Path):
     keep = request.config.getoption("--netbed-keep")
     try:
         # a testbed that may be kept outlives this process: `netbed clean` must not take it for a leftover
-        bed = Testbed.up(compose, run_dir=run_dir, services=services, every_host=marked.every_host,
+        bed = backend.up(compose, run_dir=run_dir, services=services, every_host=marked.every_host,
                          owner=kept_owner() if keep else None)
     except EngineError as exc:  # the engine, Compose, an image or a permission: its message names which
         if os.environ.get("CI") == "true":
@@ -126,7 +127,7 @@ def testbed(request: pytest.FixtureRequest, tmp_path: Path):
         for title, text in evidence(bed, request.node._netbed_programs):
             (run_dir / (re.sub(r"[^\w.-]+", "_", title) + ".txt")).write_text(text + "\n")
     if failed and keep:
-        print(f"\nnetbed: kept {bed.project} up: `docker exec -it {bed.host(next(iter(bed.hosts))).container_id[:12]} bash`;"
+        print(f"\nnetbed: kept {bed.project} up: `{bed.enter_hint(next(iter(bed.hosts)))}`;"
               f" tear down with `netbed down -p {bed.project}`")
         return
     bed.down()
@@ -137,7 +138,7 @@ def testbed(request: pytest.FixtureRequest, tmp_path: Path):
 MAX_PAGE_CONNECTIONS = 20
 
 
-def _write_page(bed: Testbed, run_dir: Path, item: pytest.Item) -> None:
+def _write_page(bed: Backend, run_dir: Path, item: pytest.Item) -> None:
     """The test's own HTML page (as a scenario's): its outcome, the capture with netbed's notes, the ladders,
     the timeline, each program's output (linked from the failure report)."""
     passed, said, seconds = getattr(item, "_netbed_outcome", (True, "", 0.0))
@@ -161,7 +162,7 @@ def _write_page(bed: Testbed, run_dir: Path, item: pytest.Item) -> None:
 class Capture:
     """The testbed's capture, analysed on demand (it is a valid pcap at every moment)."""
 
-    def __init__(self, bed: Testbed) -> None:
+    def __init__(self, bed: Backend) -> None:
         self.bed = bed
 
     @property
@@ -181,12 +182,12 @@ class Capture:
 
 
 @pytest.fixture
-def capture(testbed: Testbed) -> Capture:
+def capture(testbed: Backend) -> Capture:
     return Capture(testbed)
 
 
 @pytest.fixture
-def program(testbed: Testbed, request: pytest.FixtureRequest):
+def program(testbed: Backend, request: pytest.FixtureRequest):
     """Start a program on a host: program("client", ["python3", "-m", "netbed.apps.echo_client", ip])."""
     started: list[observe.Program] = request.node._netbed_programs
 
@@ -202,13 +203,13 @@ def program(testbed: Testbed, request: pytest.FixtureRequest):
 class Faults:
     """The fault verbs, bound to one testbed: faults.crash("server")."""
 
-    def __init__(self, bed: Testbed) -> None:
+    def __init__(self, bed: Backend) -> None:
         for verb in ("pause", "unpause", "kill", "shutdown", "crash", "reboot", "partition", "impair", "heal"):
             setattr(self, verb, functools.partial(getattr(fault_verbs, verb), bed))
 
 
 @pytest.fixture
-def faults(testbed: Testbed) -> Faults:
+def faults(testbed: Backend) -> Faults:
     return Faults(testbed)
 
 
@@ -231,7 +232,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report.sections.append(("netbed: page", f"{bed.run_dir / 'report.html'} (written once the testbed is down)"))
 
 
-def evidence(bed: Testbed, programs: list[observe.Program] = []) -> list[tuple[str, str]]:
+def evidence(bed: Backend, programs: list[observe.Program] = []) -> list[tuple[str, str]]:
     """What a person wants to see when a network test failed, gathered while the testbed is still up:
     the capture, its ladders, each program's output and end, each host's sockets, processes and log."""
     sections = [("capture", f"{bed.pcap}\n(open it in Wireshark, or `netbed ladder {bed.pcap}`)")]

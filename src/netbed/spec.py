@@ -10,10 +10,26 @@ last octet and MAC where it pins them, the next free ones otherwise.
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+from netbed.errors import NetbedError
 
 FIRST_HOST = 10       # addresses below are left to the gateway (.1) and to people's habits
 LAST_HOST = 254
+PROJECT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")  # Compose's rule for project names
+
+
+class SpecError(NetbedError):
+    """A testbed cannot be made of what was given; the message says what to change."""
+
+
+def check_project_name(name: str) -> str:
+    """Compose's rule for project names, checked before anything is named after one (folders included)."""
+    if not PROJECT_NAME.fullmatch(name):
+        raise SpecError(f"project name {name!r} is not valid: use lowercase letters, digits, '-' and '_', "
+                        "starting with a letter or digit")
+    return name
 
 
 def created_networks(model: dict[str, Any]) -> list[str]:

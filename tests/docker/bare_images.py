@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from netbed import engine
+from netbed.backend.compose import engine
 
 GONE = ("python3", "python3.11", "ss", "ps", "kill")
 

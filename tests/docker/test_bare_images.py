@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bare_images import empty, python_less, remove
-from netbed import engine
+from netbed.backend.compose import engine
 from netbed.scenarios import Programs, find, runner
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "programs"))

@@ -12,7 +12,7 @@ from netbed.observe import Program
 from netbed.scenarios import find, runner
 from netbed.tcp import analyze
 from netbed.tcp.annotate import read_notes
-from netbed.testbed import Testbed
+from netbed.backend.compose.testbed import Testbed
 
 
 def comments(pcapng) -> list[tuple[int, str]]:

@@ -18,7 +18,7 @@ import pytest
 
 from netbed.observe import WaitTimeout, wait_for
 from netbed.scenarios import CATALOGUE
-from netbed.testbed import LABEL_OWNER, LABEL_PROJECT, STATE_FILE, Testbed, clean, leftovers
+from netbed.backend.compose.testbed import LABEL_OWNER, LABEL_PROJECT, STATE_FILE, Testbed, clean, leftovers
 
 
 def netbed_things(cli, pid: int) -> set[str]:

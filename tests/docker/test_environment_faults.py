@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from netbed.testbed import LABEL_RUN_DIR
+from netbed.backend.compose.testbed import LABEL_RUN_DIR
 
 
 def netbed(*args: str, env: dict[str, str] | None = None, cwd=None) -> subprocess.CompletedProcess[str]:
@@ -66,7 +66,7 @@ def test_disk_full_while_capturing_is_reported(tmp_path, docker_engine):
     """A run folder on a tiny filesystem: tcpdump dies of ENOSPC and the testbed says its capture is incomplete."""
     import shutil as sh
 
-    from netbed.testbed import Testbed
+    from netbed.backend.compose.testbed import Testbed
 
     small = tmp_path / "small"
     small.mkdir()

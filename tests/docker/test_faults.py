@@ -12,7 +12,7 @@ from scapy.utils import PcapReader
 from netbed import faults, observe
 from netbed.errors import NetbedError
 from netbed.observe import Program, wait_for
-from netbed.testbed import Testbed
+from netbed.backend.compose.testbed import Testbed
 
 PORT = 9877
 IDLE = ["sleep", "infinity"]

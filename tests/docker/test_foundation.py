@@ -8,9 +8,9 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 from scapy.utils import rdpcap
 
-from netbed import engine
+from netbed.backend.compose import engine
 from netbed.observe import wait_for
-from netbed.testbed import COMPOSE_PROJECT, Testbed, default_compose_file, free_prefix
+from netbed.backend.compose.testbed import COMPOSE_PROJECT, Testbed, default_compose_file, free_prefix
 
 ECHO_PORT = 9877
 

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from netbed import engine, guard
+from netbed.backend import guard
+from netbed.backend.compose import engine
 from netbed.observe import wait_for
-from netbed.testbed import LABEL_RUN_DIR, Testbed, _nsenter, default_compose_file, free_prefix
+from netbed.backend.compose.testbed import LABEL_RUN_DIR, Testbed, _nsenter, default_compose_file, free_prefix
 
 import machine_state
 

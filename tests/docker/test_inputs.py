@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from netbed import capture as capture_mod
-from netbed import engine, faults
+from netbed.backend.compose import capture as capture_mod
+from netbed import faults
+from netbed.backend.compose import engine
 from netbed.observe import wait_for
 from netbed.scenarios import find, runner
 from netbed.tcp import read_frames
-from netbed.testbed import COMPOSE_PROJECT, LABEL_PROJECT, Testbed, default_compose_file, free_prefix
+from netbed.backend.compose.testbed import COMPOSE_PROJECT, LABEL_PROJECT, Testbed, default_compose_file, free_prefix
 
 IDLE = ["sleep", "infinity"]
 
@@ -221,7 +222,7 @@ def test_a_capture_stops_when_its_bridge_is_gone(docker_engine, tmp_path):
 
 
 def test_a_capture_stops_when_the_process_that_owns_its_testbed_is_killed(docker_engine, tmp_path):
-    script = ("import os, signal, sys\nfrom netbed.testbed import Testbed\n"
+    script = ("import os, signal, sys\nfrom netbed.backend.compose.testbed import Testbed\n"
               "bed = Testbed.up(run_dir=sys.argv[1], services={'client': {'command': ['sleep', 'infinity']}})\n"
               "print(bed.project, bed.capture.container_id, flush=True)\nos.kill(os.getpid(), signal.SIGKILL)\n")
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120)

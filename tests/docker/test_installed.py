@@ -82,7 +82,7 @@ def _run(bin_dir: Path, argv: list[str], cwd: Path, timeout: float = 300,
 
 
 def test_the_wheel_carries_no_checkout(installed, tmp_path):
-    done = _run(installed, ["python", "-c", "import netbed, netbed.engine as e; print(netbed.__file__); "
+    done = _run(installed, ["python", "-c", "import netbed, netbed.backend.compose.engine as e; print(netbed.__file__); "
                             "print(e.default_compose_file()); print(len(e.build_context()))"], tmp_path)
     module, compose, files = done.stdout.split()
     assert "site-packages" in module and str(REPO) not in module + compose, done.stdout

@@ -53,7 +53,7 @@ def test_netbed_keep_leaves_the_failed_testbed_up_and_says_how_to_tear_it_down(t
 
 
 def test_capture_start_and_stop_from_the_cli(tmp_path, docker_engine):
-    from netbed.testbed import Testbed
+    from netbed.backend.compose.testbed import Testbed
 
     with Testbed.up(run_dir=tmp_path / "bed", owner="test:cli") as bed:
         extra = tmp_path / "extra.pcap"

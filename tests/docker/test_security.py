@@ -9,7 +9,7 @@ from scapy.layers.inet import IP
 from scapy.utils import rdpcap
 
 from netbed.scenarios import Programs, find, runner
-from netbed.testbed import Testbed
+from netbed.backend.compose.testbed import Testbed
 
 OUTSIDE = "192.0.2.1"  # TEST-NET-1: documentation only, never routed anywhere
 

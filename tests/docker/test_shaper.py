@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from netbed import engine
+from netbed.backend.compose import engine
 from netbed.observe import wait_for
 
 PORT = 9000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from netbed import faults
-from netbed.testbed import Testbed
+from netbed.backend.compose.testbed import Testbed
 
 PINNED = """
 services:

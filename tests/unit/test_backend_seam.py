@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import ast
 import inspect
+import subprocess
+import sys
 from pathlib import Path
 
 import netbed
 from netbed.backend import Backend
-from netbed.testbed import Testbed
+from netbed.backend.compose import Testbed
 
 SRC = Path(netbed.__file__).parent
-ENGINE_SIDE = {"testbed.py", "engine.py", "capture.py", "cli.py"}  # the backend, the engine's set-up, the CLI's doctor
+BACKENDS = SRC / "backend"
 
 
 def imports(path: Path) -> set[str]:
@@ -25,11 +27,27 @@ def imports(path: Path) -> set[str]:
     return found
 
 
-def test_nothing_above_the_backend_imports_docker():
-    above = [p for p in SRC.rglob("*.py") if p.name not in ENGINE_SIDE or p.parent != SRC]
-    offenders = sorted(str(p.relative_to(SRC)) for p in above if "docker" in imports(p))
+def in_a_backend(path: Path) -> bool:
+    """Inside one backend's package (netbed/backend/NAME/), not the interface beside them."""
+    return path.is_relative_to(BACKENDS) and path.parent != BACKENDS
+
+
+def test_nothing_outside_a_backend_package_imports_docker():
+    outside = [p for p in SRC.rglob("*.py") if not in_a_backend(p)]
+    offenders = sorted(str(p.relative_to(SRC)) for p in outside if "docker" in imports(p))
     assert not offenders, f"these talk to Docker directly instead of through netbed.backend: {offenders}"
-    assert {"faults.py", "observe.py"} <= {p.name for p in above}
+    names = {str(p.relative_to(SRC)) for p in outside}
+    assert {"faults.py", "observe.py", "cli.py", "pytest_plugin.py", "scenarios/runner.py",
+            "backend/__init__.py"} <= names
+    assert any("docker" in imports(p) for p in SRC.rglob("*.py") if in_a_backend(p))  # the check sees imports
+
+
+def test_the_front_ends_load_no_engine_library():
+    """Importing the CLI, the plugin and the catalogue loads neither docker-py nor a backend package."""
+    code = ("import sys, netbed.cli, netbed.pytest_plugin, netbed.scenarios.runner, netbed.faults; "
+            "print(sorted(m for m in sys.modules if m == 'docker' or m.startswith('netbed.backend.')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
 
 
 def test_the_compose_testbed_is_a_backend():

@@ -12,7 +12,7 @@ import pytest
 
 from netbed.errors import Cancelled
 from netbed.observe import wait_for
-from netbed.testbed import Leftover, _over
+from netbed.backend.compose.testbed import Leftover, _over
 
 
 def test_a_wait_ends_within_a_poll_once_called_off():

@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 
 from netbed import capture, faults
+from netbed.backend.compose import capture as compose_capture
 from netbed.errors import NetbedError
 from netbed.folders import RunFolderError, run_folder
 from netbed.scenarios.programs import Command, Programs, ProgramsError
-from netbed.testbed import check_project_name
+from netbed.spec import check_project_name
 
 NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
 
@@ -244,7 +245,7 @@ def test_a_capture_never_overwrites_a_file(tmp_path):
     mine = tmp_path / "mine.pcap"
     mine.write_bytes(b"mine")
     with pytest.raises(capture.CaptureError, match="exists"):
-        capture.start(None, "nb-any", mine, {})  # refused before the engine is asked anything
+        compose_capture.start(None, "nb-any", mine, {})  # refused before the engine is asked anything
     assert mine.read_bytes() == b"mine"
 
 

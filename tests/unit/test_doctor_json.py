@@ -6,15 +6,15 @@ import json
 
 from click.testing import CliRunner
 
-from netbed import cli, engine
+from netbed import backend, cli
 
 
 def test_a_set_up_step_that_cannot_be_done_is_a_finding_in_the_json(monkeypatch):
     def cannot(_report):
-        raise engine.EngineError("the Docker Engine package needs root: run `sudo netbed doctor --fix`")
+        raise backend.EngineError("the Docker Engine package needs root: run `sudo netbed doctor --fix`")
 
-    monkeypatch.setattr(engine, "fix", cannot)
-    monkeypatch.setattr(engine, "diagnose", lambda: [engine.Finding("docker CLI", True, "/usr/bin/docker")])
+    monkeypatch.setattr(backend, "fix", cannot)
+    monkeypatch.setattr(backend, "diagnose", lambda: [backend.Finding("docker CLI", True, "/usr/bin/docker")])
     done = CliRunner().invoke(cli.cli, ["doctor", "--fix", "--json"])
     assert done.exit_code == 1
     findings = json.loads(done.stdout)

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from netbed import capture, engine
+from netbed import capture
+from netbed.backend.compose import engine
 from netbed.progress import Phase, step
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from netbed import guard
-from netbed.guard import HostSettings, refusals
+from netbed.backend import guard
+from netbed.backend.guard import HostSettings, refusals
 
 DATA = Path(__file__).parent.parent / "data"
 

@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any, Callable
 
 from netbed import faults, observe
+from netbed.backend import Backend
 from netbed.apps import status
 from netbed.apps.events import parse_event
 from netbed.errors import Cancelled, NetbedError
@@ -24,7 +25,6 @@ from netbed.progress import Event, Phase, Reporter
 from netbed.scenarios import client_errors
 from netbed.scenarios.programs import Programs
 from netbed.tcp import Connection, ExpectationError, analyze, expect
-from netbed.testbed import Testbed
 
 # netbed's echo_client: the exit status of each kind of failure (`echo_client --help`, netbed.apps.status).
 CLIENT_STATUS = {"premature": status.PREMATURE, "ECONNRESET": status.CONNRESET, "ETIMEDOUT": status.TIMEDOUT,
@@ -235,7 +235,7 @@ class Client:
 
 @dataclass
 class Lab:
-    bed: Testbed
+    bed: Backend
     programs: Programs
     report: Reporter
     scenario: str

