@@ -45,7 +45,21 @@ def render_progress(event: Event) -> None:
         err.print(f"[red]✗[/] {event.step}{said}{took}")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Commands(click.Group):
+    """netbed's commands, and one per registered fault (`netbed crash HOST`), made when asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *(f.command for f in faults.registered().values())})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        found = super().get_command(ctx, name)
+        if found is not None:
+            return found
+        wanted = [f for f in faults.registered().values() if f.command == name]
+        return fault_command(wanted[0]) if wanted else None
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="netbed")
 def cli() -> None:
     """netbed: real TCP hosts in containers, real faults, proof from the wire."""
@@ -275,87 +289,39 @@ def sockets(host: str, project: str | None, as_json: bool) -> None:
         out.print(f"{s.state:13} {s.local:22} {s.peer:22} pids={','.join(map(str, s.pids)) or '-'} {s.timer}")
 
 
-def _fault(name: str, help_text: str):
-    @cli.command(name=name, help=help_text)
-    @click.argument("host")
-    @project_option
-    def command(host: str, project: str | None) -> None:
-        getattr(faults, name)(_testbed(project), host)
-        out.print(f"{name}: {host} done")
+def fault_command(fault: faults.Fault) -> click.Command:
+    """A registered fault as a command: its parameters as arguments and options, checked at parse time."""
+    def run(project: str | None, **values: Any) -> None:
+        try:
+            arguments = fault.arguments(values)
+        except faults.FaultError as exc:
+            raise click.UsageError(str(exc).removeprefix(f"{fault.name}: ")) from None
+        result = fault.apply(_testbed(project), **arguments)
+        out.print(fault.said(values, result) if fault.said else f"{fault.name}: {values.get('host', '')} done",
+                  markup=False)
+
+    ends = f" Undone by `netbed {fault.undone_by}`." if fault.undone_by else ""
+    command = click.command(fault.command, help=fault.summary + ends)(project_option(run))
+    command.params[:0] = [_fault_param(p) for p in fault.params]
     return command
 
 
-for _name, _help in (("pause", "Freeze a host's processes; its kernel keeps answering."),
-                     ("unpause", "Thaw a paused host."),
-                     ("crash", "The host loses power: nothing leaves it, nothing reaches it."),
-                     ("reboot", "Back with no TCP state, same IP and MAC; programs restart.")):
-    _fault(_name, _help)
-
-
-@cli.command()
-@click.argument("host")
-@click.option("--signal", "sig", default="SIGKILL", show_default=True, callback=_checked(faults.signal_name),
-              help="A name (SIGTERM, TERM) or number.")
-@click.option("--pid", type=int, callback=_checked(faults.check_pid),
-              help="One process inside the host (e.g. a forked child, 2 or more) instead of the whole host.")
-@project_option
-def kill(host: str, sig: str, pid: int | None, project: str | None) -> None:
-    """Kill a host's main process, or one process in it."""
-    faults.kill(_testbed(project), host, signal=sig, pid=pid)
-    out.print(f"kill: {sig} to {host}{f' pid {pid}' if pid else ''} done")
-
-
-@cli.command()
-@click.argument("host")
-@click.option("--grace", type=Finite(0, faults.GRACE_MAX_S), default=2.0, show_default=True,
-              help="Seconds before SIGKILL.")
-@project_option
-def shutdown(host: str, grace: float, project: str | None) -> None:
-    """Orderly shutdown: SIGTERM to every process, SIGKILL after the grace period."""
-    faults.shutdown(_testbed(project), host, grace=grace)
-    out.print(f"shutdown: {host} done")
-
-
-@cli.command()
-@click.argument("a")
-@click.argument("b")
-@click.option("--one-way", is_flag=True, help="Only what A sends to B is lost.")
-@project_option
-def partition(a: str, b: str, one_way: bool, project: str | None) -> None:
-    """Cut the link between two hosts."""
-    if a == b:
-        raise click.UsageError(f"{a} and {b} are the same host: name the two ends of the link")
-    faults.partition(_testbed(project), a, b, one_way=one_way)
-    out.print(f"partition: {a} {'->' if one_way else '<->'} {b} cut")
-
-
-@cli.command()
-@click.argument("host", required=False)
-@project_option
-def heal(host: str | None, project: str | None) -> None:
-    """Undo partitions and impairments (on one host, or all)."""
-    for what in faults.heal(_testbed(project), host):
-        out.print(f"healed {what}")
-
-
-@cli.command()
-@click.argument("host")
-@click.option("--delay", type=Finite(0, faults.DELAY_MAX_MS), default=0, help="Added delay, ms (at most a minute).")
-@click.option("--jitter", type=Finite(0, faults.DELAY_MAX_MS), default=0, help="Delay jitter, ms (at most the delay).")
-@click.option("--loss", type=Finite(0, 100), default=0, help="Loss, percent.")
-@click.option("--rate", type=Finite(*faults.RATE_KBIT), help="Rate limit, kbit/s (1 to 1000000).")
-@click.option("--duplicate", type=Finite(0, 100), default=0, help="Duplicates, percent (netem only).")
-@click.option("--reorder", type=Finite(0, 100), default=0, help="Reordering, percent (netem only).")
-@project_option
-def impair(host: str, delay: float, jitter: float, loss: float, rate: float | None, duplicate: float,
-           reorder: float, project: str | None) -> None:
-    """Make a host's outgoing link slow or lossy."""
-    try:
-        how = faults.Impairment(delay, jitter, loss, rate or 0, duplicate, reorder)
-    except faults.FaultError as exc:
-        raise click.UsageError(str(exc).removeprefix("impair: ")) from None
-    mechanism = faults.impair(_testbed(project), host, how)
-    out.print(f"impair: {host} impaired through {mechanism}")
+def _fault_param(param: faults.Param) -> click.Parameter:
+    kind: Any = click.STRING
+    if param.kind is float:
+        kind = Finite(*param.range) if param.range else Finite()
+    elif param.kind is int:
+        kind = click.IntRange(*map(int, param.range)) if param.range else click.INT
+    callback = _checked(param.check) if param.check else None
+    required = param.default is faults.registry.REQUIRED
+    given = {} if required else {"default": param.default}  # click takes any default, None too, as "not required"
+    if param.positional:
+        return click.Argument([param.name], type=kind, required=required, callback=callback, **given)
+    flag = "--" + param.name.replace("_", "-")
+    if param.kind is bool:
+        return click.Option([flag, param.name], is_flag=True, help=param.help, **given)
+    return click.Option([flag, param.name], type=kind, required=required, callback=callback, help=param.help,
+                        show_default=given.get("default") not in (None, 0, ""), **given)
 
 
 @cli.command()

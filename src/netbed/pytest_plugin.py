@@ -19,7 +19,6 @@ hosts' sockets and processes, and their logs.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -200,17 +199,10 @@ def program(testbed: Backend, request: pytest.FixtureRequest):
         p.stop()
 
 
-class Faults:
-    """The fault verbs, bound to one testbed: faults.crash("server")."""
-
-    def __init__(self, bed: Backend) -> None:
-        for verb in ("pause", "unpause", "kill", "shutdown", "crash", "reboot", "partition", "impair", "heal"):
-            setattr(self, verb, functools.partial(getattr(fault_verbs, verb), bed))
-
-
 @pytest.fixture
-def faults(testbed: Backend) -> Faults:
-    return Faults(testbed)
+def faults(testbed: Backend) -> fault_verbs.Bound:
+    """Every registered fault, bound to the test's testbed: faults.crash("server")."""
+    return fault_verbs.Bound(testbed)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -8,6 +8,7 @@ exit status). Nothing here prints; progress goes to the reporter.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
@@ -279,33 +280,16 @@ class Lab:
     # --- faults, each noted on the timeline --------------------------------------------
 
     def fault(self, verb: str, *args: Any, **kwargs: Any) -> Any:
-        self.moment("netbed", f"{verb} {' '.join(map(str, args))}".strip())  # the fault notes itself on the capture
+        """Apply a registered fault, noted on the timeline (the fault notes itself on the capture)."""
+        self.moment("netbed", f"{verb} {' '.join(map(str, args))}".strip())
         self.report(Event(self.scenario, Phase.INFO, f"{verb} {' '.join(map(str, args))}"))
-        return getattr(faults, verb)(self.bed, *args, **kwargs)
+        return faults.apply(self.bed, verb, *args, **kwargs)
 
-    def crash(self, host: str) -> None:
-        self.fault("crash", host)
-
-    def reboot(self, host: str) -> None:
-        self.fault("reboot", host)
-
-    def shutdown(self, host: str, grace: float = 2.0) -> None:
-        self.fault("shutdown", host, grace=grace)
-
-    def pause(self, host: str) -> None:
-        self.fault("pause", host)
-
-    def unpause(self, host: str) -> None:
-        self.fault("unpause", host)
-
-    def kill(self, host: str, pid: int | None = None, signal: str = "SIGKILL") -> None:
-        self.fault("kill", host, pid=pid, signal=signal)
-
-    def partition(self, a: str, b: str) -> None:
-        self.fault("partition", a, b)
-
-    def heal(self) -> None:
-        self.fault("heal")
+    def __getattr__(self, verb: str) -> Callable[..., Any]:
+        """Every registered fault is a verb of the lab: lab.crash("server"), lab.partition("client", "server")."""
+        if verb.startswith("_") or verb not in faults.registered():
+            raise AttributeError(f"{type(self).__name__} has no attribute {verb!r} (and no fault is named so)")
+        return functools.partial(self.fault, verb)
 
     # --- waiting and observing -----------------------------------------------------------
 
