@@ -118,3 +118,20 @@ def test_a_fault_from_a_plugin_is_a_verb_of_the_scenario_lab(tmp_path, docker_en
     assert verdict == "PASSED", (Path(out_dir) / "report.json").read_text()
     ladder = (Path(out_dir) / "ladder.txt").read_text()
     assert "netbed: blackhole server port=9877" in ladder and "netbed: heal" in ladder, ladder
+
+
+USERS_TEST = """
+def test_the_blackhole_from_the_faults_fixture(testbed, faults):
+    faults.blackhole("server", port=9877)
+    code, rules = testbed.netns("server", ["iptables", "-S", "NETBED-BLACKHOLE"])
+    assert code == 0 and "--dport 9877 -j DROP" in rules, rules
+    assert faults.heal("server") == ["server: blackhole"]
+"""
+
+
+def test_a_fault_from_a_plugin_is_in_the_pytest_fixture(tmp_path, docker_engine):
+    (tmp_path / "test_users.py").write_text(USERS_TEST)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_users.py"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300, env=with_plugin(tmp_path),
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout[-3000:]
