@@ -184,7 +184,7 @@ def _start_shaper(bed: Backend, host: str, how: Impairment) -> None:
         argv += ["--jitter", f"{how.jitter_ms:g}"]
     shaper = bed.companion(host, labels.SHAPER, argv)
     try:
-        status, log = wait_for(lambda: bed.companion_state(shaper),
+        status, log = wait_for(lambda: bed.companion_state(host, shaper),
                                lambda seen: "ready" in seen[1] or seen[0] == "exited",
                                timeout=STATE_DEADLINE, what=f"the delay shaper in {host} to be ready")
     except NetbedError:

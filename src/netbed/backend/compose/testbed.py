@@ -68,7 +68,7 @@ class Testbed:
     capture_stats: CaptureStats | None = None
     capture_error: str = ""  # why the recording is incomplete, if it is
     labels: dict[str, str] = field(default_factory=dict)
-    _machine_ns: str = field(default="", repr=False)
+    _machine_ns: dict[str, str] = field(default_factory=dict, repr=False)  # per engine, by its docker command
 
     # --- life cycle ---------------------------------------------------------
 
@@ -325,7 +325,7 @@ class Testbed:
 
     def _container(self, host: str):
         try:
-            return engine.client().containers.get(self.host(host).container_id)
+            return self._engine(host).containers.get(self.host(host).container_id)
         except docker.errors.APIError as exc:
             raise self._refused(host, exc) from None
 
@@ -373,7 +373,7 @@ class Testbed:
 
     def has_netem(self) -> bool:
         """Whether the hosts' kernel has the netem qdisc (impair then uses it)."""
-        return engine.kernel_has_netem(engine.client())
+        return engine.kernel_has_netem(self._engine())
 
     def enter_hint(self, host: str) -> str:
         """How a person gets a shell on the host."""
@@ -384,24 +384,24 @@ class Testbed:
         capabilities), e.g. the delay shaper; returns its id."""
         container = self.container(host)
         try:
-            helper = engine.client().containers.run(
+            helper = self._engine(host).containers.run(
                 engine.IMAGE, argv, detach=True, network_mode=f"container:{container.id}", cap_drop=["ALL"],
                 cap_add=list(cap_add), labels={**self.labels, LABEL_ROLE: role, LABEL_TARGET: host})
         except docker.errors.APIError as exc:
             raise self._refused(host, exc) from None
         return helper.id
 
-    def companion_state(self, helper_id: str) -> tuple[str, str]:
+    def companion_state(self, host: str, helper_id: str) -> tuple[str, str]:
         """A helper's status and its output so far."""
         try:
-            helper = engine.client().containers.get(helper_id)
+            helper = self._engine(host).containers.get(helper_id)
             return helper.status, helper.logs().decode(errors="replace")
         except docker.errors.NotFound:
             return "removed", ""
 
     def remove_companions(self, host: str, role: str) -> None:
         """Remove the host's helpers of that role (all of them: a fault may have left one)."""
-        cli = engine.client()
+        cli = self._engine(host)
         for helper in engine.containers(cli, f"{LABEL_PROJECT}={self.project}", f"{LABEL_ROLE}={role}",
                                         f"{LABEL_TARGET}={host}"):
             engine.remove(cli, helper.id)
@@ -439,7 +439,7 @@ class Testbed:
         root there (the host's image then needs none of them); else in the
         host itself, which must have them.
         """
-        if not engine.runner_is_root_on_engine_host():
+        if not self._beside_from_machine():
             return self.exec(host, argv)
         container = self.container(host)
         pid = container.attrs["State"]["Pid"]
@@ -451,12 +451,12 @@ class Testbed:
     def launch(self, host: str, argv: list[str]) -> "Launch":
         """How to start a program on a host, on a terminal, driven from here (see observe.Program)."""
         container = self.container(host)
-        if engine.runner_is_root_on_engine_host():
+        if self._beside_from_machine():
             entry = namespaces.Entry.open(host, container.attrs["State"]["Pid"])
             config = container.attrs["Config"]
             command = namespaces.program_command(entry, argv, config.get("Env") or [], config.get("WorkingDir") or "/")
             return Launch(command, tuple(entry.fds.values()), entry.close, namespaces.pid_in_host)
-        return Launch(["docker", "exec", "-i", container.id, "python3", "-m", "netbed.apps.ptyrun", "--", *argv])
+        return Launch([*self._docker_command(host), "exec", "-i", container.id, "python3", "-m", "netbed.apps.ptyrun", "--", *argv])
 
     def netns(self, host: str, argv: list[str]) -> tuple[int, str]:
         """Run a network command inside the host's namespace, with NET_ADMIN the host itself lacks.
@@ -466,11 +466,11 @@ class Testbed:
         a paused host too). Returns the exit status and the output.
         """
         container = self.container(host)
-        if engine.runner_is_root_on_engine_host() and shutil.which(argv[0]):
+        if self._beside_from_machine() and shutil.which(argv[0]):
             return _nsenter(host, container.attrs["State"]["Pid"], argv)
         try:
-            output = engine.client().containers.run(
-                engine.IMAGE, guard.in_own_namespace(argv, self._machine_netns()),
+            output = self._engine(host).containers.run(
+                engine.IMAGE, guard.in_own_namespace(argv, self._machine_netns(host)),
                 network_mode=f"container:{container.id}",
                 cap_drop=["ALL"], cap_add=["NET_ADMIN", "NET_RAW"], remove=True, stderr=True,
                 labels={**self.labels, LABEL_ROLE: FAULT_HELPER})
@@ -483,13 +483,29 @@ class Testbed:
         except docker.errors.APIError as exc:  # e.g. the host is not running: it has no namespace
             return 1, str(exc.explanation or exc)
 
-    def _machine_netns(self) -> str:
-        """The engine machine's network namespace ("net:[N]"), as a helper on the machine's network reads it."""
-        if not self._machine_ns:
-            self._machine_ns = engine.client().containers.run(
+    def _machine_netns(self, host: str) -> str:
+        """The network namespace ("net:[N]") of the machine that runs the host's engine, as a helper on
+        that machine's network reads it: never to be changed."""
+        where = " ".join(self._docker_command(host))
+        if where not in self._machine_ns:
+            self._machine_ns[where] = self._engine(host).containers.run(
                 engine.IMAGE, ["readlink", "/proc/self/ns/net"], network_mode="host", cap_drop=["ALL"],
                 remove=True, labels={**self.labels, LABEL_ROLE: FAULT_HELPER}).decode().strip()
-        return self._machine_ns
+        return self._machine_ns[where]
+
+    # --- where the hosts run: one engine here; a testbed across engines answers per host ------------
+
+    def _engine(self, host: str | None = None) -> docker.DockerClient:
+        """The engine that runs `host` (or the testbed's first engine)."""
+        return engine.client()
+
+    def _docker_command(self, host: str) -> list[str]:
+        """The docker CLI aimed at the host's engine."""
+        return ["docker"]
+
+    def _beside_from_machine(self) -> bool:
+        """Whether netbed's tools run from the engine's machine in the hosts' namespaces (root there)."""
+        return engine.runner_is_root_on_engine_host()
 
     def isolate(self, host: str) -> None:
         """Take away the default route Docker gives even on internal networks, and the bridge's own address.
