@@ -38,10 +38,10 @@ def created_networks(model: dict[str, Any]) -> list[str]:
 
 
 def override(model: dict[str, Any], hosts: list[str], services: dict[str, dict[str, Any]],
-             labels: dict[str, str], prefixes: dict[str, str]) -> dict[str, Any]:
+             labels: dict[str, str], prefixes: dict[str, str], last_host: int = LAST_HOST) -> dict[str, Any]:
     """The compose override: labels, internal networks on netbed's subnets, static addresses and MACs,
     then the caller's own settings per host (which win)."""
-    addresses = addressing(model, hosts, prefixes)
+    addresses = addressing(model, hosts, prefixes, last_host)
     networks = {}
     for name in created_networks(model):
         net = model["networks"][name] or {}
@@ -55,17 +55,19 @@ def override(model: dict[str, Any], hosts: list[str], services: dict[str, dict[s
             "networks": networks}
 
 
-def addressing(model: dict[str, Any], hosts: list[str], prefixes: dict[str, str]) -> dict[str, dict[str, Any]]:
+def addressing(model: dict[str, Any], hosts: list[str], prefixes: dict[str, str],
+               last_host: int = LAST_HOST) -> dict[str, dict[str, Any]]:
     """Per host: {"networks": {NET: {"ipv4_address": ...}}, "mac_address": ...} on netbed's prefixes.
 
     A host keeps the last octet its file gives it on a network (and its MAC)
-    where it can; the others take the next free octets from FIRST_HOST on.
+    where it can; the others take the next free octets from FIRST_HOST to
+    `last_host` (those above are netbed's own, e.g. a Swarm's recorders).
     """
     taken: dict[str, set[int]] = {net: set() for net in prefixes}
     wanted: dict[tuple[str, str], int] = {}
     for host in hosts:  # first the octets the file pins, so that no free pick takes one of them
         for net, conf in _networks(model["services"][host]).items():
-            octet = _last_octet((conf or {}).get("ipv4_address", ""))
+            octet = _last_octet((conf or {}).get("ipv4_address", ""), last_host)
             if net in prefixes and octet and octet not in taken[net]:
                 taken[net].add(octet)
                 wanted[host, net] = octet
@@ -76,7 +78,7 @@ def addressing(model: dict[str, Any], hosts: list[str], prefixes: dict[str, str]
         for net in _networks(service):
             if net not in prefixes:
                 continue
-            octet = wanted.get((host, net)) or _next_free(taken[net], net)
+            octet = wanted.get((host, net)) or _next_free(taken[net], net, last_host)
             nets[net] = {"ipv4_address": f"{prefixes[net]}.{octet}"}
         if not nets:
             continue
@@ -95,16 +97,16 @@ def _networks(service: dict[str, Any]) -> dict[str, Any]:
     return {name: None for name in nets} if isinstance(nets, list) else dict(nets)
 
 
-def _last_octet(address: str) -> int:
+def _last_octet(address: str, last_host: int = LAST_HOST) -> int:
     """The host part of a pinned address, if it can stay (anything but the network, gateway and broadcast)."""
     parts = address.split(".")
-    if len(parts) == 4 and parts[3].isdigit() and 2 <= int(parts[3]) <= LAST_HOST:
+    if len(parts) == 4 and parts[3].isdigit() and 2 <= int(parts[3]) <= last_host:
         return int(parts[3])
     return 0
 
 
-def _next_free(taken: set[int], net: str) -> int:
-    for octet in range(FIRST_HOST, LAST_HOST + 1):
+def _next_free(taken: set[int], net: str, last_host: int = LAST_HOST) -> int:
+    for octet in range(FIRST_HOST, last_host + 1):
         if octet not in taken:
             taken.add(octet)
             return octet

@@ -377,7 +377,7 @@ class Testbed:
 
     def enter_hint(self, host: str) -> str:
         """How a person gets a shell on the host."""
-        return f"docker exec -it {self.host(host).container_id[:12]} sh"
+        return " ".join([*self._docker_command(host), "exec", "-it", self.host(host).container_id[:12], "sh"])
 
     def companion(self, host: str, role: str, argv: list[str], cap_add: tuple[str, ...] = ("NET_ADMIN",)) -> str:
         """Start a helper of netbed's in the host's network namespace (netbed's image, only these

@@ -1,0 +1,277 @@
+"""A testbed across the engines of a Docker Swarm: the same compose file, its hosts spread over the nodes.
+
+Each network the file declares becomes an attachable, internal overlay
+network with netbed's own /24 (VXLAN between the nodes: one L2 network). The
+hosts are plain containers, not Swarm services (a service cannot have a
+static address or be paused as a host is): on each node, Compose makes that
+node's hosts, with the overlay as an external network, the same static
+addresses and MACs as on one engine, and the same labels. A recorder per
+node records the overlay's bridge there; `pcap` is their merge.
+
+Every host verb goes to the engine of the host's node (`_engine`), and the
+network faults run from a helper container there (`netns`), so the runner
+need not share a kernel with any host. Compose on one engine is the parent
+class: what differs is only where the hosts run and how the capture is made.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+from docker.types import IPAMConfig, IPAMPool
+
+from netbed import capture as recording
+from netbed import spec
+from netbed.backend import TestbedError
+from netbed.backend import guard
+from netbed.backend.compose import engine
+from netbed.backend.compose.testbed import (DOWN_FILE, STATE_FILE, Testbed, _go_on, _host_services, _last_line,
+                                            free_prefixes)
+from netbed.backend.swarm import recorder
+from netbed.capture import CaptureStats
+from netbed.errors import NetbedError
+from netbed.folders import missing_top, remove_made
+from netbed.labels import OWNER, PROJECT, RUN_DIR, STARTED, owner_id
+from netbed.progress import Reporter, silent, step
+
+NODE_LABEL = recorder.NODE
+
+
+def spread(hosts: list[str], nodes: list[str], placed: dict[str, str] | None = None) -> dict[str, str]:
+    """Which node runs each host: those placed where asked, the others in turn over the nodes (file order)."""
+    placed = dict(placed or {})
+    unknown_hosts = sorted(set(placed) - set(hosts))
+    if unknown_hosts:
+        raise TestbedError(f"placement names no host of the file: {', '.join(unknown_hosts)} "
+                           f"(its hosts are {', '.join(hosts)})")
+    unknown_nodes = sorted(set(placed.values()) - set(nodes))
+    if unknown_nodes:
+        raise TestbedError(f"placement names no node of the cluster: {', '.join(unknown_nodes)} "
+                           f"(its nodes are {', '.join(nodes)})")
+    free = [h for h in hosts if h not in placed]
+    return {host: placed.get(host) or nodes[free.index(host) % len(nodes)] for host in hosts}
+
+
+@dataclass
+class SwarmTestbed(Testbed):
+    __test__ = False
+    nodes: dict[str, str] = field(default_factory=dict)       # node name -> its engine's endpoint (DOCKER_HOST)
+    placement: dict[str, str] = field(default_factory=dict)   # host -> node
+    overlays: dict[str, str] = field(default_factory=dict)    # the file's network -> the overlay's name
+    recorders: dict[str, recorder.Recorder] = field(default_factory=dict, repr=False)
+    _clients: dict[str, docker.DockerClient] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def up_across(cls, nodes: dict[str, str], compose_file: Path | str | None = None, project: str | None = None,
+                  run_dir: Path | str | None = None, services: dict[str, dict[str, Any]] | None = None,
+                  place: dict[str, str] | None = None, report: Reporter = silent, owner: str | None = None,
+                  cancel: threading.Event | None = None) -> "SwarmTestbed":
+        """Bring a testbed up across `nodes` (the first a manager of the Swarm); on failure remove what was made."""
+        if not nodes:
+            raise TestbedError("a testbed across a Swarm needs its nodes: `netbed cluster up 3` makes some")
+        compose_file = Path(compose_file or engine.default_compose_file()).resolve()
+        if not compose_file.is_file():
+            raise TestbedError(f"no compose file at {compose_file}: give the path of a compose file")
+        project = spec.check_project_name(project) if project else f"netbed-{uuid.uuid4().hex[:10]}"
+        run_dir = Path(run_dir or Path.cwd() / "runs" / project).resolve()
+        labels = {PROJECT: project, RUN_DIR: str(run_dir), OWNER: owner or owner_id(),
+                  STARTED: datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        made = missing_top(run_dir)
+        bed = cls(project=project, compose_file=compose_file, run_dir=run_dir, env={}, bridge="", labels=labels,
+                  nodes=dict(nodes))
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            with step(report, f"testbed {project} up across {len(nodes)} nodes") as s:
+                bed._create_across(services or {}, place or {}, s, cancel or threading.Event())
+        except BaseException:
+            bed.down()
+            if made is not None:
+                remove_made(run_dir, made)
+            raise
+        return bed
+
+    def _create_across(self, services: dict[str, dict[str, Any]], place: dict[str, str], s,
+                       cancel: threading.Event) -> None:
+        for node in self.nodes:
+            if not engine.has_image(self._node_engine(node), engine.IMAGE):
+                raise engine.EngineError(f"image {engine.IMAGE} is missing on node {node}: load it there "
+                                         "(`netbed cluster up` does)")
+        model = self._config()
+        hosts = _host_services(model)
+        external = {name for name, net in (model.get("networks") or {}).items() if (net or {}).get("external")}
+        guard.check_services(model["services"], hosts, external)
+        guard.check_services(services, hosts, external)
+        self.placement = spread(hosts, list(self.nodes), place)
+        manager = self._node_engine(next(iter(self.nodes)))
+        networks = spec.created_networks(model)
+        prefixes = free_prefixes(manager, networks)
+        self.env["NETBED_NET"] = next(iter(prefixes.values()), "10.98.0")
+        reserved = spec.LAST_HOST - len(self.nodes)  # the top octets are the recorders'
+        ids = {}
+        for net in networks:
+            name = f"{self.project}_{net}"
+            created = manager.networks.create(
+                name, driver="overlay", attachable=True, internal=True, labels=self.labels,
+                ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=f"{prefixes[net]}.0/24",
+                                                       gateway=f"{prefixes[net]}.1")]))
+            self.overlays[net], ids[net] = name, created.id
+        s.info(f"overlay {', '.join(self.overlays.values())} on {prefixes[networks[0]] if networks else '-'}.0/24")
+        self.bridge = f"overlay {self.overlays.get(networks[0], '-') if networks else '-'}"
+        try:
+            override = spec.override(model, hosts, services, self.labels, prefixes, last_host=reserved)
+        except ValueError as exc:
+            raise TestbedError(f"{self.compose_file.name}: {exc}") from None
+        override["networks"] = {net: {"external": True, "name": name} for net, name in self.overlays.items()}
+        for name in hosts:
+            override["services"][name].setdefault("labels", {})[NODE_LABEL] = self.placement[name]
+        (self.run_dir / "netbed.override.json").write_text(json.dumps(override, indent=2))
+        first = networks[0] if networks else None
+        for index, node in enumerate(self.nodes):  # a recorder on every node before any host starts
+            _go_on(cancel)
+            if first is None:
+                break
+            self.recorders[node] = recorder.start(
+                self._node_engine(node), node, self.overlays[first], ids[first],
+                f"{prefixes[first]}.{spec.LAST_HOST - index}", self.run_dir / f"capture-{node}.pcap",
+                self.labels, engine.IMAGE)
+        s.info(f"recording on {len(self.recorders)} nodes")
+        for node in self.nodes:
+            mine = [h for h in hosts if self.placement[h] == node]
+            if not mine:
+                continue
+            _go_on(cancel)
+            done = self._compose_on(node, ["up", "-d", "--no-deps", "--no-build", "--pull", "never", *mine],
+                                    check=False)
+            if done.returncode != 0:
+                raise TestbedError(f"could not start {', '.join(mine)} on node {node}: {_last_line(done.stderr)}")
+        self.hosts = self._discover_across(hosts)
+        for name in self.hosts:
+            _go_on(cancel)
+            self.isolate(name)
+        (self.run_dir / STATE_FILE).write_text(json.dumps({
+            "project": self.project, "compose_file": str(self.compose_file), "run_dir": str(self.run_dir),
+            "env": self.env, "bridge": self.bridge, "labels": self.labels, "nodes": self.nodes,
+            "placement": self.placement, "overlays": self.overlays}, indent=2))
+
+    def down(self) -> None:
+        """Stop the hosts (their last FINs recorded), then the recorders; remove it all; merge. Never raises."""
+        if self.labels.get(PROJECT):
+            try:
+                (self.run_dir / DOWN_FILE).write_text(json.dumps({"project": self.project, "by": owner_id()}))
+            except OSError:
+                pass
+        for node in self.nodes:
+            if any(n == node for n in self.placement.values()):
+                try:
+                    self._compose_on(node, ["stop", "--timeout", "2"], check=False)
+                except NetbedError:
+                    pass
+        stats: list[CaptureStats | None] = []
+        for node, rec in self.recorders.items():
+            try:
+                stats.append(recorder.stop(self._node_engine(node), rec))
+            except NetbedError as exc:
+                self.capture_error = self.capture_error or str(exc)
+        for node in self.nodes:
+            try:
+                self._compose_on(node, ["down", "--volumes", "--remove-orphans", "--timeout", "0"], check=False)
+                cli = self._node_engine(node)
+                for container in engine.containers(cli, f"{PROJECT}={self.project}"):
+                    engine.remove(cli, container.id)
+            except NetbedError:
+                continue
+        for name in self.overlays.values():
+            for node in self.nodes:
+                try:
+                    self._node_engine(node).api.remove_network(name)
+                    break
+                except (docker.errors.APIError, NetbedError):
+                    continue
+        if self.recorders:
+            try:
+                self._merge()
+                recording.annotate_in_place(self.run_dir / "capture.pcap", self.notes())
+            except (OSError, ValueError) as exc:
+                self.capture_error = self.capture_error or f"could not merge the nodes' recordings: {exc}"
+
+    def vanished(self) -> str:
+        try:
+            note = json.loads((self.run_dir / DOWN_FILE).read_text())
+        except (OSError, ValueError):
+            note = {}
+        if note.get("project") == self.project:
+            return f"the testbed {self.project} was torn down from outside during the run (by {note.get('by', '?')})"
+        return ""
+
+    @property
+    def pcap(self) -> Path:
+        """The nodes' recordings merged: made afresh while the testbed is up, the annotated pcapng after `down`."""
+        done = recording.finished(self.run_dir / "capture.pcap")
+        if done.suffix == ".pcapng" or not self.recorders:
+            return done
+        self._merge()
+        return self.run_dir / "capture.pcap"
+
+    def _merge(self) -> recording.MergeStats:
+        return recording.merge({node: rec.path for node, rec in self.recorders.items()},
+                               self.run_dir / "capture.pcap")
+
+    def record(self, path: Path, max_frames: int) -> recording.Capture:
+        raise TestbedError("an extra capture of a testbed across a Swarm is not made yet: its capture.pcap "
+                           "holds every node's recording")
+
+    def stop_recordings(self) -> list[CaptureStats | None]:
+        return []
+
+    def node_of(self, host: str) -> str:
+        self.host(host)
+        return self.placement[host]
+
+    # --- where the hosts run ---------------------------------------------------------------
+
+    def _node_engine(self, node: str) -> docker.DockerClient:
+        if node not in self._clients:
+            try:
+                cli = docker.DockerClient(base_url=self.nodes[node], timeout=120)
+                cli.ping()
+            except docker.errors.DockerException as exc:
+                raise engine.EngineError(f"the engine of node {node} ({self.nodes[node]}) does not answer: "
+                                         f"{str(exc).splitlines()[0][:200]}") from None
+            self._clients[node] = cli
+        return self._clients[node]
+
+    def _engine(self, host: str | None = None) -> docker.DockerClient:
+        node = self.placement.get(host) if host else None
+        return self._node_engine(node or next(iter(self.nodes)))
+
+    def _docker_command(self, host: str) -> list[str]:
+        return ["docker", "-H", self.nodes[self.placement[host]]]
+
+    def _beside_from_machine(self) -> bool:
+        return False  # a node may be another machine: netbed's tools run in the host, or beside it on its node
+
+    def _compose_on(self, node: str, args: list[str], check: bool = True):
+        override = self.run_dir / "netbed.override.json"
+        return engine.compose(args, project=self.project,
+                              files=[self.compose_file] + ([override] if override.is_file() else []),
+                              env={**self.env, "DOCKER_HOST": self.nodes[node]}, cwd=self.compose_file.parent,
+                              check=check)
+
+    def _discover_across(self, names: list[str]) -> dict[str, Any]:
+        hosts = {}
+        for node in self.nodes:
+            found = self._discover_hosts(self._node_engine(node), names)
+            hosts.update({name: host for name, host in found.items() if self.placement.get(name) == node})
+        missing = sorted(set(names) - set(hosts))
+        if missing:
+            raise TestbedError(f"hosts {', '.join(missing)} did not come up on their nodes")
+        return hosts
+
