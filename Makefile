@@ -16,6 +16,7 @@ demo: setup
 # Two workers for the suite; then, alone, the tests that stop the Docker Engine itself.
 test: test-tools setup
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 -m "not engine_stop" $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -m engine_stop $(PYTEST_ARGS) || [ $$? -eq 5 ]
 

@@ -14,7 +14,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, Protocol
 
 from netbed.errors import NetbedError
 from netbed.tcp import Frame, read_frames
@@ -33,6 +33,10 @@ class CaptureLimitReached(CaptureError):
     """The recording stopped at its frame limit: the file is valid, but holds only the start."""
 
 
+class Closeable(Protocol):
+    def close(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class Capture:
     """A recording in progress: what records (on one engine, a container), the bridge, the file, its limit."""
@@ -41,7 +45,7 @@ class Capture:
     bridge: str
     path: Path
     max_frames: int = MAX_FRAMES
-    lifeline: object = field(default=None, compare=False, repr=False)  # the attach that keeps it recording
+    lifeline: Closeable | None = field(default=None, compare=False, repr=False)  # the attach that keeps it recording
 
 
 def max_frames_from_env(env: dict[str, str] | None = None) -> int:

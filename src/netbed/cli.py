@@ -10,7 +10,7 @@ import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import click
 from rich.console import Console
@@ -311,7 +311,7 @@ def _fault_param(param: faults.Param) -> click.Parameter:
     if param.kind is float:
         kind = Finite(*param.range) if param.range else Finite()
     elif param.kind is int:
-        kind = click.IntRange(*map(int, param.range)) if param.range else click.INT
+        kind = click.IntRange(int(param.range[0]), int(param.range[1])) if param.range else click.INT
     callback = _checked(param.check) if param.check else None
     required = param.default is faults.registry.REQUIRED
     given = {} if required else {"default": param.default}  # click takes any default, None too, as "not required"
@@ -474,16 +474,15 @@ def ladder(pcap: str, conn_id: int | None, svg: str | None, follow: bool, names:
         return
     path = _readable(pcap)
     notes = read_notes(path)  # netbed's notes, if netbed wrote this capture: drawn between the segments
+    picked: list[Any] = []
     if conn_id is not None:  # its segments are read again from the file when drawn, not held
         found = connections(path, _names(names))
-        chosen = []
         for conn in found:
             if conn.id == conn_id:
-                chosen.append(conn)
+                picked.append(conn)
                 break
         found.close()  # the reading stops once the connection asked for is over
-    else:
-        chosen = with_segments(path, _names(names))
+    chosen: Iterable[Any] = picked if conn_id is not None else with_segments(path, _names(names))
     write = Batched(sys.stdout.write)
     drawn = 0
     first = None
@@ -500,7 +499,7 @@ def ladder(pcap: str, conn_id: int | None, svg: str | None, follow: bool, names:
         write.flush()
     if not drawn:
         raise NetbedError(f"no connection {conn_id} in {pcap}" if conn_id is not None else f"no TCP connection in {pcap}")
-    if first is not None:
+    if first is not None and svg:
         Path(svg).write_text(render_ladder_svg(first))
         err.print(f"SVG: {svg}")
 
@@ -548,7 +547,7 @@ def list_(as_json: bool) -> None:
     """The scenario catalogue: name, book section, title, which of your programs it judges and why not the rest."""
     from netbed.scenarios import CATALOGUE
 
-    rows = [{"name": s.name, "section": s.section, "title": s.title, "user_programs": s.user_programs,
+    rows: list[dict[str, Any]] = [{"name": s.name, "section": s.section, "title": s.title, "user_programs": s.user_programs,
              "takes": list(s.takes), "own": s.own} for s in CATALOGUE]
     if as_json:
         _print_json(rows)

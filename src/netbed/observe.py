@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, TypeVar
+from typing import IO, TYPE_CHECKING, Callable, TypeVar
 
 from netbed.errors import Cancelled, NetbedError
 
@@ -210,17 +210,24 @@ class Program:
             said = f": {self.stderr[-1]}" if self.stderr else ""  # its last words, e.g. the errno's message
             self._bed.note(f"{self.host}: {self.argv[0]} ended, {self.exit}{said}")
 
+    @property
+    def _stdin(self) -> IO[bytes]:
+        """The program's terminal, to type at (Popen with stdin=PIPE gives one)."""
+        stdin = self._proc.stdin
+        assert stdin is not None, "the program was started with stdin=PIPE"
+        return stdin
+
     def send(self, line: str) -> None:
         """Type one line at the program's terminal."""
         try:
-            self._proc.stdin.write(line.encode() + b"\n")
-            self._proc.stdin.flush()
+            self._stdin.write(line.encode() + b"\n")
+            self._stdin.flush()
         except BrokenPipeError:
             raise NetbedError(f"{self.argv[0]} on {self.host} is gone; it cannot read {line!r}") from None
 
     def end_input(self) -> None:
         """End of file on the program's terminal (Ctrl-D)."""
-        self._proc.stdin.close()
+        self._stdin.close()
 
     def expect_output(self, pattern: str, timeout: float, stream: str = "any") -> str:
         """Wait for a line matching the regular expression on stdout, stderr or either; return it."""

@@ -213,12 +213,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if bed is None or report.when != "call":
         return
     if not report.failed:
-        item._netbed_outcome = (True, "", report.duration)
+        setattr(item, "_netbed_outcome", (True, "", report.duration))
         return
-    item._netbed_failed = True
+    setattr(item, "_netbed_failed", True)
     crash = getattr(report.longrepr, "reprcrash", None)  # the assertion's own words, else the report's last line
     said = crash.message if crash else (str(report.longrepr).strip().splitlines() or [""])[-1]
-    item._netbed_outcome = (False, said[:2000], report.duration)
+    setattr(item, "_netbed_outcome", (False, said[:2000], report.duration))
     for title, text in evidence(bed, getattr(item, "_netbed_programs", [])):
         report.sections.append((f"netbed: {title}", text))
     report.sections.append(("netbed: page", f"{bed.run_dir / 'report.html'} (written once the testbed is down)"))

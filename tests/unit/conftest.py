@@ -26,16 +26,17 @@ TCP_STATES = {"01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FI
               "0B": "CLOSING"}
 
 
-def wait_until(condition, what: str, timeout: float = DEADLINE):
-    """Poll CONDITION until it returns something true; fail with WHAT at the deadline."""
+def wait_until(condition, what, timeout: float = DEADLINE):
+    """Poll CONDITION until it returns something true; fail with WHAT at the deadline.
+
+    WHAT is text, or a callable that gives it then (to show the state at the deadline).
+    """
     deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
+    while not (value := condition()):
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out after {timeout} s waiting for {what() if callable(what) else what}")
         time.sleep(0.002)
+    return value
 
 
 class AppProcess:

@@ -23,7 +23,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 import tty
 import types
 from pathlib import Path
@@ -224,16 +223,6 @@ class LoopbackServer:
         self.listener.close()
 
 
-def wait_until(condition, what: str, timeout: float = DEADLINE):
-    """Poll CONDITION until it returns something true; fail with WHAT at the deadline."""
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what() if callable(what) else what}")
-        time.sleep(0.002)
-    return value
-
-
 @pytest.fixture
 def run(programs, app_probe):
     """run.server(key), run.client(key, port, terminal=False), run.loopback_server(fn); all stopped at the end."""
@@ -254,7 +243,7 @@ def run(programs, app_probe):
                 raise AssertionError(f"server {key} exited before listening:\n{program}")
             return any(row["local"] == f"0.0.0.0:{port}" and row["state"] == "LISTEN"
                        for row in app_probe.tcp_rows())
-        wait_until(listening, lambda: f"server {key} to listen on port {port}\n{program}")
+        app_probe.wait_until(listening, lambda: f"server {key} to listen on port {port}\n{program}")
         return program
 
     def client(key: str, port: int, terminal: bool = False) -> Program:
@@ -373,33 +362,33 @@ def test_binary_sum_server_speaks_this_hosts_byte_order_and_long(run):
 
 
 @pytest.mark.parametrize("key, zombies_per_client", [("fork-noreap", 1), ("fork-wait", 0), ("fork-waitpid", 0)])
-def test_zombies_after_clients_close(run, key, zombies_per_client):
+def test_zombies_after_clients_close(run, app_probe, key, zombies_per_client):
     """5.7-5.9: one client at a time; no handler leaves a zombie per client, wait() or waitpid() none."""
     server = run.server(key)
     for done in (1, 2):
         client = run.client("lines", server.port)
         client.send("hello\n")
-        wait_until(lambda: len(children(server.pid)) == (done - 1) * zombies_per_client + 1,
-                   lambda: f"the child serving client {done}\n{server}")
+        app_probe.wait_until(lambda: len(children(server.pid)) == (done - 1) * zombies_per_client + 1,
+                             lambda: f"the child serving client {done}\n{server}")
         client.close_stdin()
         assert client.wait() == 0
         if zombies_per_client:
-            wait_until(lambda: len(zombies(server.pid)) == done,
-                       lambda: f"{done} zombie(s) of {key}; children {children(server.pid)}")
+            app_probe.wait_until(lambda: len(zombies(server.pid)) == done,
+                                 lambda: f"{done} zombie(s) of {key}; children {children(server.pid)}")
         else:  # reaped: the child has left the list (a zombie stays on it until reaped)
-            wait_until(lambda: not children(server.pid),
-                       lambda: f"{key} to reap its child; children {children(server.pid)}")
+            app_probe.wait_until(lambda: not children(server.pid),
+                                 lambda: f"{key} to reap its child; children {children(server.pid)}")
     assert server.proc.poll() is None
 
 
-def test_waitpid_loop_reaps_five_children_that_exit_together(run):
+def test_waitpid_loop_reaps_five_children_that_exit_together(run, app_probe):
     """5.10: cli_five's five connections close at once; waitpid's loop reaps all five."""
     server = run.server("fork-waitpid")
     client = run.client("five", server.port)
-    wait_until(lambda: len(children(server.pid)) == 5, lambda: f"five children of the server\n{server}")
+    app_probe.wait_until(lambda: len(children(server.pid)) == 5, lambda: f"five children of the server\n{server}")
     status, out, err = converse(client, "hello\n")
     assert (status, out, err) == (0, "hello\n", "")
-    wait_until(lambda: not children(server.pid), lambda: f"all five reaped; children {children(server.pid)}")
+    app_probe.wait_until(lambda: not children(server.pid), lambda: f"all five reaped; children {children(server.pid)}")
 
 
 @pytest.mark.parametrize("key, dies", [("fork-wait-eintr", True), ("fork-wait", False), ("fork-waitpid", False)])
@@ -409,14 +398,14 @@ def test_sigchld_while_in_accept(run, app_probe, key, dies):
     client = run.client("lines", server.port)
     client.send("hello\n")
     # the child exists and the parent is back in accept (a running task has no wait channel)
-    wait_until(lambda: children(server.pid) and app_probe.in_accept(server.pid),
-               lambda: f"{key}'s parent in accept with one child\n{server}")
+    app_probe.wait_until(lambda: children(server.pid) and app_probe.in_accept(server.pid),
+                         lambda: f"{key}'s parent in accept with one child\n{server}")
     assert converse(client, "") == (0, "hello\n", "")
     if dies:
         assert server.wait() == 1
         assert server.err.decode() == "accept error: Interrupted system call\n"
     else:
-        wait_until(lambda: not children(server.pid), lambda: f"{key} to reap its child")
+        app_probe.wait_until(lambda: not children(server.pid), lambda: f"{key} to reap its child")
         assert server.proc.poll() is None
         assert converse(run.client("lines", server.port), "again\n") == (0, "again\n", "")
 
@@ -427,15 +416,15 @@ def test_connection_reset_before_accept(run, app_probe, key, dies):
     server = run.server(key)
     os.kill(server.pid, signal.SIGSTOP)  # the handshake completes in the kernel; accept waits
     try:
-        wait_until(lambda: (proc_stat(server.pid) or ["?"])[0] in "tT", "the server to stop")
+        app_probe.wait_until(lambda: (proc_stat(server.pid) or ["?"])[0] in "tT", "the server to stop")
         aborted = socket.create_connection(("127.0.0.1", server.port), timeout=DEADLINE)
         peer = "%s:%d" % aborted.getsockname()
-        wait_until(lambda: app_probe.tcp_state(f"127.0.0.1:{server.port}", peer) == "ESTABLISHED",
-                   "the connection, established in the server's accept queue")
+        app_probe.wait_until(lambda: app_probe.tcp_state(f"127.0.0.1:{server.port}", peer) == "ESTABLISHED",
+                             "the connection, established in the server's accept queue")
         aborted.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         aborted.close()  # RST
-        wait_until(lambda: app_probe.tcp_state(f"127.0.0.1:{server.port}", peer) is None,
-                   "the RST to reach the queued connection")
+        app_probe.wait_until(lambda: app_probe.tcp_state(f"127.0.0.1:{server.port}", peer) is None,
+                             "the RST to reach the queued connection")
     finally:
         os.kill(server.pid, signal.SIGCONT)
     if dies:
@@ -443,26 +432,26 @@ def test_connection_reset_before_accept(run, app_probe, key, dies):
         assert server.err.decode() == "getpeername error: Transport endpoint is not connected\n"
         return
     if key == "fork-waitpid":  # its child read the reset connection and exited; the parent lives on
-        wait_until(lambda: b"str_echo: read error: Connection reset by peer\n" in server.err,
-                   lambda: f"the child's read error\n{server}")
+        app_probe.wait_until(lambda: b"str_echo: read error: Connection reset by peer\n" in server.err,
+                             lambda: f"the child's read error\n{server}")
     assert converse(run.client("lines", server.port), "still here?\n") == (0, "still here?\n", "")
     assert server.proc.poll() is None
 
 
 @pytest.mark.parametrize("key, prints_at_once", [("lines", True), ("buffered", False)])
-def test_when_the_client_prints(run, key, prints_at_once):
+def test_when_the_client_prints(run, app_probe, key, prints_at_once):
     """On a terminal, cli_lines prints each echo at once; cli_buffered only when it exits."""
     server = run.server("fork-waitpid")
     client = run.client(key, server.port, terminal=True)
     client.send("hello\n")
     # it has read its line (6 bytes) and the echo (6 bytes), and waits for the next line
-    wait_until(lambda: io_counts(client.pid)["rchar"] >= 12 and "pipe_read" in wchan(client.pid),
-               lambda: f"{key} to read the echo and wait for its next line: {io_counts(client.pid)}, "
-                       f"wchan {wchan(client.pid)!r}")
+    app_probe.wait_until(lambda: io_counts(client.pid)["rchar"] >= 12 and "pipe_read" in wchan(client.pid),
+                         lambda: f"{key} to read the echo and wait for its next line: {io_counts(client.pid)}, "
+                                 f"wchan {wchan(client.pid)!r}")
     written = io_counts(client.pid)["wchar"]  # the 6 bytes sent, plus what it wrote to stdout
     if prints_at_once:
         assert written == 12
-        wait_until(lambda: client.out == b"hello\n", lambda: f"the echo on the terminal\n{client}")
+        app_probe.wait_until(lambda: client.out == b"hello\n", lambda: f"the echo on the terminal\n{client}")
     else:
         assert written == 6 and client.out == b""
     assert converse(client, "") == (0, "hello\n", "")
@@ -499,6 +488,6 @@ def test_server_gone_before_the_line(run, app_probe, key, status, stderr):
     client = run.client(key, server.port)
     server.finish()
     local = "%s:%d" % server.peer
-    wait_until(lambda: app_probe.tcp_state(local, f"127.0.0.1:{server.port}") == "CLOSE_WAIT",
-               "the server's FIN at the client")
+    app_probe.wait_until(lambda: app_probe.tcp_state(local, f"127.0.0.1:{server.port}") == "CLOSE_WAIT",
+                         "the server's FIN at the client")
     assert converse(client, "hello\nworld\n") == (status, "", stderr)

@@ -33,6 +33,8 @@ import select
 import signal
 import socket
 import time
+from collections.abc import Callable
+from types import FrameType
 
 from netbed.apps import args as appargs
 from netbed.apps.events import Emitter, write_line
@@ -118,7 +120,7 @@ def read(conn: socket.socket, size: int) -> bytes:
         return conn.recv(size)
     except OSError as exc:
         raise ChildError(f"read error: {describe(exc.errno)}", call="read", errno=errno_name(exc.errno),
-                         message=os.strerror(exc.errno)) from None
+                         message=_strerror(exc)) from None
 
 
 def write(conn: socket.socket, data: bytes) -> None:
@@ -127,7 +129,13 @@ def write(conn: socket.socket, data: bytes) -> None:
         conn.sendall(data)
     except OSError as exc:
         raise ChildError(f"write error: {describe(exc.errno)}", call="write", errno=errno_name(exc.errno),
-                         message=os.strerror(exc.errno)) from None
+                         message=_strerror(exc)) from None
+
+
+def _strerror(exc: OSError) -> str:
+    """os.strerror of a failed system call's errno (such an OSError always has one)."""
+    assert exc.errno is not None, f"an OSError without an errno: {exc!r}"
+    return os.strerror(exc.errno)
 
 
 class _SockaddrIn(ctypes.Structure):
@@ -210,10 +218,17 @@ class ForkServer:
         self.emit("listening", port=self.listener.getsockname()[1], addr=opts.bind, sigchld=opts.sigchld,
                   accept=opts.accept, coalesce=opts.coalesce)
 
+    def _listening(self) -> socket.socket:
+        """The listening socket, which run() opens first."""
+        if self.listener is None:
+            raise RuntimeError("the server is not listening yet (run() opens its socket)")
+        return self.listener
+
     def _install_sigchld(self) -> None:
-        handler = {"none": signal.SIG_DFL, "wait": self._on_sigchld_wait,
-                   "waitpid": self._on_sigchld_waitpid}[self.options.sigchld]
-        signal.signal(signal.SIGCHLD, handler)
+        handlers: dict[str, Callable[[int, FrameType | None], object] | signal.Handlers]
+        handlers = {"none": signal.SIG_DFL, "wait": self._on_sigchld_wait,
+                    "waitpid": self._on_sigchld_waitpid}
+        signal.signal(signal.SIGCHLD, handlers[self.options.sigchld])
         if self.options.coalesce:
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
 
@@ -229,7 +244,7 @@ class ForkServer:
         try:
             conn.getpeername()
         except OSError as exc:  # 5.11: the client's RST came before accept
-            self.emit("error", call="getpeername", errno=errno_name(exc.errno), message=os.strerror(exc.errno))
+            self.emit("error", call="getpeername", errno=errno_name(exc.errno), message=_strerror(exc))
         # Signals wait until the child is on the books (a fast child is never reaped
         # unknown) and until the child has its own dispositions.
         signal.pthread_sigmask(signal.SIG_BLOCK, _FORK_BLOCKED)
@@ -247,7 +262,7 @@ class ForkServer:
     def _accept(self) -> tuple[int, str]:
         while True:
             try:
-                return c_accept(self.listener.fileno())
+                return c_accept(self._listening().fileno())
             except OSError as exc:
                 run_pending_handlers()
                 guarded = self.options.accept == "guarded"
@@ -256,20 +271,20 @@ class ForkServer:
                     if guarded:
                         continue
                 elif guarded and exc.errno in (errno.ECONNABORTED, errno.EPROTO):
-                    self.emit("error", call="accept", errno=errno_name(exc.errno), message=os.strerror(exc.errno))
+                    self.emit("error", call="accept", errno=errno_name(exc.errno), message=_strerror(exc))
                     continue
                 self._fail("accept", exc)
 
     def _fail(self, call: str, exc: OSError):
         """The book's err_sys: "accept error: Interrupted system call" on stderr, then abort."""
-        self.emit("error", call=call, errno=errno_name(exc.errno), message=os.strerror(exc.errno))
-        write_line(2, f"{call} error: {os.strerror(exc.errno)}")
+        self.emit("error", call=call, errno=errno_name(exc.errno), message=_strerror(exc))
+        write_line(2, f"{call} error: {_strerror(exc)}")
         raise Aborted(f"{call} failed: {errno_name(exc.errno)}")
 
     def _wait_for_client(self) -> None:
         """--coalesce: poll the listening socket, releasing SIGCHLD once per batch of exits."""
         poller = select.poll()
-        poller.register(self.listener, select.POLLIN)
+        poller.register(self._listening(), select.POLLIN)
         while True:
             self._release_sigchld()
             if poller.poll(_POLL_MS):
@@ -349,7 +364,7 @@ class ForkServer:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                 signal.signal(sig, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_SETMASK, ())
-            self.listener.close()
+            self._listening().close()
             try:
                 self.serve(conn, self.emit)
                 code = 0

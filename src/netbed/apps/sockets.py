@@ -39,6 +39,7 @@ def tcp_connect(host: str, port: int, configure=None) -> socket.socket:
         except OSError as exc:
             sock.close()
             failure = exc
+    assert failure is not None, "getaddrinfo gives at least one address or raises"
     raise Fatal.from_oserror("connect", failure, prefix="tcp_connect")
 
 

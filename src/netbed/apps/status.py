@@ -60,6 +60,8 @@ def errno_name(code: int | None) -> str:
 
 def status_for_errno(code: int | None) -> int:
     """The exit status that reports errno CODE."""
+    if code is None:
+        return FAILED
     return _BY_ERRNO.get(code, FAILED)
 
 

@@ -117,7 +117,7 @@ def run(opts, emit: Emitter) -> int:
                 record = args.pack(*pair) if pair else None
             except struct.error:
                 record = None
-            if record is None:
+            if pair is None or record is None:  # no pair: no record
                 rejected += 1
                 reason = "need two integers" if pair is None else f"out of range for {opts.int_size}-bit integers"
                 _reject(emit, line, "invalid input", reason)

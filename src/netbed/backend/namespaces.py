@@ -109,9 +109,9 @@ def cgroup_procs(pid: int) -> list[str]:
         if tail[0] == "cgroup2":
             mounts.setdefault("", fields[4])
         else:
-            controllers = [o for o in tail[2].split(",") if o not in ("rw", "ro", "nosuid", "nodev", "noexec",
-                                                                      "relatime", "clone_children")]
-            mounts.setdefault(",".join(controllers), fields[4])
+            names = [o for o in tail[2].split(",") if o not in ("rw", "ro", "nosuid", "nodev", "noexec",
+                                                                "relatime", "clone_children")]
+            mounts.setdefault(",".join(names), fields[4])
     files = []
     for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
         _, controllers, path = line.split(":", 2)

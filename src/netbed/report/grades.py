@@ -67,8 +67,8 @@ def write_page(rows: list[Row], scenarios: list[str], out_dir: Path, title: str 
                 tds.append("<td class='cell'>not run</td>")
                 continue
             style, label = VERDICT_STYLE[cell.verdict]
-            page = pages.get(row.submission)
-            badge = (f"<a class='verdict {style}' href='{page}#{_e(s)}'>{label}</a>" if page and cell.folder
+            evidence = pages.get(row.submission)
+            badge = (f"<a class='verdict {style}' href='{evidence}#{_e(s)}'>{label}</a>" if evidence and cell.folder
                      else f"<span class='verdict {style}'>{label}</span>")
             tds.append(f"<td class='cell' data-verdict='{_e(cell.verdict)}' title='{_e(cell_text(cell))}'>{badge}"
                        f"<div class='why'>{_e(_shorten(cell.reason))}</div></td>")

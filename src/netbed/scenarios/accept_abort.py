@@ -22,7 +22,7 @@ ENOTCONN) fails, quoting its last words.
 """
 
 from netbed.scenarios.catalogue import scenario
-from netbed.scenarios.lab import Lab, sent
+from netbed.scenarios.lab import Lab, ScenarioError, sent
 
 ACCEPT_DELAY = 3.0   # long enough for the client to connect and abort while the server sleeps
 ABORTING_CLIENT = ("the aborting client must close with SO_LINGER set to a zero timeout so its TCP sends an RST "
@@ -67,7 +67,10 @@ def users_server(lab: Lab) -> None:
     abort_in_queue(lab, client)
     lab.unpause("server")
     # The server's accept takes the aborted connection out of the queue (or it dies trying).
-    lab.wait_for(lambda: (listening(lab), lab.server.exit),
+    server = lab.server
+    if server is None:
+        raise ScenarioError("the user's server was not started on the server host's terminal")
+    lab.wait_for(lambda: (listening(lab), server.exit),
                  lambda seen: seen[1] is not None or (seen[0] is not None and seen[0].recv_q == 0),
                  timeout=10, what="the server to accept the aborted connection (its listen queue empty)")
     survives(lab, listener)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable, Protocol
+from typing import Iterable, Protocol, Sequence, TypeVar
 
 STRERROR = {
     "ETIMEDOUT": "Connection timed out",
@@ -72,11 +72,21 @@ def kinds_said(lines: Iterable[str]) -> list[str]:
 
 
 class _Seg(Protocol):
-    sender: str
-    ts: float
-    seq: int
-    payload_len: int
-    letters: str
+    """What the judging reads of a segment (netbed.tcp's Segment has it all; read only)."""
+
+    @property
+    def sender(self) -> str: ...
+    @property
+    def ts(self) -> float: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def payload_len(self) -> int: ...
+    @property
+    def letters(self) -> str: ...
+
+
+_S = TypeVar("_S", bound=_Seg)
 
 
 @dataclass(frozen=True)
@@ -89,7 +99,7 @@ class WireEnd:
     resends: int = 0                   # how many times the client sent data again
 
 
-def resent(segments: Iterable[_Seg], side: str = "client") -> list[_Seg]:
+def resent(segments: Iterable[_S], side: str = "client") -> list[_S]:
     """The segments of `side` that carry data already sent before: retransmissions, told by sequence numbers.
 
     Unlike Wireshark's heuristic, a 1-byte segment whose byte was sent before
@@ -123,7 +133,7 @@ def resend_gaps(segments: Iterable[_Seg], side: str = "client") -> list[float]:
     return gaps
 
 
-def wire_end(segments: list[_Seg]) -> WireEnd:
+def wire_end(segments: Sequence[_Seg]) -> WireEnd:
     """The facts `kind_from_timing` needs, from a connection's segments."""
     reset = next((s.ts for s in segments if s.sender == "server" and "R" in s.letters), None)
     fin = next((s.ts for s in segments if s.sender == "server" and "F" in s.letters), None)

@@ -27,7 +27,7 @@ def concurrent_server(lab: Lab) -> None:
     clients = [lab.client(name=f"client{i + 1}") for i in range(CLIENTS)]
     for i, client in enumerate(clients):
         client.send(f"I am client {i + 1}")
-    echoed = {}
+    echoed: dict[str, str] = {}  # client name -> its connection's close kind, or why it did not echo
     for i, client in enumerate(clients):
         waited = any(kind.startswith("no echo") for kind in echoed.values())  # the others had their time
         timeout = 1 if waited else 10
@@ -56,13 +56,12 @@ def concurrent_server(lab: Lab) -> None:
     owned = children.settled_owners(lab, clients, listener)
     procs = {p.pid: p for p in lab.processes("server")}
     mine = {port: tuple(p for p in pids if p != listener) for port, pids in owned.items()}
-    owner_of = {port: pids[0] if len(pids) == 1 else None for port, pids in mine.items()}
-    distinct = set(owner_of.values())
-    one_child_each = (bool(owned) and None not in distinct and len(distinct) == len(owned)
-                      and all(procs.get(pid) and procs[pid].ppid == listener for pid in distinct))
+    sole = {pids[0] for pids in mine.values() if len(pids) == 1}  # the connections' sole owners but the listener
+    one_child_each = (bool(owned) and len(sole) == len(owned)  # every connection one owner, none shared
+                      and all(procs.get(pid) and procs[pid].ppid == listener for pid in sole))
     fork_per_client = one_child_each and all(len(pids) == 1 for pids in owned.values())
     if fork_per_client:
-        observed = f"{len(owned)} connections, {len(distinct)} distinct children of pid {listener}"
+        observed = f"{len(owned)} connections, {len(sole)} distinct children of pid {listener}"
     elif owned and all(pids == (listener,) for pids in owned.values()):
         observed = f"{children.one_process(lab, listener)}: not fork-per-client ({FORK_PER_CLIENT})"
     elif owned and all(listener in pids and len(pids) > 1 for pids in owned.values()):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from netbed import observe
 from netbed.scenarios.catalogue import scenario
-from netbed.scenarios.lab import Client, Lab, sent
+from netbed.scenarios.lab import Client, Lab, ScenarioError, sent
 from netbed.tcp import Connection
 
 INPUT_ERROR = "input error"
@@ -59,6 +59,8 @@ def data_format_text(lab: Lab) -> None:
     client.end_input()
     end = client.wait(timeout=10)
     conn = latest(lab, lab.programs.port)
+    if conn is None:  # the loop above found it there
+        raise ScenarioError(f"no connection to port {lab.programs.port} in the capture")
 
     expected = [answer for _, answer in REQUESTS]
     wrong = [why_wrong(line, want, got) for (line, want), got in zip(REQUESTS, answers + [None] * len(REQUESTS))
@@ -79,7 +81,8 @@ def data_format_text(lab: Lab) -> None:
                     *["client > server  P.", "server > client  P."] * len(REQUESTS))
     lab.expect_equal("the wire carries the lines and the answers as text",
                      [s for line, answer in REQUESTS for s in (("client", f"{line}\n"), ("server", f"{answer}\n"))],
-                     [(s.sender, s.payload().decode(errors="replace")) for s in conn.segments if s.payload_len])
+                     [(s.sender, (s.payload() or b"").decode(errors="replace"))
+                      for s in conn.segments if s.payload_len])
 
 
 def latest(lab: Lab, port: int) -> Connection | None:

@@ -24,7 +24,7 @@ from netbed.errors import Cancelled, NetbedError
 from netbed.observe import Exit, Program
 from netbed.progress import Event, Phase, Reporter
 from netbed.scenarios import client_errors
-from netbed.scenarios.programs import Programs
+from netbed.scenarios.programs import Command, Programs
 from netbed.tcp import Connection, ExpectationError, analyze, expect
 
 # netbed's echo_client: the exit status of each kind of failure (`echo_client --help`, netbed.apps.status).
@@ -230,7 +230,10 @@ class Client:
         """For a client that echoes nothing (--mode idle, sum_client): its `connected` event
         (with --report) names its connection."""
         line = self.program.expect_output(r"^event=connected ", timeout=timeout, stream="stderr")
-        self._local_port = int(str(parse_event(line)["local"]).rsplit(":", 1)[1])
+        event = parse_event(line)
+        if event is None:
+            raise ScenarioError(f"{self.name} printed a connected event netbed cannot read: {line!r}")
+        self._local_port = int(str(event["local"]).rsplit(":", 1)[1])
         self.lab.note(self.name, f"connected from port {self._local_port}")
 
 
@@ -254,10 +257,11 @@ class Lab:
     def client(self, *options: str, name: str = "client", port: int | None = None) -> Client:
         """Start a client: netbed's echo_client with `options`, or the user's client command (against another
         of the server host's ports with `port`)."""
-        if not self.programs.client_cmd:
+        command = self.programs.client_cmd
+        if not isinstance(command, Command):  # Programs parsed the user's text into a Command, or there is none
             return self.client_program("echo_client", *options, port=port, name=name)
         server_ip = self.bed.host("server").ip
-        return self._start_client(self.programs.client_cmd.argv(server_ip=server_ip, port=port or self.programs.port),
+        return self._start_client(command.argv(server_ip=server_ip, port=port or self.programs.port),
                                   name)
 
     def start_server(self, argv: list[str]) -> Program:

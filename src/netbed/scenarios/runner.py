@@ -22,6 +22,7 @@ from netbed.labels import kept_owner
 from netbed.progress import Event, Phase, Reporter, silent
 from netbed.scenarios.catalogue import Scenario
 from netbed.scenarios.lab import Check, Lab, Moment, NotJudged, Programs, Verdict
+from netbed.scenarios.programs import Command, Mount
 from netbed.tcp import PcapError, analyze, render_ladder, render_ladder_svg
 from netbed.tcp.annotate import read_notes
 
@@ -76,8 +77,10 @@ def programs_for(scenario: Scenario, programs: Programs) -> tuple[Programs, str]
 
 def server_argv(scenario: Scenario, programs: Programs) -> list[str]:
     """The scenario's server program: the user's, or netbed's with the scenario's switches."""
-    if programs.server_cmd:
-        return programs.server_cmd.argv(port=programs.port)
+    command = programs.server_cmd
+    if command:
+        assert isinstance(command, Command), "Programs parses a command given as text"
+        return command.argv(port=programs.port)
     return ["python3", "-m", f"netbed.apps.{scenario.server_program}", "--port", str(programs.port), *scenario.server]
 
 
@@ -90,11 +93,15 @@ def services_for(scenario: Scenario, programs: Programs) -> dict[str, dict[str, 
     for host, sysctls in (("server", scenario.server_sysctls), ("client", scenario.client_sysctls)):
         if sysctls:
             services[host]["sysctls"] = {k: str(v) for k, v in sysctls.items()}
-    for host in services.values():
-        if programs.mounts:
-            host["volumes"] = [m.volume() for m in programs.mounts]
+    volumes = []
+    for m in programs.mounts:
+        assert isinstance(m, Mount), "Programs parses a mount given as text"
+        volumes.append(m.volume())
+    for settings in services.values():
+        if volumes:
+            settings["volumes"] = list(volumes)
         if programs.image:
-            host["image"] = programs.image
+            settings["image"] = programs.image
     return services
 
 

@@ -64,6 +64,7 @@ _ANY_RTX = _RTX | _FAST | _SPUR
 _EST = ESTABLISHED
 _OVER = (State.TIME_WAIT, State.CLOSED)
 _NEVER = -(1 << 63)
+_LIVE = "the analyzer's table holds live connections only"
 
 LINGER_NS = 10_000_000_000
 """A connection that has closed (an RST, or both sides in TIME-WAIT or CLOSED) and then heard nothing for
@@ -170,6 +171,13 @@ class _Done:
         self.fin_idx = fin_idx
 
 
+_Flows = tuple[_Flow, _Flow] | tuple[_Done, _Done]
+"""A connection's two directions (by direction, 0: as its first segment went): live analysis state, or what is kept."""
+_Ctx = tuple[str | None, Mapping[str, str], bool, str, bool, bool, bool]
+"""What a compacted connection keeps beside _packed: source, names, keep, role_reason, roles_guessed, whether
+its head is _HEAD_WIDE, and whether its flags are packed a byte a segment."""
+
+
 class Connection:
     """One TCP connection: who is client and server, what each sent, and what the analysis found.
 
@@ -193,68 +201,11 @@ class Connection:
     __slots__ = ("_packed", "_ctx")
     # The rest of a connection's state is in _Full's slots while it is analysed, and packed in _packed
     # (one bytes) once analyze() has compacted it: the properties at the end of the class unpack it.
+    _packed: bytes | None  # None: a live (_Full) connection, with every field in a slot
+    _ctx: _Ctx | None  # with _packed: the fields a compacted connection does not pack (see _compact)
 
     def __new__(cls, *args: object, **kwargs: object) -> Connection:
         return object.__new__(_Full if cls is Connection and args else cls)  # copy and pickle: as it was
-
-
-    def __init__(
-        self, cid: int, t: TcpTuple, names: Mapping[str, str], keep: bool, source: str | None, live: bool = True
-    ) -> None:
-        """From the connection's first segment; live=False leaves the analysis state to the C speedups."""
-        ts, key, seq, ack, flags = t[:5]
-        src, sport, dst, dport = split_key(key)
-        self.id = cid
-        self._packed = self._ctx = None
-        self._names = names
-        self._key = key
-        self.first_frame = t[8] if len(t) > 8 else 0
-        self._first_off = self._last_off = t[9] if len(t) > 9 else 0
-        self._cand = False
-        self.source = source
-        self.packets = 0
-        self.first_ns = ts
-        self.last_ns = ts
-        if flags & (SYN | ACK) == SYN:
-            client_dir, reason, guessed = 0, "the client sent the SYN", False
-        elif flags & SYN:
-            client_dir, reason, guessed = 1, "SYN not captured; the server sent the SYN-ACK", False
-        elif sport != dport:
-            client_dir = 1 if sport < dport else 0
-            reason, guessed = "SYN not captured; the server is guessed as the lower port", True
-        else:
-            client_dir, reason, guessed = 0, "SYN not captured; the client is guessed as the first sender", True
-        self._client_dir = client_dir
-        self.roles_guessed = guessed
-        self.role_reason = reason
-        self.client, self.server = _endpoints(((src, sport), (dst, dport)), client_dir, names)
-        if flags & SYN:
-            cstate, sstate = (CLOSED, LISTEN) if not flags & ACK else (SYN_SENT, LISTEN)
-        else:
-            cstate = sstate = ESTABLISHED
-        self._initial = (cstate, sstate)
-        self._based = False  # both directions' initial sequence numbers known
-        if live:
-            states = [cstate, sstate] if client_dir == 0 else [sstate, cstate]
-            self._flows = (_Flow(states[0]), _Flow(states[1]))
-            self._pairs = ((self._flows[0], self._flows[1]), (self._flows[1], self._flows[0]))
-            if flags & SYN and flags & ACK:  # the client's SYN went by unseen: its SYN-ACK acknowledges it
-                self._flows[client_dir].side.syn_next = ack
-        self._fl = array("H")  # per segment: flags | direction << 9
-        self._marks: dict[int, int] = {}
-        self._keep = keep
-        self._raw: list[TcpTuple] | None = []  # None: the segments are read again from the file when asked for
-        # (segment index, direction, new state); packed as _CHANGE_REC records once the connection is over
-        self._changes: list[tuple[int, int, State]] | bytes = []
-        self._gaps: list[tuple[int, int, int]] = []  # (segment index, direction, ns since previous send)
-        self._rsts: list[int] = []  # direction of each RST
-        self._first_rst_idx = -1
-        self._synack = False
-        self._crossed = False
-        self._mru_syn = 0
-        self._first_rtt = 0
-        self._segments: list[Segment] = []
-        self._settled = False  # both sides ESTABLISHED: only SYN, FIN or RST can move a state
 
     # --- roles and names --------------------------------------------------------------------
 
@@ -262,7 +213,7 @@ class Connection:
         """'client' or 'server' for a direction (0: as the first captured segment went)."""
         return "client" if direction == self._client_dir else "server"
 
-    def _flow(self, role: str) -> _Flow:
+    def _flow(self, role: str) -> _Flow | _Done:
         return self._flows[self._client_dir if role == "client" else self._client_dir ^ 1]
 
     def side(self, who: str) -> str:
@@ -332,7 +283,7 @@ class Connection:
     def retransmissions(self) -> int:
         """Segments that Wireshark's filter tcp.analysis.retransmission matches (fast and spurious too)."""
         if self._packed is not None:  # compacted: straight from the packed counts
-            h = _HEADS[self._ctx[5]].unpack_from(self._packed)
+            h = self._fixed()
             return h[13] + h[14]
         return self._flows[0].rtx + self._flows[1].rtx
 
@@ -340,14 +291,14 @@ class Connection:
     def keepalive_probes(self) -> int:
         """Segments Wireshark marks tcp.analysis.keep_alive, but for those whose seq the peer never acknowledged."""
         if self._packed is not None:
-            h = _HEADS[self._ctx[5]].unpack_from(self._packed)
+            h = self._fixed()
             return h[15] + h[16]
         return self._flows[0].ka + self._flows[1].ka
 
     @property
     def zero_window_probes(self) -> int:
         if self._packed is not None:
-            h = _HEADS[self._ctx[5]].unpack_from(self._packed)
+            h = self._fixed()
             return h[17] + h[18]
         return self._flows[0].zwp + self._flows[1].zwp
 
@@ -521,45 +472,6 @@ class Connection:
 
         return make
 
-    def _finish(self) -> None:
-        """Let go of the live analysis state once the connection is over: keep only what the summaries read."""
-        f0, f1 = self._flows
-        self._flows = tuple(_Done(f.base, f.rtx, f.ka, f.zwp, f.fin_idx) for f in (f0, f1))
-        self._pairs = None
-        self._changes = b"".join(_CHANGE_REC.pack(i, d, _CODE[st]) for i, d, st in self._changes)
-
-    def _load(self, summary: tuple, raw: list[TcpTuple] | None) -> None:
-        """Take the analysis of this connection from the C speedups (see _speedups.c: conn_emit)."""
-        (
-            self.packets,
-            self.last_ns,
-            self.first_frame,
-            self._first_off,
-            self._last_off,
-            flows,
-            fl,
-            marks,
-            changes,
-            gaps,
-            rsts,
-            self._first_rst_idx,
-            synack,
-            crossed,
-            self._first_rtt,
-        ) = summary
-        self._flows = tuple(_Done(f[0], f[1], f[2], f[3], f[4]) for f in flows)
-        self._pairs = None
-        self._fl = array("H")
-        self._fl.frombytes(fl)
-        self._marks = dict(_MARK_REC.iter_unpack(marks))
-        self._changes = changes
-        self._gaps = list(_GAP_REC.iter_unpack(gaps))
-        self._rsts = list(rsts)
-        self._synack = bool(synack)
-        self._crossed = bool(crossed)
-        if raw is not None:
-            self._raw = raw
-
     def changes_at(self, index: int) -> list[tuple[str, str]]:
         """[(role, new state)] caused by the segment at index."""
         return [(self.role_of(d), str(s)) for i, d, s in self._change_list() if i == index]
@@ -644,15 +556,24 @@ class Connection:
 
     def _part(self, k: int) -> bytes:
         """The k-th variable part of _packed: 0 key, 1 flags, 2 marks, 3 changes, 4 gaps, 5 rsts."""
-        packed = self._packed
-        head = _HEADS[self._ctx[5]]
+        packed, ctx = self._packed, self._ctx
+        assert packed is not None and ctx is not None, "only a compacted connection is packed"
+        head = _HEADS[ctx[5]]
         h = head.unpack_from(packed)
-        sizes = (h[22], h[1] if self._ctx[6] else 2 * h[1], *h[23:])
+        sizes = (h[22], h[1] if ctx[6] else 2 * h[1], *h[23:])
         start = head.size + sum(sizes[:k])
         return packed[start : start + sizes[k]]
 
     def _head(self, k: int) -> int:
-        return _HEADS[self._ctx[5]].unpack_from(self._packed)[k]
+        packed, ctx = self._packed, self._ctx
+        assert packed is not None and ctx is not None, "only a compacted connection is packed"
+        return _HEADS[ctx[5]].unpack_from(packed)[k]
+
+    def _fixed(self) -> tuple[int, ...]:
+        """A compacted connection's fixed part, unpacked (see _HEADS)."""
+        packed, ctx = self._packed, self._ctx
+        assert packed is not None and ctx is not None, "only a compacted connection is packed"
+        return _HEADS[ctx[5]].unpack_from(packed)
 
     id = property(lambda self: self._head(0))
     packets = property(lambda self: self._head(1))
@@ -674,7 +595,7 @@ class Connection:
     _key = property(lambda self: self._part(0))
 
     @property
-    def _changes(self) -> bytes:
+    def _changes(self) -> list[tuple[int, int, State]] | bytes:  # bytes here; a live _Full's is a list
         packed = array("H", self._part(3))
         records = array("H", bytes(8 * (len(packed) // 3)))  # as _CHANGE_REC: the padding back
         for k in range(3):
@@ -686,20 +607,20 @@ class Connection:
     _cand = property(lambda self: True)
 
     @property
-    def _flows(self) -> tuple[_Done, _Done]:
-        h = _HEADS[self._ctx[5]].unpack_from(self._packed)
+    def _flows(self) -> _Flows:  # _Done here; a live _Full's are _Flow
+        h = self._fixed()
         return _Done(h[11], h[13], h[15], h[17], h[9]), _Done(h[12], h[14], h[16], h[18], h[10])
 
     @property
     def _initial(self) -> tuple[State, State]:
-        h = _HEADS[self._ctx[5]].unpack_from(self._packed)
+        h = self._fixed()
         return STATE_CODES[h[20]], STATE_CODES[h[21]]
 
     @property
     def _fl(self) -> array:
         fl = array("H")
-        data = self._part(1)
-        if self._ctx[6]:  # a byte a segment: flags, the direction in the top bit
+        data: bytes | bytearray = self._part(1)
+        if self._ctx is not None and self._ctx[6]:  # a byte a segment: flags, the direction in the top bit
             wide = bytearray(2 * len(data))
             wide[_LOW::2] = data.translate(_NO_DIR_BIT)
             wide[_LOW ^ 1 :: 2] = data.translate(_DIR_BYTE)
@@ -738,7 +659,9 @@ class Connection:
         return _endpoints(((src, sport), (dst, dport)), self._client_dir, self._names)
 
 
-def _endpoints(ends: tuple[tuple[str, int], tuple[str, int]], client_dir: int, names: Mapping[str, str]) -> tuple:
+def _endpoints(
+    ends: tuple[tuple[str, int], tuple[str, int]], client_dir: int, names: Mapping[str, str]
+) -> tuple[Endpoint, Endpoint]:
     """(client, server) Endpoints, named from the address map (the roles where both map to one name)."""
     cip, cport = ends[client_dir]
     sip, sport = ends[client_dir ^ 1]
@@ -768,7 +691,9 @@ _DIR_BYTE = bytes(2 if b & 0x80 else 0 for b in range(256))  # a byte a segment 
 class _Full(Connection):
     """A connection with every field at hand: built by Analyzer (or the C speedups' factory) and analysed.
 
-    analyze() keeps a Connection._compact() of it instead, once it is over.
+    Its slots shadow Connection's unpacking properties; the methods here fill them (__init__, and _load
+    from the C speedups) and let go of the live analysis state once it is over (_finish). analyze() keeps
+    a Connection._compact() of it instead, once it is over.
     """
 
     __slots__ = (
@@ -807,6 +732,142 @@ class _Full(Connection):
         "_last_off",
         "_cand",
     )
+    id: int
+    roles_guessed: bool
+    role_reason: str
+    source: str | None
+    packets: int
+    _keep: bool
+    _names: Mapping[str, str]
+    client: Endpoint
+    server: Endpoint
+    first_ns: int
+    last_ns: int
+    _flows: _Flows  # _Done once over (_finish, _load)
+    _client_dir: int
+    _fl: array
+    _marks: dict[int, int]
+    _raw: list[TcpTuple] | None  # None: the segments are read again from the file when asked for
+    _changes: list[tuple[int, int, State]] | bytes  # packed as _CHANGE_REC records once over
+    _initial: tuple[State, State]
+    _gaps: list[tuple[int, int, int]]  # (segment index, direction, ns since previous send)
+    _rsts: list[int]  # direction of each RST
+    _first_rst_idx: int
+    _synack: bool
+    _crossed: bool
+    _mru_syn: int
+    _first_rtt: int
+    _segments: list[Segment]
+    _settled: bool  # both sides ESTABLISHED: only SYN, FIN or RST can move a state
+    _pairs: tuple[tuple[_Flow, _Flow], tuple[_Flow, _Flow]] | None  # by direction: (sender's, receiver's); None: over
+    _based: bool  # both directions' initial sequence numbers known
+    _key: bytes
+    first_frame: int
+    _first_off: int
+    _last_off: int
+    _cand: bool  # closed: waiting out the linger in the analyzer's candidates
+
+    def __init__(
+        self, cid: int, t: TcpTuple, names: Mapping[str, str], keep: bool, source: str | None, live: bool = True
+    ) -> None:
+        """From the connection's first segment; live=False leaves the analysis state to the C speedups."""
+        ts, key, seq, ack, flags = t[:5]
+        src, sport, dst, dport = split_key(key)
+        self.id = cid
+        self._packed = self._ctx = None
+        self._names = names
+        self._key = key
+        self.first_frame = t[8] if len(t) > 8 else 0
+        self._first_off = self._last_off = t[9] if len(t) > 9 else 0
+        self._cand = False
+        self.source = source
+        self.packets = 0
+        self.first_ns = ts
+        self.last_ns = ts
+        if flags & (SYN | ACK) == SYN:
+            client_dir, reason, guessed = 0, "the client sent the SYN", False
+        elif flags & SYN:
+            client_dir, reason, guessed = 1, "SYN not captured; the server sent the SYN-ACK", False
+        elif sport != dport:
+            client_dir = 1 if sport < dport else 0
+            reason, guessed = "SYN not captured; the server is guessed as the lower port", True
+        else:
+            client_dir, reason, guessed = 0, "SYN not captured; the client is guessed as the first sender", True
+        self._client_dir = client_dir
+        self.roles_guessed = guessed
+        self.role_reason = reason
+        self.client, self.server = _endpoints(((src, sport), (dst, dport)), client_dir, names)
+        if flags & SYN:
+            cstate, sstate = (CLOSED, LISTEN) if not flags & ACK else (SYN_SENT, LISTEN)
+        else:
+            cstate = sstate = ESTABLISHED
+        self._initial = (cstate, sstate)
+        self._based = False
+        if live:
+            states = [cstate, sstate] if client_dir == 0 else [sstate, cstate]
+            self._flows = (_Flow(states[0]), _Flow(states[1]))
+            self._pairs = ((self._flows[0], self._flows[1]), (self._flows[1], self._flows[0]))
+            if flags & SYN and flags & ACK:  # the client's SYN went by unseen: its SYN-ACK acknowledges it
+                self._flows[client_dir].side.syn_next = ack
+        self._fl = array("H")  # per segment: flags | direction << 9
+        self._marks = {}
+        self._keep = keep
+        self._raw = []
+        self._changes = []
+        self._gaps = []
+        self._rsts = []
+        self._first_rst_idx = -1
+        self._synack = False
+        self._crossed = False
+        self._mru_syn = 0
+        self._first_rtt = 0
+        self._segments = []
+        self._settled = False
+
+    def _finish(self) -> None:
+        """Let go of the live analysis state once the connection is over: keep only what the summaries read."""
+        f0, f1 = self._flows
+        self._flows = (
+            _Done(f0.base, f0.rtx, f0.ka, f0.zwp, f0.fin_idx),
+            _Done(f1.base, f1.rtx, f1.ka, f1.zwp, f1.fin_idx),
+        )
+        self._pairs = None
+        changes = self._changes
+        assert not isinstance(changes, bytes), "a connection is finished once"
+        self._changes = b"".join(_CHANGE_REC.pack(i, d, _CODE[st]) for i, d, st in changes)
+
+    def _load(self, summary: tuple, raw: list[TcpTuple] | None) -> None:
+        """Take the analysis of this connection from the C speedups (see _speedups.c: conn_emit)."""
+        (
+            self.packets,
+            self.last_ns,
+            self.first_frame,
+            self._first_off,
+            self._last_off,
+            flows,
+            fl,
+            marks,
+            changes,
+            gaps,
+            rsts,
+            self._first_rst_idx,
+            synack,
+            crossed,
+            self._first_rtt,
+        ) = summary
+        c0, c1 = flows
+        self._flows = (_Done(c0[0], c0[1], c0[2], c0[3], c0[4]), _Done(c1[0], c1[1], c1[2], c1[3], c1[4]))
+        self._pairs = None
+        self._fl = array("H")
+        self._fl.frombytes(fl)
+        self._marks = dict(_MARK_REC.iter_unpack(marks))
+        self._changes = changes
+        self._gaps = list(_GAP_REC.iter_unpack(gaps))
+        self._rsts = list(rsts)
+        self._synack = bool(synack)
+        self._crossed = bool(crossed)
+        if raw is not None:
+            self._raw = raw
 
 
 class Analyzer:
@@ -853,16 +914,16 @@ class Analyzer:
         self.connections: list[Connection] = []
         self.stats = stats if stats is not None else ReadStats()
         self.on_done = on_done
-        self._table: dict[bytes, tuple[Connection, int]] = {}
+        self._table: dict[bytes, tuple[_Full, int]] = {}  # live connections only: over ones leave it
         self._next_id = 0
         self._now = _NEVER  # the latest capture time seen
         self._next_sweep = _NEVER
-        self._cands: list[Connection] = []  # closed connections, waiting out the linger
-        self._replaced: list[Connection] = []  # open connections whose 4-tuple a new SYN took over: over at the end
+        self._cands: list[_Full] = []  # closed connections, waiting out the linger
+        self._replaced: list[_Full] = []  # open connections whose 4-tuple a new SYN took over: over at the end
 
-    def _new(self, t: TcpTuple) -> Connection:
+    def _new(self, t: TcpTuple) -> _Full:
         keep = self.keep
-        conn = Connection(self._next_id, t, self.names, False, self.source)
+        conn = _Full(self._next_id, t, self.names, False, self.source)
         self._next_id += 1
         if callable(keep):
             conn._keep = bool(keep(conn))
@@ -945,6 +1006,7 @@ class Analyzer:
                 conn, d = hit
                 if flags & 0x12 == 0x02:  # a SYN with another ISN: a new connection on the same ports
                     flow = conn._flows[d]
+                    assert isinstance(flow, _Flow), _LIVE
                     if flow.base_set and seq != flow.base:
                         conn = new(t)
                         d = 0
@@ -955,7 +1017,9 @@ class Analyzer:
             conn._fl.append(flags | d << 9)
             if conn._keep and conn._raw is not None:
                 conn._raw.append(t)
-            fwd, rev = conn._pairs[d]
+            pairs = conn._pairs
+            assert pairs is not None, _LIVE
+            fwd, rev = pairs[d]
             if not conn._based:
                 if not fwd.base_set:
                     fwd.base = seq if flags & SYN else (seq - 1) & _M
@@ -1060,6 +1124,8 @@ class Analyzer:
                 elif marks & _ZWP:
                     fwd.zwp += 1
             if sfr or not conn._settled:
+                changes = conn._changes
+                assert not isinstance(changes, bytes), _LIVE
                 s_side = fwd.side
                 r_side = rev.side
                 crossed = False
@@ -1078,20 +1144,20 @@ class Analyzer:
                 if crossed and s_side.state is CLOSE_WAIT:
                     # This FIN does not acknowledge the peer's, captured earlier: it left before that
                     # FIN arrived. Replay the simultaneous close: FIN-WAIT-1, then CLOSING.
-                    _undo(conn._changes, d, CLOSE_WAIT)
+                    _undo(changes, d, CLOSE_WAIT)
                     s_side.state = _EST
                     on_send(s_side, flags, seq, seglen)
-                    conn._changes.append((idx, d, FIN_WAIT_1))
+                    changes.append((idx, d, FIN_WAIT_1))
                     s_side.state = CLOSING
-                    conn._changes.append((idx, d, CLOSING))
+                    changes.append((idx, d, CLOSING))
                     new_state = None
                 else:  # only SYN, FIN and RST move the sender
                     new_state = on_send(s_side, flags, seq, seglen) if sfr else None
                 if new_state is not None:
-                    conn._changes.append((idx, d, new_state))
+                    changes.append((idx, d, new_state))
                 new_state = on_receive(r_side, flags, seq, ack)
                 if new_state is not None:
-                    conn._changes.append((idx, d ^ 1, new_state))
+                    changes.append((idx, d ^ 1, new_state))
                 conn._settled = s_side.state is _EST and r_side.state is _EST
                 if not conn._cand and (conn._rsts or (s_side.state in _OVER and r_side.state in _OVER)):
                     conn._cand = True

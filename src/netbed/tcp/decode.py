@@ -9,7 +9,7 @@ loop in C.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from .formats import PcapError, ReadStats
 from .layers import _AF_INET6, _RAW_LINKS, _U16, _ethernet, _find_tcp, _ppp
@@ -30,7 +30,7 @@ _ETH_IP4_TCP = struct.Struct("!12xHBxH2xHxB2x8x4xIIBBH")  # ethertype, IPv4 fiel
 
 
 def _decode(
-    records: Iterator[tuple], stats: ReadStats, close: Callable[[], None], options: bool = True, first_frame: int = 1
+    records: Iterable[tuple], stats: ReadStats, close: Callable[[], None], options: bool = True, first_frame: int = 1
 ) -> Iterator[TcpTuple]:
     """Yield one TcpTuple per TCP segment; count and skip everything else; close the source at the end.
 

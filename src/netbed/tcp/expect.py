@@ -370,7 +370,7 @@ def _fail(conn: Connection, steps: Sequence[Step], best: tuple, at: int, mode: s
         else:
             mark, note = "[  ]", ""
         lines.append(f"  {mark} {i + 1:>2}  {st.text:<{width}}  {note}".rstrip())
-    notes = {}
+    notes: dict[int, str] = {}  # segment index -> the steps it matched
     for i, js in matched.items():
         for j in js:
             notes[j] = (notes[j] + ", " if j in notes else "") + f"step {i + 1}"

@@ -15,7 +15,7 @@ import struct
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, overload
 
 __all__ = ["CHUNK", "MAX_RECORD", "PcapError", "ReadStats", "open_source", "follow_reader"]
 
@@ -136,6 +136,29 @@ def _truncated(src: _Source, what: str, need: int, allow: bool, stats: ReadStats
 
 
 # --- records ------------------------------------------------------------------------------
+
+
+@overload
+def _records(
+    read: Callable[[int], bytes],
+    allow_truncated: bool,
+    stats: ReadStats | None,
+    live: bool = False,
+    base: int = 0,
+    fast: None = None,
+) -> Iterator[tuple]: ...
+
+
+@overload
+def _records(
+    read: Callable[[int], bytes],
+    allow_truncated: bool,
+    stats: ReadStats | None,
+    live: bool = False,
+    base: int = 0,
+    *,
+    fast: Callable,
+) -> Iterator[tuple | None]: ...
 
 
 def _records(

@@ -189,7 +189,9 @@ def _pieces(
     else:
         widest, i = 0, 0
         for batch in _batches(conn):
-            widest = max(widest, draw(batch, i, -1))
+            w = draw(batch, i, -1)
+            assert isinstance(w, int), "a negative width asks for the width"
+            widest = max(widest, w)
             i += len(batch)
         width = max(_MIN_ARROW, widest)
     changes: dict[int, list[tuple[str, str]]] = {}
@@ -217,19 +219,27 @@ def _pieces(
                 while not at <= batch[j][0] / 1e9:
                     j += 1
                 if j > lo:
-                    yield draw(batch[lo:j], i + lo, width), True
+                    yield _lines(draw(batch[lo:j], i + lo, width)), True
                 ts = batch[j][0]
                 for line in between.at(ts / 1e9, (ts - first_ns) / 1e9):
                     yield line, False
                 lo = j
             if lo < n:
-                yield draw(batch[lo:] if lo else batch, i + lo, width), True
+                yield _lines(draw(batch[lo:] if lo else batch, i + lo, width)), True
             i += n
     for line in _summary(conn).split("\n"):
         yield line, False
 
 
-def _drawer(conn: Connection, options: bool, speedups: bool | None) -> Callable[[list[TcpTuple], int, int], object]:
+def _lines(drawn: str | int) -> str:
+    """What a draw with a width (not < 0) gives: the lines."""
+    assert isinstance(drawn, str), "a width >= 0 asks for the lines"
+    return drawn
+
+
+def _drawer(
+    conn: Connection, options: bool, speedups: bool | None
+) -> Callable[[list[TcpTuple], int, int], str | int] | None:
     """The C speedups' ladder_draw bound to the connection, or None: the Python code draws its lines."""
     if speedups is None:
         speedups = speedups_built()
@@ -244,7 +254,7 @@ def _drawer(conn: Connection, options: bool, speedups: bool | None) -> Callable[
     fl, cd, first_ns, base0, base1 = conn._fl, conn._client_dir, conn.first_ns, f0.base, f1.base
     lad = _speedups.ladder_draw
 
-    def draw(batch: list[TcpTuple], start: int, width: int) -> object:
+    def draw(batch: list[TcpTuple], start: int, width: int) -> str | int:
         return lad(batch, start, fl, cd, base0, base1, first_ns, marks, changes, options, width)
 
     return draw
@@ -362,7 +372,7 @@ def render_ladder_svg(conn: Connection, *, title: str | None = None) -> str:
     for idx, who, state in conn.state_changes:
         changes.setdefault(idx, []).append((who, state))
     rows: list[tuple[float, Segment, float]] = []  # y, segment, gap before it
-    y = _TOP + 40
+    y: float = _TOP + 40
     prev = None
     for seg in segs:
         gap = 0.0 if prev is None else seg.time - prev.time

@@ -17,13 +17,13 @@ from __future__ import annotations
 import gc
 import mmap
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from itertools import islice
 from operator import attrgetter
 from typing import BinaryIO
 
-from .connection import _CODE, LINGER_NS, SWEEP_NS, Analyzer, Connection
+from .connection import _CODE, LINGER_NS, SWEEP_NS, Analyzer, Connection, _Full
 from .decode import TcpTuple, _decode
 from .formats import (
     CHUNK,
@@ -44,7 +44,7 @@ from .pcap import reverse_key
 try:
     from . import _speedups
 except ImportError:  # not built: no compiler where netbed was installed, or running from the source tree
-    _speedups = None
+    _speedups = None  # type: ignore[assignment]  # mypy types a module as never None; every use checks first
 
 __all__ = ["analyze", "connections", "reread", "reread_batches", "speedups_built"]
 
@@ -70,7 +70,7 @@ def connections(
     stats: ReadStats | None = None,
     speedups: bool | None = None,
     progress: Callable[[int], object] | None = None,
-) -> Iterator[Connection]:
+) -> Generator[Connection, None, None]:
     """The TCP connections of a capture, each as soon as it is over (closed, then quiet), the rest at the end.
 
     The order is that in which they end; ids number them in order of first
@@ -209,9 +209,9 @@ def _c_pass(
 ) -> Iterator[Connection]:
     done: list[Connection] = []
 
-    def factory(first: tuple) -> tuple[Connection, bool, int, int, int]:
+    def factory(first: tuple) -> tuple[_Full, bool, int, int, int]:
         cid, ts, key, seq, ack, flags, _keylen = first
-        conn = Connection(cid, (ts, key, seq, ack, flags), names, False, path, live=False)
+        conn = _Full(cid, (ts, key, seq, ack, flags), names, False, path, live=False)
         if callable(keep):
             conn._keep = held = bool(keep(conn))
         else:
@@ -221,7 +221,7 @@ def _c_pass(
                 conn._raw = None
         return conn, held, conn._client_dir, _CODE[conn._initial[0]], _CODE[conn._initial[1]]
 
-    def finish(conn: Connection, summary: tuple, raw: list[TcpTuple] | None) -> None:
+    def finish(conn: _Full, summary: tuple, raw: list[TcpTuple] | None) -> None:
         conn._load(summary, raw)
         done.append(conn)
 
@@ -256,7 +256,7 @@ def _c_pass(
 
 
 def _c_pcap(
-    engine: object,
+    engine: _speedups.Analyzer,
     src: _Source,
     done: list[Connection],
     stats: ReadStats,
@@ -312,7 +312,7 @@ def _c_pcap(
 
 
 def _c_pcap_read(
-    engine: object,
+    engine: _speedups.Analyzer,
     src: _Source,
     done: list[Connection],
     stats: ReadStats,
@@ -399,6 +399,7 @@ def reread_batches(conn: Connection) -> Iterator[list[TcpTuple]]:
         f = open(path, "rb", buffering=0)
     except OSError as exc:
         raise PcapError(f"cannot read the segments of connection {conn.id} again from {path}: {exc.strerror}") from None
+    records: Iterable[tuple]  # the records Python decodes: none where C picked the segments
     with f:
         head = f.read(24)
         if head[:4] in _PCAP_MAGIC and first_off >= 40 and speedups_built():

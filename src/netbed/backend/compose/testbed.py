@@ -98,7 +98,7 @@ class Testbed:
             raise TestbedError(f"no compose file at {compose_file}: give the path of a compose file")
         max_frames = recording.max_frames_from_env()
         named = project is not None
-        project = spec.check_project_name(project) if named else f"netbed-{uuid.uuid4().hex[:10]}"
+        project = spec.check_project_name(project) if project is not None else f"netbed-{uuid.uuid4().hex[:10]}"
         run_dir = Path(run_dir or Path.cwd() / "runs" / project).resolve()
         labels = {LABEL_PROJECT: project, LABEL_RUN_DIR: str(run_dir),
                   LABEL_OWNER: owner or owner_id(),
@@ -126,9 +126,9 @@ class Testbed:
     @classmethod
     def _attach_plain_compose(cls, cli: docker.DockerClient, compose_file: Path) -> "Testbed":
         """A project started with plain `docker compose up` of this file (the demo): faults work on it too."""
-        projects = {c.labels.get(COMPOSE_PROJECT) for c in engine.containers(
-            cli, f"com.docker.compose.project.config_files={compose_file}", running_only=True)}
-        projects.discard(None)
+        projects = {c.labels[COMPOSE_PROJECT] for c in engine.containers(
+            cli, f"com.docker.compose.project.config_files={compose_file}", running_only=True)
+            if COMPOSE_PROJECT in c.labels}
         if len(projects) != 1:
             raise TestbedError(f"no testbed is up for {compose_file}: start one with `netbed up` (or `docker compose up`)"
                                if not projects else f"several projects run {compose_file.name}: choose one with -p")
@@ -368,7 +368,7 @@ class Testbed:
     def address(self, host: str) -> tuple[str, str]:
         """The host's IP and MAC on its first network, as the engine has them now."""
         nets = self.container(host).attrs["NetworkSettings"]["Networks"] or {}
-        now = next(iter(nets.values()), {})
+        now: dict[str, str] = next(iter(nets.values()), {})
         return now.get("IPAddress", ""), now.get("MacAddress", "")
 
     def has_netem(self) -> bool:
