@@ -36,7 +36,7 @@ while [ ! -e "$ns" ]; do
   i=$((i+1)); [ $i -gt 200 ] && { echo "netbed-recorder: no namespace $ns on this node" >&2; exit 3; }
   sleep 0.1
 done
-exec nsenter --net="$ns" tcpdump -i br0 -U -n -s 262144 -B 32768 -w -
+exec nsenter --net="$ns" tcpdump -i br0 -U -n -Z root -s 262144 -B 32768 -w -
 """
 
 
@@ -59,7 +59,7 @@ def start(cli: docker.DockerClient, node: str, network: str, network_id: str, ad
     try:
         container = cli.containers.create(
             image, ["sh", "-c", SCRIPT, "recorder", f"/proc/1/root/run/docker/netns/1-{network_id[:10]}"],
-            pid_mode="host", cap_drop=["ALL"], cap_add=["SYS_ADMIN", "SYS_PTRACE", "NET_ADMIN", "NET_RAW"],
+            pid_mode="host", cap_drop=["ALL"], cap_add=["SYS_ADMIN", "SYS_PTRACE", "NET_ADMIN", "NET_RAW", "SETUID", "SETGID"],
             security_opt=["apparmor=unconfined"], network=network,
             networking_config={network: EndpointConfig(cli.api._version, ipv4_address=address)},
             sysctls={"net.ipv6.conf.all.disable_ipv6": "1"}, read_only=True,
