@@ -21,10 +21,11 @@ def netbed(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 
 def test_every_fault_of_netbeds_own_is_registered_with_its_undo():
     found = faults.registered()
-    assert set(found) == {"pause", "unpause", "kill", "shutdown", "crash", "reboot", "partition", "impair", "heal"}
-    assert {name for name, f in found.items() if f.undo} == {"partition", "impair"}
+    assert set(found) == {"pause", "unpause", "kill", "shutdown", "crash", "reboot", "partition", "impair", "heal",
+                          "node_crash", "node_reboot", "node_partition"}
+    assert {name for name, f in found.items() if f.undo} == {"partition", "impair", "node_partition"}
     assert {name: f.undone_by for name, f in found.items() if f.undone_by} == \
-        {"pause": "unpause", "crash": "reboot", "shutdown": "reboot"}
+        {"pause": "unpause", "crash": "reboot", "shutdown": "reboot", "node_crash": "node-reboot"}
     assert [p.name for p in found["impair"].params] == ["host", "delay", "jitter", "loss", "rate", "duplicate",
                                                         "reorder"]
 

@@ -142,6 +142,13 @@ class Backend(Protocol):
     def companion_state(self, host: str, helper_id: str) -> tuple[str, str]: ...
     def remove_companions(self, host: str, role: str) -> None: ...
 
+    # the nodes of a testbed across several engines ({} and "" on one engine: node faults refuse it)
+    def nodes(self) -> dict[str, list[str]]: ...   # node -> its hosts
+    def node_of(self, host: str) -> str: ...
+    def node_netns(self, node: str, argv: list[str]) -> tuple[int, str]: ...
+    def pause_node(self, node: str) -> None: ...
+    def unpause_node(self, node: str) -> None: ...
+
     # recordings besides the testbed's own (`netbed capture start/stop`)
     def record(self, path: Path, max_frames: int) -> Capture: ...
     def stop_recordings(self) -> list[CaptureStats | None]: ...
@@ -152,17 +159,38 @@ class Backend(Protocol):
 
 def up(compose_file: Path | str | None = None, project: str | None = None, run_dir: Path | str | None = None,
        services: dict[str, dict[str, Any]] | None = None, report: Reporter = silent, owner: str | None = None,
-       cancel: threading.Event | None = None, every_host: dict[str, Any] | None = None) -> Backend:
-    """Bring a fresh testbed up from a compose file (netbed's default topology without one); see Testbed.up."""
-    from netbed.backend.compose import Testbed
-    return Testbed.up(compose_file, project=project, run_dir=run_dir, services=services, report=report,
-                      owner=owner, cancel=cancel, every_host=every_host)
+       cancel: threading.Event | None = None, every_host: dict[str, Any] | None = None,
+       cluster: str | None = None, place: dict[str, str] | None = None) -> Backend:
+    """Bring a fresh testbed up from a compose file (netbed's default topology without one): on the engine
+    DOCKER_HOST names, or across the nodes of `cluster` (`netbed cluster up`), each host on the node `place`
+    gives it, the others spread over the nodes in turn."""
+    if cluster is None:
+        if place:
+            raise TestbedError("placing hosts on nodes needs a cluster: give one (`--cluster NAME`)")
+        from netbed.backend.compose import Testbed
+        return Testbed.up(compose_file, project=project, run_dir=run_dir, services=services, report=report,
+                          owner=owner, cancel=cancel, every_host=every_host)
+    from netbed.backend.swarm import cluster as clusters
+    from netbed.backend.swarm.testbed import SwarmTestbed
+    nodes = {node.name: node.endpoint for node in clusters.attach(cluster, swarm=False).nodes}
+    return SwarmTestbed.up_across(nodes, compose_file, project=project, run_dir=run_dir, services=services,
+                                  place=place, report=report, owner=owner, cancel=cancel, cluster=cluster,
+                                  every_host=every_host)
 
 
 def attach(project: str | None = None, compose_file: Path | str | None = None) -> Backend:
-    """The testbed an earlier `up` made, by project name or compose file."""
+    """The testbed an earlier `up` made, by project name or compose file (on one engine, or on a cluster)."""
     from netbed.backend.compose import Testbed
-    return Testbed.attach(project, compose_file)
+    try:
+        return Testbed.attach(project, compose_file)
+    except TestbedError:
+        if project is None:
+            raise
+        from netbed.backend.swarm import cluster as clusters
+        if not clusters.clusters():
+            raise
+        from netbed.backend.swarm.testbed import SwarmTestbed
+        return SwarmTestbed.attach_across(project)
 
 
 def leftovers(older_than_s: float | None = None, owner: str | None = None, kept: bool = False) -> list[Leftover]:

@@ -10,6 +10,7 @@ are made from the registry. netbed's own, one module per kind:
     hosts.py      crash, reboot
     partition.py  partition
     impair.py     impair (netem, or iptables statistic + tbf + the NFQUEUE shaper)
+    nodes.py      node_crash, node_reboot, node_partition: a whole node of a testbed across a cluster
     heal.py       heal: every registered undo, on one host or all
     base.py       the error, the waits, commands in a host's network namespace
 """
@@ -17,6 +18,7 @@ are made from the registry. netbed's own, one module per kind:
 from netbed.faults.base import FaultError, parse_chains, parse_links, parse_root_qdisc
 from netbed.faults.hosts import crash, reboot
 from netbed.faults.impair import DELAY_MAX_MS, NETEM, PORTABLE, RATE_KBIT, Impairment, Mechanism, impair
+from netbed.faults.nodes import node_crash, node_partition, node_reboot
 from netbed.faults.partition import PARTITION_CHAIN, partition
 from netbed.faults.processes import GRACE_MAX_S, check_pid, kill, pause, shutdown, signal_name, unpause
 from netbed.faults.heal import heal  # last: it heals with every undo registered before it is called
@@ -24,5 +26,5 @@ from netbed.faults.registry import HOST, Bound, Fault, Param, apply, fault, get,
 
 __all__ = ["DELAY_MAX_MS", "GRACE_MAX_S", "HOST", "NETEM", "PARTITION_CHAIN", "PORTABLE", "RATE_KBIT", "Bound",
            "Fault", "FaultError", "Impairment", "Mechanism", "Param", "apply", "check_pid", "crash", "fault", "get",
-           "heal", "impair", "kill", "parse_chains", "parse_links", "parse_root_qdisc", "partition", "pause",
+           "heal", "impair", "kill", "node_crash", "node_partition", "node_reboot", "parse_chains", "parse_links", "parse_root_qdisc", "partition", "pause",
            "reboot", "registered", "shutdown", "signal_name", "unpause"]

@@ -414,6 +414,25 @@ class Testbed:
     def stop_recordings(self) -> list[CaptureStats | None]:
         return capture_mod.stop_extra(engine.client(), self.project)
 
+    # --- nodes: one engine has none; a testbed across a cluster's engines does (SwarmTestbed) -----------
+
+    def nodes(self) -> dict[str, list[str]]:
+        return {}
+
+    def node_of(self, host: str) -> str:
+        self.host(host)
+        return ""
+
+    def node_netns(self, node: str, argv: list[str]) -> tuple[int, str]:
+        raise TestbedError(f"{self.project} runs on one engine: a node fault needs a testbed across a cluster "
+                           "(`netbed up --cluster NAME`)")
+
+    def pause_node(self, node: str) -> None:
+        self.node_netns(node, [])
+
+    def unpause_node(self, node: str) -> None:
+        self.node_netns(node, [])
+
     def _act(self, host: str, act: Callable[[Any], None]) -> None:
         container = self.container(host)
         try:

@@ -33,13 +33,13 @@ from netbed import spec
 from netbed.backend import TestbedError
 from netbed.backend import guard
 from netbed.backend.compose import engine
-from netbed.backend.compose.testbed import (DOWN_FILE, STATE_FILE, Testbed, _go_on, _host_services, _last_line,
-                                            free_prefixes)
+from netbed.backend.compose.testbed import (DOWN_FILE, STATE_FILE, Testbed, _for_every_host, _go_on, _host_services,
+                                            _last_line, free_prefixes)
 from netbed.backend.swarm import recorder
 from netbed.capture import CaptureStats
 from netbed.errors import NetbedError
 from netbed.folders import missing_top, remove_made
-from netbed.labels import OWNER, PROJECT, RUN_DIR, STARTED, owner_id
+from netbed.labels import FAULT_HELPER, OWNER, PROJECT, ROLE, RUN_DIR, STARTED, owner_id
 from netbed.progress import Reporter, silent, step
 
 NODE_LABEL = recorder.NODE
@@ -63,17 +63,20 @@ def spread(hosts: list[str], nodes: list[str], placed: dict[str, str] | None = N
 @dataclass
 class SwarmTestbed(Testbed):
     __test__ = False
-    nodes: dict[str, str] = field(default_factory=dict)       # node name -> its engine's endpoint (DOCKER_HOST)
+    endpoints: dict[str, str] = field(default_factory=dict)   # node name -> its engine's endpoint (DOCKER_HOST)
+    cluster: str = ""                                          # the `netbed cluster` it runs on, if one
     placement: dict[str, str] = field(default_factory=dict)   # host -> node
     overlays: dict[str, str] = field(default_factory=dict)    # the file's network -> the overlay's name
     recorders: dict[str, recorder.Recorder] = field(default_factory=dict, repr=False)
     _clients: dict[str, docker.DockerClient] = field(default_factory=dict, repr=False)
+    _outer_ns: str = field(default="", repr=False)
 
     @classmethod
     def up_across(cls, nodes: dict[str, str], compose_file: Path | str | None = None, project: str | None = None,
                   run_dir: Path | str | None = None, services: dict[str, dict[str, Any]] | None = None,
                   place: dict[str, str] | None = None, report: Reporter = silent, owner: str | None = None,
-                  cancel: threading.Event | None = None) -> "SwarmTestbed":
+                  cancel: threading.Event | None = None, cluster: str = "",
+                  every_host: dict[str, Any] | None = None) -> "SwarmTestbed":
         """Bring a testbed up across `nodes` (the first a manager of the Swarm); on failure remove what was made."""
         if not nodes:
             raise TestbedError("a testbed across a Swarm needs its nodes: `netbed cluster up 3` makes some")
@@ -86,11 +89,11 @@ class SwarmTestbed(Testbed):
                   STARTED: datetime.now(timezone.utc).isoformat(timespec="seconds")}
         made = missing_top(run_dir)
         bed = cls(project=project, compose_file=compose_file, run_dir=run_dir, env={}, bridge="", labels=labels,
-                  nodes=dict(nodes))
+                  endpoints=dict(nodes), cluster=cluster)
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
             with step(report, f"testbed {project} up across {len(nodes)} nodes") as s:
-                bed._create_across(services or {}, place or {}, s, cancel or threading.Event())
+                bed._create_across(services or {}, every_host or {}, place or {}, s, cancel or threading.Event())
         except BaseException:
             bed.down()
             if made is not None:
@@ -98,23 +101,24 @@ class SwarmTestbed(Testbed):
             raise
         return bed
 
-    def _create_across(self, services: dict[str, dict[str, Any]], place: dict[str, str], s,
-                       cancel: threading.Event) -> None:
-        for node in self.nodes:
+    def _create_across(self, services: dict[str, dict[str, Any]], every_host: dict[str, Any], place: dict[str, str],
+                       s, cancel: threading.Event) -> None:
+        for node in self.endpoints:
             if not engine.has_image(self._node_engine(node), engine.IMAGE):
                 raise engine.EngineError(f"image {engine.IMAGE} is missing on node {node}: load it there "
                                          "(`netbed cluster up` does)")
         model = self._config()
         hosts = _host_services(model)
+        services = _for_every_host(services, every_host, hosts)
         external = {name for name, net in (model.get("networks") or {}).items() if (net or {}).get("external")}
         guard.check_services(model["services"], hosts, external)
         guard.check_services(services, hosts, external)
-        self.placement = spread(hosts, list(self.nodes), place)
-        manager = self._node_engine(next(iter(self.nodes)))
+        self.placement = spread(hosts, list(self.endpoints), place)
+        manager = self._node_engine(next(iter(self.endpoints)))
         networks = spec.created_networks(model)
         prefixes = free_prefixes(manager, networks)
         self.env["NETBED_NET"] = next(iter(prefixes.values()), "10.98.0")
-        reserved = spec.LAST_HOST - len(self.nodes)  # the top octets are the recorders'
+        reserved = spec.LAST_HOST - len(self.endpoints)  # the top octets are the recorders'
         ids = {}
         for net in networks:
             name = f"{self.project}_{net}"
@@ -134,16 +138,18 @@ class SwarmTestbed(Testbed):
             override["services"][name].setdefault("labels", {})[NODE_LABEL] = self.placement[name]
         (self.run_dir / "netbed.override.json").write_text(json.dumps(override, indent=2))
         first = networks[0] if networks else None
-        for index, node in enumerate(self.nodes):  # a recorder on every node before any host starts
+        for stale in ("capture.pcap", "capture.pcapng"):  # a folder used before: its capture is not this one
+            (self.run_dir / stale).unlink(missing_ok=True)
+        for index, node in enumerate(self.endpoints):  # a recorder on every node before any host starts
             _go_on(cancel)
             if first is None:
                 break
             self.recorders[node] = recorder.start(
-                self._node_engine(node), node, self.overlays[first], ids[first],
+                self._node_engine(node), self.endpoints[node], node, self.overlays[first], ids[first],
                 f"{prefixes[first]}.{spec.LAST_HOST - index}", self.run_dir / f"capture-{node}.pcap",
                 self.labels, engine.IMAGE)
         s.info(f"recording on {len(self.recorders)} nodes")
-        for node in self.nodes:
+        for node in self.endpoints:
             mine = [h for h in hosts if self.placement[h] == node]
             if not mine:
                 continue
@@ -158,8 +164,34 @@ class SwarmTestbed(Testbed):
             self.isolate(name)
         (self.run_dir / STATE_FILE).write_text(json.dumps({
             "project": self.project, "compose_file": str(self.compose_file), "run_dir": str(self.run_dir),
-            "env": self.env, "bridge": self.bridge, "labels": self.labels, "nodes": self.nodes,
-            "placement": self.placement, "overlays": self.overlays}, indent=2))
+            "env": self.env, "bridge": self.bridge, "labels": self.labels, "endpoints": self.endpoints, "cluster": self.cluster,
+            "placement": self.placement, "overlays": self.overlays,
+            "recorders": {node: {"container_id": r.container_id, "path": str(r.path), "follower": r.follower}
+                          for node, r in self.recorders.items()}}, indent=2))
+
+    @classmethod
+    def attach_across(cls, project: str) -> "SwarmTestbed":
+        """The testbed `project` on one of this machine's clusters, made by an earlier `up` (another process)."""
+        from netbed.backend.swarm import cluster as clusters
+        for name in clusters.clusters():
+            for node in clusters.attach(name, swarm=False).nodes:
+                try:
+                    rows = engine.containers(node.client(timeout=10), f"{PROJECT}={project}", RUN_DIR)
+                except (docker.errors.DockerException, OSError):
+                    continue  # a node that does not answer (crashed): another holds its labels too
+                if rows:
+                    return cls.from_state(json.loads((Path(rows[0].labels[RUN_DIR]) / STATE_FILE).read_text()))
+        raise TestbedError(f"no testbed {project!r} is up here or on a cluster")
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "SwarmTestbed":
+        bed = cls(project=state["project"], compose_file=Path(state["compose_file"]), run_dir=Path(state["run_dir"]),
+                  env=state["env"], bridge=state["bridge"], labels=state["labels"], endpoints=state["endpoints"],
+                  cluster=state.get("cluster", ""), placement=state["placement"], overlays=state["overlays"],
+                  recorders={node: recorder.Recorder(node, r["container_id"], Path(r["path"]), r["follower"])
+                             for node, r in state.get("recorders", {}).items()})
+        bed.hosts = bed._discover_across(list(bed.placement))
+        return bed
 
     def down(self) -> None:
         """Stop the hosts (their last FINs recorded), then the recorders; remove it all; merge. Never raises."""
@@ -168,7 +200,7 @@ class SwarmTestbed(Testbed):
                 (self.run_dir / DOWN_FILE).write_text(json.dumps({"project": self.project, "by": owner_id()}))
             except OSError:
                 pass
-        for node in self.nodes:
+        for node in self.endpoints:
             if any(n == node for n in self.placement.values()):
                 try:
                     self._compose_on(node, ["stop", "--timeout", "2"], check=False)
@@ -180,7 +212,7 @@ class SwarmTestbed(Testbed):
                 stats.append(recorder.stop(self._node_engine(node), rec))
             except NetbedError as exc:
                 self.capture_error = self.capture_error or str(exc)
-        for node in self.nodes:
+        for node in self.endpoints:
             try:
                 self._compose_on(node, ["down", "--volumes", "--remove-orphans", "--timeout", "0"], check=False)
                 cli = self._node_engine(node)
@@ -189,7 +221,7 @@ class SwarmTestbed(Testbed):
             except NetbedError:
                 continue
         for name in self.overlays.values():
-            for node in self.nodes:
+            for node in self.endpoints:
                 try:
                     self._node_engine(node).api.remove_network(name)
                     break
@@ -231,29 +263,80 @@ class SwarmTestbed(Testbed):
     def stop_recordings(self) -> list[CaptureStats | None]:
         return []
 
+    # --- nodes ------------------------------------------------------------------------------------
+
+    def nodes(self) -> dict[str, list[str]]:
+        return {node: sorted(h for h, n in self.placement.items() if n == node) for node in self.endpoints}
+
     def node_of(self, host: str) -> str:
         self.host(host)
         return self.placement[host]
+
+    def node_netns(self, node: str, argv: list[str]) -> tuple[int, str]:
+        """A network command in the node's own namespace (where its VXLAN traffic comes and goes), from a
+        helper beside the node on the machine's engine; refused if that namespace is the machine's."""
+        container = self._node_container(node)
+        outer = engine.client()
+        if not self._outer_ns:
+            self._outer_ns = outer.containers.run(
+                engine.IMAGE, ["readlink", "/proc/self/ns/net"], network_mode="host", cap_drop=["ALL"],
+                remove=True, labels={**self.labels, ROLE: FAULT_HELPER}).decode().strip()
+        try:
+            output = outer.containers.run(
+                engine.IMAGE, guard.in_own_namespace(argv, self._outer_ns), network_mode=f"container:{container}",
+                cap_drop=["ALL"], cap_add=["NET_ADMIN", "NET_RAW"], remove=True, stderr=True,
+                labels={**self.labels, ROLE: FAULT_HELPER})
+            return 0, output.decode(errors="replace")
+        except docker.errors.ContainerError as exc:
+            if exc.exit_status == guard.REFUSED_STATUS:
+                raise guard.RefusedError(f"netbed will not change the network of node {node}: its namespace is "
+                                         "the machine's own") from None
+            return exc.exit_status, (exc.stderr or b"").decode(errors="replace")
+        except docker.errors.APIError as exc:
+            raise TestbedError(f"node {node}: {exc.explanation or exc}") from None
+
+    def pause_node(self, node: str) -> None:
+        """Freeze the node's engine (its container on the machine); its hosts are frozen through it first."""
+        self._outer_container(node).pause()
+
+    def unpause_node(self, node: str) -> None:
+        self._outer_container(node).unpause()
+
+    def _outer_container(self, node: str):
+        try:
+            return engine.client().containers.get(self._node_container(node))
+        except docker.errors.APIError as exc:
+            raise TestbedError(f"node {node}: {exc.explanation or exc}") from None
+
+    def _node_container(self, node: str) -> str:
+        """The node's container on the machine's engine: node faults act only on nodes netbed made."""
+        if node not in self.endpoints:
+            raise TestbedError(f"no node {node!r} in {self.project}: its nodes are {', '.join(self.endpoints)}")
+        if not self.cluster:
+            raise TestbedError(f"node {node} is an engine of yours, not a node netbed made: node faults act only "
+                               "on the nodes of a `netbed cluster` (netbed never changes a machine's own network)")
+        from netbed.backend.swarm import cluster
+        return cluster.attach(self.cluster, swarm=False).node(node).container
 
     # --- where the hosts run ---------------------------------------------------------------
 
     def _node_engine(self, node: str) -> docker.DockerClient:
         if node not in self._clients:
             try:
-                cli = docker.DockerClient(base_url=self.nodes[node], timeout=120)
+                cli = docker.DockerClient(base_url=self.endpoints[node], timeout=120)
                 cli.ping()
             except docker.errors.DockerException as exc:
-                raise engine.EngineError(f"the engine of node {node} ({self.nodes[node]}) does not answer: "
+                raise engine.EngineError(f"the engine of node {node} ({self.endpoints[node]}) does not answer: "
                                          f"{str(exc).splitlines()[0][:200]}") from None
             self._clients[node] = cli
         return self._clients[node]
 
     def _engine(self, host: str | None = None) -> docker.DockerClient:
         node = self.placement.get(host) if host else None
-        return self._node_engine(node or next(iter(self.nodes)))
+        return self._node_engine(node or next(iter(self.endpoints)))
 
     def _docker_command(self, host: str) -> list[str]:
-        return ["docker", "-H", self.nodes[self.placement[host]]]
+        return ["docker", "-H", self.endpoints[self.placement[host]]]
 
     def _beside_from_machine(self) -> bool:
         return False  # a node may be another machine: netbed's tools run in the host, or beside it on its node
@@ -262,12 +345,12 @@ class SwarmTestbed(Testbed):
         override = self.run_dir / "netbed.override.json"
         return engine.compose(args, project=self.project,
                               files=[self.compose_file] + ([override] if override.is_file() else []),
-                              env={**self.env, "DOCKER_HOST": self.nodes[node]}, cwd=self.compose_file.parent,
+                              env={**self.env, "DOCKER_HOST": self.endpoints[node]}, cwd=self.compose_file.parent,
                               check=check)
 
     def _discover_across(self, names: list[str]) -> dict[str, Any]:
         hosts = {}
-        for node in self.nodes:
+        for node in self.endpoints:
             found = self._discover_hosts(self._node_engine(node), names)
             hosts.update({name: host for name, host in found.items() if self.placement.get(name) == node})
         missing = sorted(set(names) - set(hosts))
