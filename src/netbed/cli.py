@@ -119,6 +119,21 @@ def _project_name(name: str) -> str:
     return check_project_name(name)
 
 
+def _cluster_name(name: str) -> str:
+    return backend.check_cluster_name(name)
+
+
+def _placement(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    """HOST=NODE, repeatable."""
+    placed: dict[str, str] = {}
+    for text in values:
+        host, sep, node = text.partition("=")
+        if not sep or not host.strip() or not node.strip():
+            raise click.BadParameter(f"{text!r}: write it as HOST=NODE, e.g. server=node2", ctx=ctx, param=param)
+        placed[host.strip()] = node.strip()
+    return placed
+
+
 def _new_folder(path: str) -> Path:
     from netbed.folders import check_new_folder
 
@@ -200,15 +215,24 @@ def _settings(sysctls: list[tuple[str, str, str]], envs: list[tuple[str, str, st
               help="A sysctl for every host, or for HOST (repeatable), e.g. client:net.ipv4.tcp_retries2=5.")
 @click.option("--env", "envs", multiple=True, callback=_host_setting, metavar="[HOST:]KEY=VALUE",
               help="An environment variable for every host, or for HOST (repeatable).")
-def up(compose_file: str | None, project: str | None, run_dir: str | None, sysctls: list, envs: list) -> None:
+@click.option("--cluster", callback=_checked(_cluster_name),
+              help="Spread the hosts over this cluster's nodes (`netbed cluster up N`).")
+@click.option("--place", "places", multiple=True, callback=_placement, metavar="HOST=NODE",
+              help="Run HOST on NODE of the cluster (repeatable); the other hosts go to the nodes in turn.")
+def up(compose_file: str | None, project: str | None, run_dir: str | None, sysctls: list, envs: list,
+       cluster: str | None, places: dict[str, str]) -> None:
     """Bring up a testbed (capture first, then the hosts) and leave it running."""
     import socket
 
+    if places and not cluster:
+        raise click.UsageError("--place needs --cluster: hosts are placed on a cluster's nodes")
     services, every = _settings(sysctls, envs)
     bed = backend.up(_compose_file(compose_file), project=project, run_dir=run_dir, report=render_progress,
-                     owner=f"{socket.gethostname()}:cli", services=services, every_host=every)
+                     owner=f"{socket.gethostname()}:cli", services=services, every_host=every, cluster=cluster,
+                     place=places or None)
     for host in bed.hosts.values():
-        out.print(f"{host.name:10} {host.ip:15} {host.mac}")
+        node = bed.node_of(host.name)
+        out.print(f"{host.name:10} {host.ip:15} {host.mac}{f'  on {node}' if node else ''}")
     out.print(f"capture: {bed.pcap}")
     out.print(f"tear down: netbed down -p {bed.project}")
 
@@ -232,13 +256,14 @@ def down(project: str | None, compose_file: str | None) -> None:
 def status(project: str | None, compose_file: str | None, as_json: bool) -> None:
     """The testbed's hosts: state, address, MAC."""
     bed = _testbed(project, compose_file)
-    rows = [{"host": h.name, "status": bed.status(h.name), "ip": h.ip, "mac": h.mac} for h in bed.hosts.values()]
+    rows = [{"host": h.name, "status": bed.status(h.name), "ip": h.ip, "mac": h.mac, "node": bed.node_of(h.name)}
+            for h in bed.hosts.values()]
     if as_json:
         _print_json({"project": bed.project, "bridge": bed.bridge, "capture": str(bed.pcap), "hosts": rows})
         return
     out.print(f"{bed.project}  bridge {bed.bridge}  capture {bed.pcap}")
     for r in rows:
-        out.print(f"  {r['host']:10} {r['status']:8} {r['ip']:15} {r['mac']}")
+        out.print(f"  {r['host']:10} {r['status']:8} {r['ip']:15} {r['mac']}{'  on ' + r['node'] if r['node'] else ''}")
 
 
 @cli.command(name="exec", context_settings={"ignore_unknown_options": True})
@@ -579,9 +604,11 @@ def list_(as_json: bool) -> None:
 @click.option("--html", "html_report", is_flag=True, help="Also write DIR/report.html.")
 @click.option("--junit", type=click.Path(dir_okay=False), callback=_checked(_output_file),
               help="Also write JUnit XML to this file.")
+@click.option("--cluster", callback=_checked(_cluster_name),
+              help="Run each testbed across this cluster's nodes (`netbed cluster up N`): server and client apart.")
 def run_(names: tuple[str, ...], run_all: bool, out_path: str | None, jobs: int, keep: bool, server_cmd: str | None,
          client_cmd: str | None, mounts: tuple[str, ...], image: str | None, port: int, html_report: bool,
-         junit: str | None) -> None:
+         junit: str | None, cluster: str | None) -> None:
     """Run scenarios, each on its own testbed.
 
     Each gets a verdict: passed, failed, or not judged (the programs could not
@@ -605,7 +632,7 @@ def run_(names: tuple[str, ...], run_all: bool, out_path: str | None, jobs: int,
     with run_folder(out_path) as out_dir, _interrupts_call_off() as interrupt:
         err.print(f"running {len(chosen)} scenario(s), {jobs} at a time; results in {out_dir}")
         results = runner.run_many(chosen, out_dir, jobs=jobs, programs=programs, keep=keep, report=render_progress,
-                                  cancel=interrupt.called_off)
+                                  cancel=interrupt.called_off, cluster=cluster)
     out.print("")
     for r in results:
         verdict = ("[yellow]STOP[/]" if r.interrupted else "[green]PASS[/]" if r.passed

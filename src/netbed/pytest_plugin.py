@@ -49,11 +49,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="leave the testbed of a failed test up, and say how to get in and tear it down")
     group.addoption("--netbed-artifacts", metavar="DIR", default=None,
                     help="keep each test's run folder (capture, logs) under DIR (default: pytest's tmp_path)")
+    group.addoption("--netbed-cluster", metavar="NAME", default=None,
+                    help="bring every testbed up across the nodes of this cluster (`netbed cluster up N`)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "netbed(compose=None, hosts=None, sysctls=None, services=None): "
-                                       "the testbed of this test")
+    config.addinivalue_line("markers", "netbed(compose=None, hosts=None, sysctls=None, services=None, place=None): "
+                                       "the testbed of this test (place: host -> node, with --netbed-cluster)")
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and threading.current_thread() is threading.main_thread():
         config.stash[_SIGTERM_BEFORE] = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
 
@@ -79,6 +81,7 @@ class Marked:
     services: dict[str, dict[str, Any]]   # per host
     every_host: dict[str, Any]            # for every host of the file, whatever its name
     hosts: list[str]                      # hosts the test needs
+    place: dict[str, str]                 # host -> node, on a cluster
 
 
 def _marked(marker: pytest.Mark | None, test_file: Path) -> Marked:
@@ -93,7 +96,8 @@ def _marked(marker: pytest.Mark | None, test_file: Path) -> Marked:
     elif sysctls:
         every["sysctls"] = {k: str(v) for k, v in sysctls.items()}
     compose = kwargs.get("compose")
-    return Marked(test_file.parent / compose if compose else None, services, every, list(kwargs.get("hosts") or []))
+    return Marked(test_file.parent / compose if compose else None, services, every, list(kwargs.get("hosts") or []),
+                  dict(kwargs.get("place") or {}))
 
 
 @pytest.fixture
@@ -109,7 +113,8 @@ def testbed(request: pytest.FixtureRequest, tmp_path: Path):
     try:
         # a testbed that may be kept outlives this process: `netbed clean` must not take it for a leftover
         bed = backend.up(compose, run_dir=run_dir, services=services, every_host=marked.every_host,
-                         owner=kept_owner() if keep else None)
+                         owner=kept_owner() if keep else None, cluster=request.config.getoption("--netbed-cluster"),
+                         place=marked.place or None)
     except EngineError as exc:  # the engine, Compose, an image or a permission: its message names which
         if os.environ.get("CI") == "true":
             pytest.fail(f"netbed needs a working Docker Engine under CI=true: {exc}", pytrace=False)

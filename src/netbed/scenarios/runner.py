@@ -106,12 +106,13 @@ def services_for(scenario: Scenario, programs: Programs) -> dict[str, dict[str, 
 
 
 def run(scenario: Scenario, out_root: Path, programs: Programs = Programs(), keep: bool = False,
-        report: Reporter = silent, cancel: threading.Event | None = None) -> Result | None:
+        report: Reporter = silent, cancel: threading.Event | None = None, cluster: str | None = None) -> Result | None:
     """Run one scenario on a fresh testbed and write its folder; the Result says whether every check passed.
 
     Once `cancel` is set the scenario stops at its next step or wait, its
     testbed is torn down (also with `keep`) and the Result says it was
-    interrupted; None if it was called off before its testbed was up.
+    interrupted; None if it was called off before its testbed was up. With `cluster`, the testbed spans
+    that cluster's nodes: the server and the client on different nodes.
     """
     cancel = cancel or threading.Event()
     if cancel.is_set():
@@ -129,7 +130,7 @@ def run(scenario: Scenario, out_root: Path, programs: Programs = Programs(), kee
         return _not_run(scenario, out_dir, settings, refused, report)
     try:
         bed = backend.up(run_dir=out_dir, services=services_for(scenario, programs),
-                         owner=kept_owner() if keep else None, cancel=cancel)
+                         owner=kept_owner() if keep else None, cancel=cancel, cluster=cluster)
     except NetbedError:
         if not cancel.is_set():
             raise
@@ -199,7 +200,8 @@ def _not_run(scenario: Scenario, out_dir: Path, settings: dict[str, Any], reason
 
 
 def run_many(scenarios: list[Scenario], out_root: Path, jobs: int = 1, programs: Programs = Programs(),
-             keep: bool = False, report: Reporter = silent, cancel: threading.Event | None = None) -> list[Result]:
+             keep: bool = False, report: Reporter = silent, cancel: threading.Event | None = None,
+             cluster: str | None = None) -> list[Result]:
     """Run scenarios, `jobs` at a time, each on its own testbed; results in the order given.
 
     Once `cancel` is set no further scenario starts and the running ones stop
@@ -209,7 +211,7 @@ def run_many(scenarios: list[Scenario], out_root: Path, jobs: int = 1, programs:
     cancel = cancel or threading.Event()
     out_root.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(run, s, out_root, programs, keep, report, cancel) for s in scenarios]
+        futures = [pool.submit(run, s, out_root, programs, keep, report, cancel, cluster) for s in scenarios]
         try:
             return [r for r in (f.result() for f in futures) if r is not None]
         except BaseException:
