@@ -16,7 +16,9 @@ class: what differs is only where the hosts run and how the capture is made.
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -137,6 +139,7 @@ class SwarmTestbed(Testbed):
         for name in hosts:
             override["services"][name].setdefault("labels", {})[NODE_LABEL] = self.placement[name]
         (self.run_dir / "netbed.override.json").write_text(json.dumps(override, indent=2))
+        self._ship_mounts(hosts)
         first = networks[0] if networks else None
         for stale in ("capture.pcap", "capture.pcapng"):  # a folder used before: its capture is not this one
             (self.run_dir / stale).unlink(missing_ok=True)
@@ -192,6 +195,26 @@ class SwarmTestbed(Testbed):
                              for node, r in state.get("recorders", {}).items()})
         bed.hosts = bed._discover_across(list(bed.placement))
         return bed
+
+    def _ship_mounts(self, hosts: list[str]) -> None:
+        """Copy what the hosts bind-mount from this machine (the user's programs) to the same paths on their
+        nodes: on a `netbed cluster` a node is a container of this machine's engine; on machines of the
+        user's own, those paths must be there already."""
+        if not self.cluster:
+            return
+        from netbed.backend.swarm import cluster as clusters
+        made = clusters.attach(self.cluster, swarm=False)
+        model = self._config(with_override=True)
+        outer = engine.client()
+        for host in hosts:
+            for volume in model["services"][host].get("volumes") or []:
+                source = Path(volume.get("source", "")) if volume.get("type") == "bind" else None
+                if source is None or not source.is_absolute() or not source.exists():
+                    continue
+                packed = io.BytesIO()
+                with tarfile.open(fileobj=packed, mode="w") as tar:
+                    tar.add(source, arcname=str(source).lstrip("/"))
+                outer.api.put_archive(made.node(self.placement[host]).container, "/", packed.getvalue())
 
     def down(self) -> None:
         """Stop the hosts (their last FINs recorded), then the recorders; remove it all; merge. Never raises."""
