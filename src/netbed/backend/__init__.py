@@ -6,7 +6,8 @@ the raw verbs on them (freeze, signal, stop, start), commands in them or
 beside them in their namespaces, helpers sharing a host's network, and its
 recordings. They never import an engine's client library. Here live the
 interface, the small values it hands out, and the entry points the front ends
-call (`up`, `attach`, `leftovers`, `clean`, `diagnose`, `fix`).
+call (`up`, `attach`, `leftovers`, `clean`, `diagnose`, `fix`; for clusters of
+engines `cluster_up`, `cluster_down`, `cluster_status`, `cluster_diagnose`).
 
 One package per backend beside this module, as Kathara's managers are:
 `compose` (a Compose project on one Docker Engine) is the first; a Swarm of
