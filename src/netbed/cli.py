@@ -191,6 +191,14 @@ def cluster_down(name: str) -> None:
     out.print(f"cluster {name} is down" if removed else f"no cluster named {name}: nothing to remove")
 
 
+@cluster.command(name="load-image")
+@cluster_name_option
+def cluster_load_image(name: str) -> None:
+    """Rebuild netbed's host image if netbed changed, and load it into every node that lacks it."""
+    backend.cluster_load_image(name, report=render_progress)
+    _print_cluster(backend.cluster_status(name))
+
+
 @cluster.command(name="status")
 @cluster_name_option
 @json_option

@@ -37,6 +37,7 @@ def netbed(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
     (["cluster", "up", "3"], 1, "no Docker Engine answers"),
     (["cluster", "down"], 1, "no Docker Engine answers"),
     (["cluster", "status"], 1, "no Docker Engine answers"),
+    (["cluster", "load-image", "--name", "x_"], 2, "cluster name 'x_' is not valid"),
 ])
 def test_bad_input_gets_one_line(args, status, message, tmp_path):
     done = netbed(*args, env=NO_ENGINE)

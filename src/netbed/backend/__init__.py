@@ -232,6 +232,12 @@ def cluster_down(name: str, report: Reporter = silent) -> list[str]:
     return cluster.down(name, report=report)
 
 
+def cluster_load_image(name: str, report: Reporter = silent) -> None:
+    """Rebuild netbed's host image if stale, and load it into every node of the cluster that lacks it."""
+    from netbed.backend.swarm import cluster
+    cluster.refresh_image(name, report=report)
+
+
 def cluster_status(name: str):
     from netbed.backend.swarm import cluster
     return cluster.status(name)

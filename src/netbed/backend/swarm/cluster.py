@@ -81,6 +81,7 @@ class Node:
     availability: str = ""  # active/pause/drain, as the managers see it
     engine: str = ""     # from status(): the node engine's version
     image: str = ""      # from status(): netbed's host image on the node: current, stale, missing
+    container_state: str = ""  # the node's container on the machine: running, paused, exited, ...
 
     def client(self, timeout: int = 60) -> docker.DockerClient:
         return docker.DockerClient(base_url=self.endpoint, timeout=timeout)
@@ -353,6 +354,20 @@ def load_host_image(cluster: Cluster, cli: docker.DockerClient | None = None, in
         raise EngineError(f"{engine.IMAGE} did not load on {', '.join(missing)}")
 
 
+def refresh_image(name: str, report: Reporter = silent) -> None:
+    """Build netbed's host image where it is stale on the machine (any change to netbed makes it so), then
+    load it into every node of the cluster that lacks it (`netbed cluster load-image`)."""
+    cluster = attach(name, swarm=False)
+    cli = engine.client(timeout=300)
+    with step(report, f"image {engine.IMAGE}") as s:
+        if engine.image_state(cli) == "current":
+            s.skip("current")
+        else:
+            engine.build_image(cli, engine._base_image(cli), s.info)
+    with step(report, f"image {engine.IMAGE} on the nodes of {name}") as s:
+        load_host_image(cluster, cli, s.info)
+
+
 def _image_id(node: Node) -> str:
     try:
         return node.client().images.get(engine.IMAGE).id
@@ -380,8 +395,8 @@ def attach(name: str, swarm: bool = True) -> Cluster:
     for row in sorted(rows, key=lambda r: int(r.labels.get(NODE, "node0")[4:] or 0)):
         address = (row.networks.get(network_name(name)) or {}).get("IPAddress", "")
         node = Node(row.labels.get(NODE, ""), row.name, row.labels.get(NODE_ENDPOINT, ""), address,
-                    role=row.labels.get(SWARM_ROLE, ""))
-        if swarm:
+                    role=row.labels.get(SWARM_ROLE, ""), container_state=row.status)
+        if swarm and row.status == "running":  # a paused or stopped node's engine cannot answer: no waiting on it
             node = replace(node, swarm_id=_swarm_id(node))
         nodes.append(node)
     return Cluster(name, network_name(name), subnet, bridge, tuple(nodes))
@@ -389,7 +404,7 @@ def attach(name: str, swarm: bool = True) -> Cluster:
 
 def _swarm_id(node: Node) -> str:
     try:
-        return ((node.client(timeout=10).info().get("Swarm") or {}).get("NodeID")) or ""
+        return ((node.client(timeout=5).info().get("Swarm") or {}).get("NodeID")) or ""
     except (docker.errors.DockerException, OSError):
         return ""
 
@@ -397,8 +412,10 @@ def _swarm_id(node: Node) -> str:
 def swarm_nodes(cluster: Cluster) -> list[SwarmNode]:
     """The Swarm's node list, from the first manager whose engine answers."""
     for node in cluster.managers or cluster.nodes:
+        if node.container_state != "running":
+            continue
         try:
-            return parse_nodes(node.client(timeout=10).api.nodes())
+            return parse_nodes(node.client(timeout=5).api.nodes())
         except (docker.errors.DockerException, OSError):
             continue
     return []
@@ -407,13 +424,16 @@ def swarm_nodes(cluster: Cluster) -> list[SwarmNode]:
 def status(name: str) -> Cluster:
     """attach() with each node's engine version, Swarm state and availability, and host image state."""
     cluster = attach(name)
-    seen = {n.id: n for n in swarm_nodes(cluster)}
+    listed = swarm_nodes(cluster)
+    by_id, by_hostname = {n.id: n for n in listed}, {n.hostname: n for n in listed}
     wanted = engine.context_digest(engine.build_context())
     nodes = []
     for node in cluster.nodes:
-        swarm = seen.get(node.swarm_id)
+        swarm = by_id.get(node.swarm_id) or by_hostname.get(node.name)  # a node whose engine is silent: by name
         try:
-            cli = node.client(timeout=10)
+            if node.container_state != "running":
+                raise OSError(f"container {node.container_state}")
+            cli = node.client(timeout=5)
             version = cli.version().get("Version", "")
             try:
                 labels = cli.images.get(engine.IMAGE).labels or {}
@@ -424,7 +444,8 @@ def status(name: str) -> Cluster:
             version, image = "", "unknown"
         nodes.append(replace(node, engine=version, image=image, state=swarm.state if swarm else "unknown",
                              availability=swarm.availability if swarm else "unknown",
-                             role=swarm.role if swarm else node.role))
+                             role=swarm.role if swarm else node.role,
+                             swarm_id=node.swarm_id or (swarm.id if swarm else "")))
     return replace(cluster, nodes=tuple(nodes))
 
 

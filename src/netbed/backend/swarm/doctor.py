@@ -53,22 +53,22 @@ def diagnose(name: str) -> list[Finding]:
     for node in cluster.nodes:
         findings.append(Finding(f"{node.name} engine", bool(node.engine),
                                 f"Docker Engine {node.engine} at {node.endpoint}" if node.engine
-                                else f"no answer at {node.endpoint}",
+                                else f"no answer at {node.endpoint} (container {node.container_state or 'gone'})",
                                 f"`docker logs {node.container}`; `netbed cluster down --name {name}` and up again"))
     for node in cluster.nodes:
         ok = bool(node.swarm_id) and node.state == "ready" and node.availability == "active"
         findings.append(Finding(f"{node.name} swarm", ok,
                                 f"{node.role} {node.state}/{node.availability} (id {node.swarm_id[:12] or 'none'})",
-                                "a node that is not Ready cannot reach a manager on 2377/tcp: see the ports below"))
+                                f"a Ready node's engine answers and reaches a manager on 2377/tcp: "
+                                f"`docker logs {node.container}`"))
     answering = [n for n in cluster.nodes if n.engine]
     if len(answering) > 1:
         findings.append(_tcp_ports(cluster))
-        if all(n.image == "current" for n in answering):
+        if all(n.image in ("current", "stale") for n in answering):  # any netbed-host has the echo server
             findings.append(_data_path(cluster))
     for node in cluster.nodes:
         findings.append(Finding(f"{node.name} image {engine.IMAGE}", node.image == "current", node.image,
-                                "`netbed cluster up` loads it; after a rebuild, load it again "
-                                "(netbed.backend.swarm.cluster.load_host_image)"))
+                                f"`netbed cluster load-image --name {name}`"))
     return findings
 
 
