@@ -7,7 +7,7 @@ doctor (all green, its overlay echo included); an attachable internal
 overlay on a netbed subnet with an echo server on node1 and a client on
 node2 at static addresses, judged from a capture of the VXLAN frames
 (`udp port 4789`) on the nodes' bridge on the machine, which netbed.tcp
-decapsulates; then `down`, after which nothing named after the cluster is
+decapsulates; the doctor on a frozen node; then `down`, after which nothing named after the cluster is
 left (containers, networks, volumes, the sockets folder, cgroups) and the
 machine's routes, links and iptables are as they were.
 """
@@ -125,6 +125,20 @@ def test_a_three_node_cluster_carries_an_echo_across_nodes_and_leaves_nothing(tm
         assert conn.flags[:3] == ["S", "SA", "A"] and conn.close_kind.value == "client-first"
         assert conn.states["client"][-1] == "TIME-WAIT" and conn.states["server"][-1] == "CLOSED"
         assert conn.retransmissions == 0 and not conn.resets
+
+        # a frozen node is named at once (its socket is not waited on), and loading a current image does nothing
+        docker_engine.api.pause(made.nodes[2].container)
+        try:
+            t = time.monotonic()
+            said = {f.name: f for f in backend.cluster_diagnose(name)}
+            assert time.monotonic() - t < 10
+            assert not said["node3 engine"].ok and "(container paused)" in said["node3 engine"].detail
+            assert said["node1 engine"].ok and said["node2 swarm"].ok
+        finally:
+            docker_engine.api.unpause(made.nodes[2].container)
+        loaded = subprocess.run([NETBED, "cluster", "load-image", "--name", name], capture_output=True, text=True,
+                                timeout=300)
+        assert loaded.returncode == 0 and "current on every node" in loaded.stderr, loaded.stderr
     finally:
         t = time.monotonic()
         done = subprocess.run([NETBED, "cluster", "down", "--name", name], capture_output=True, text=True,

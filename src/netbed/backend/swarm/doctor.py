@@ -61,19 +61,21 @@ def diagnose(name: str) -> list[Finding]:
                                 f"{node.role} {node.state}/{node.availability} (id {node.swarm_id[:12] or 'none'})",
                                 f"a Ready node's engine answers and reaches a manager on 2377/tcp: "
                                 f"`docker logs {node.container}`"))
-    answering = [n for n in cluster.nodes if n.engine]
+    answering = [n for n in cluster.nodes if n.engine]  # the probes run from these (a frozen node would stall them)
     if len(answering) > 1:
-        findings.append(_tcp_ports(cluster))
-        if all(n.image in ("current", "stale") for n in answering):  # any netbed-host has the echo server
-            findings.append(_data_path(cluster))
+        findings.append(_tcp_ports(cluster, answering))
+        if answering[0] == cluster.nodes[0] and all(n.image in ("current", "stale") for n in answering):
+            findings.append(_data_path(cluster, answering))  # any netbed-host image has the echo server
     for node in cluster.nodes:
         findings.append(Finding(f"{node.name} image {engine.IMAGE}", node.image == "current", node.image,
                                 f"`netbed cluster load-image --name {name}`"))
     return findings
 
 
-def port_checks(cluster: clusters.Cluster) -> list[PortCheck]:
-    """From every node, a TCP connect to the other nodes' Swarm ports (run inside the node's container)."""
+def port_checks(cluster: clusters.Cluster, sources: list[clusters.Node] | None = None) -> list[PortCheck]:
+    """From every node (or those given), a TCP connect to the other nodes' Swarm ports, run inside the node's
+    container."""
+    sources = list(cluster.nodes) if sources is None else sources
     cli = engine.client()
     addresses = {n.name: n.address for n in cluster.nodes}
     managers = {n.name for n in cluster.managers}
@@ -90,12 +92,12 @@ def port_checks(cluster: clusters.Cluster) -> list[PortCheck]:
             return [PortCheck(node.name, "?", 0, False, f"probe exited {code}: {output.decode()[-200:]}")]
         return checks
 
-    with ThreadPoolExecutor(len(cluster.nodes)) as pool:
-        return [check for checks in pool.map(probe, cluster.nodes) for check in checks]
+    with ThreadPoolExecutor(len(sources)) as pool:
+        return [check for checks in pool.map(probe, sources) for check in checks]
 
 
-def _tcp_ports(cluster: clusters.Cluster) -> Finding:
-    checks = port_checks(cluster)
+def _tcp_ports(cluster: clusters.Cluster, sources: list[clusters.Node]) -> Finding:
+    checks = port_checks(cluster, sources)
     names = {n.address: n.name for n in cluster.nodes}
     closed = [f"{c.source} -> {names.get(c.ip, c.ip)}:{c.port} ({c.detail})" for c in checks if not c.open]
     return Finding("swarm ports 2377/tcp, 7946/tcp", bool(checks) and not closed,
@@ -104,19 +106,21 @@ def _tcp_ports(cluster: clusters.Cluster) -> Finding:
                    "open 2377/tcp (managers), 7946/tcp+udp and 4789/udp between the nodes")
 
 
-def _data_path(cluster: clusters.Cluster) -> Finding:
+def _data_path(cluster: clusters.Cluster, nodes: list[clusters.Node]) -> Finding:
     name = "overlay data path 4789/udp, 7946/udp"
     try:
-        detail = overlay_echo(cluster)
+        detail = overlay_echo(cluster, nodes)
         return Finding(name, True, detail)
     except (NetbedError, docker.errors.DockerException) as exc:
         return Finding(name, False, str(exc).splitlines()[0][:300],
                        "open 4789/udp and 7946/udp between the nodes; `docker logs` of the nodes")
 
 
-def overlay_echo(cluster: clusters.Cluster) -> str:
-    """An echo from every other node to node 1 across a throwaway overlay; raises if one fails."""
-    first, others = cluster.nodes[0], list(cluster.nodes[1:])
+def overlay_echo(cluster: clusters.Cluster, nodes: list[clusters.Node] | None = None) -> str:
+    """An echo from every other node (of those given) to the first across a throwaway overlay; raises if one
+    fails."""
+    nodes = list(cluster.nodes) if nodes is None else nodes
+    first, others = nodes[0], nodes[1:]
     lead = first.client(timeout=60)
     prefix = free_prefixes(lead, ["probe"])["probe"]
     while cluster.subnet.startswith(f"{prefix}."):
@@ -150,8 +154,8 @@ def overlay_echo(cluster: clusters.Cluster) -> str:
             if said.strip() != "echoed":
                 raise NetbedError(f"{node.name} -> {first.name} across the overlay: {said.strip()[-200:]}")
         peers = lead.api.inspect_network(net.id, verbose=True).get("Peers") or []
-        if len(peers) < len(cluster.nodes):
-            raise NetbedError(f"{first.name} knows {len(peers)} of {len(cluster.nodes)} nodes as peers of the "
+        if len(peers) < len(nodes):
+            raise NetbedError(f"{first.name} knows {len(peers)} of {len(nodes)} nodes as peers of the "
                               "overlay: its gossip (7946/udp+tcp) does not reach them all")
         return (f"echo from {', '.join(n.name for n in others)} to {first.name} ({ip}) across an internal "
                 f"overlay; {len(peers)} gossip peers")
