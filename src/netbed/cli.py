@@ -65,29 +65,6 @@ def cli() -> None:
     """netbed: real TCP hosts in containers, real faults, proof from the wire."""
 
 
-@cli.command()
-@click.option("--fix", is_flag=True, help="Set up what is missing (Debian, root): engine, daemon, Compose v2, images.")
-@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
-def doctor(fix: bool, as_json: bool) -> None:
-    """Say what netbed needs and whether it is there."""
-    try:
-        findings = backend.fix(render_progress) if fix else backend.diagnose()
-    except NetbedError as exc:
-        if not as_json:
-            raise
-        # --json prints JSON whatever happens: what is there, and the step that could not be done
-        findings = [*backend.diagnose(), backend.Finding("set-up", False, str(exc), "see the detail")]
-    if as_json:
-        click.echo(json.dumps([f.__dict__ for f in findings], indent=2))
-    else:
-        for f in findings:
-            mark = "[green]✓[/]" if f.ok else "[red]✗[/]"
-            remedy = f" [yellow]-> {f.remedy}[/]" if not f.ok and f.remedy else ""
-            out.print(f"{mark} {f.name}: {f.detail}{remedy}")
-    if not all(f.ok for f in findings):
-        sys.exit(1)
-
-
 # --- checking input at parse time --------------------------------------------------------
 
 
@@ -117,10 +94,6 @@ def _project_name(name: str) -> str:
     from netbed.spec import check_project_name
 
     return check_project_name(name)
-
-
-def _cluster_name(name: str) -> str:
-    return backend.check_cluster_name(name)
 
 
 def _placement(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
@@ -164,6 +137,97 @@ project_option = click.option("-p", "--project", callback=_checked(_project_name
 file_option = click.option("-f", "--file", "compose_file", type=click.Path(dir_okay=False, exists=True),
                            help="Compose file (default: compose.yaml here, else netbed's).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def _cluster_name(name: str) -> str:
+    return backend.check_cluster_name(name)
+
+
+@cli.command()
+@click.option("--fix", is_flag=True, help="Set up what is missing (Debian, root): engine, daemon, Compose v2, images.")
+@click.option("--cluster", "cluster_name", callback=_checked(_cluster_name), metavar="NAME",
+              help="Check a cluster instead (`netbed cluster up`): engines, Swarm, ports, image on every node.")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+def doctor(fix: bool, cluster_name: str | None, as_json: bool) -> None:
+    """Say what netbed needs and whether it is there."""
+    if fix and cluster_name:
+        raise click.UsageError("--fix and --cluster go separately: `netbed cluster up` sets a cluster up")
+    try:
+        if cluster_name:
+            findings = backend.cluster_diagnose(cluster_name)
+        else:
+            findings = backend.fix(render_progress) if fix else backend.diagnose()
+    except NetbedError as exc:
+        if not as_json:
+            raise
+        # --json prints JSON whatever happens: what is there, and the step that could not be done
+        findings = [*backend.diagnose(), backend.Finding("set-up", False, str(exc), "see the detail")]
+    if as_json:
+        click.echo(json.dumps([f.__dict__ for f in findings], indent=2))
+    else:
+        for f in findings:
+            mark = "[green]✓[/]" if f.ok else "[red]✗[/]"
+            remedy = f" [yellow]-> {f.remedy}[/]" if not f.ok and f.remedy else ""
+            out.print(f"{mark} {f.name}: {f.detail}{remedy}")
+    if not all(f.ok for f in findings):
+        sys.exit(1)
+
+
+# --- clusters: several engines on this machine -------------------------------------------
+
+cluster_name_option = click.option("--name", "name", default="netbed-cluster", show_default=True,
+                                   callback=_checked(_cluster_name), help="The cluster's name.")
+
+
+@cli.group()
+def cluster() -> None:
+    """An N-node Docker Swarm of engine containers on this machine (for multi-node testbeds)."""
+
+
+@cluster.command(name="up")
+@click.argument("n", type=click.IntRange(1, 9), metavar="N")
+@cluster_name_option
+def cluster_up(n: int, name: str) -> None:
+    """Start N engines (1-9) in containers, form a Swarm, load netbed's host image into each."""
+    made = backend.cluster_up(n, name, report=render_progress)
+    _print_cluster(made)
+    out.print(f"check: netbed doctor --cluster {made.name}    tear down: netbed cluster down --name {made.name}")
+
+
+@cluster.command(name="down")
+@cluster_name_option
+def cluster_down(name: str) -> None:
+    """Remove the cluster: node containers, their data, the network, sockets and cgroups (idempotent)."""
+    removed = backend.cluster_down(name, report=render_progress)
+    out.print(f"cluster {name} is down" if removed else f"no cluster named {name}: nothing to remove")
+
+
+@cluster.command(name="load-image")
+@cluster_name_option
+def cluster_load_image(name: str) -> None:
+    """Rebuild netbed's host image if netbed changed, and load it into every node that lacks it."""
+    backend.cluster_load_image(name, report=render_progress)
+    _print_cluster(backend.cluster_status(name))
+
+
+@cluster.command(name="status")
+@cluster_name_option
+@json_option
+def cluster_status(name: str, as_json: bool) -> None:
+    """The cluster's nodes, read back from the engines: endpoint, address, Swarm role and state, image."""
+    found = backend.cluster_status(name)
+    if as_json:
+        _print_json(found)
+    else:
+        _print_cluster(found)
+
+
+def _print_cluster(found) -> None:
+    out.print(f"{found.name}  network {found.network} {found.subnet}  bridge {found.bridge}")
+    for n in found.nodes:
+        out.print(f"  {n.name:6} {n.address:15} {n.role or '?':8} {n.state or '?'}/{n.availability or '?':7} "
+                  f"image {n.image or '?':8} {n.swarm_id[:12] or '-':12} {n.endpoint}")
+
 
 
 def _compose_file(path: str | None):

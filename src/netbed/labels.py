@@ -1,7 +1,9 @@
 """The labels netbed puts on what it makes on an engine, and what their values mean: in one place.
 
 Every container and network of a testbed carries PROJECT, RUN_DIR, OWNER and
-STARTED; ROLE says what a container is to netbed. OWNER says who may tear a
+STARTED; ROLE says what a container is to netbed. A cluster's nodes, their
+volumes and network carry CLUSTER instead of PROJECT (no testbed's clean-up
+touches them; `netbed cluster down` removes them). OWNER says who may tear a
 testbed down: "<machine>:<pid>:<front end>" for a testbed that dies with the
 process that made it (`netbed clean` removes it once that process is gone),
 KEPT for one left up on purpose, "docker-compose" for a project started with
@@ -24,6 +26,10 @@ CAPTURE = PREFIX + "capture"                # "extra": a capture started with `n
 CAPTURE_PATH = PREFIX + "capture-path"
 CAPTURE_LIMIT = PREFIX + "capture-max-frames"
 CONTEXT = PREFIX + "context"                # on netbed's image: the digest of the build context it came from
+CLUSTER = PREFIX + "cluster"                # what `netbed cluster up` made: its node containers, volumes, network
+NODE = PREFIX + "node"                      # a cluster node's name (node1, node2, ...)
+NODE_ENDPOINT = PREFIX + "node-endpoint"    # the Docker endpoint of a node's engine, as the runner reaches it
+SWARM_ROLE = PREFIX + "swarm-role"          # manager or worker: what a node joined the Swarm as
 
 # ROLE values
 HOST = "host"
@@ -33,6 +39,8 @@ ISOLATOR = "isolator"          # the demo's one-shot route remover
 FAULT_HELPER = "fault-helper"  # a short-lived container in a host's network namespace
 SHAPER = "shaper"              # the NFQUEUE delay shaper of `impair --delay`
 CLAIM = "claim"                # holds a testbed's name while it is made
+CLUSTER_NODE = "cluster-node"  # a Docker Engine in a container, one node of a `netbed cluster`
+CLUSTER_NETWORK = "cluster-network"  # the internal network between a cluster's nodes
 NOT_HOSTS = frozenset({CAPTURE_ROLE, VIEWER, ISOLATOR})  # services of a compose file that are not hosts
 
 OWNER_COMPOSE = "docker-compose"

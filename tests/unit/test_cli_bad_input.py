@@ -26,6 +26,18 @@ def netbed(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
     (["crash", "server"], 1, "no Docker Engine answers"),
     (["run", "server-host-crash"], 1, "no Docker Engine answers"),
     (["report", "/nonexistent/run"], 1, "no run folder"),
+    (["cluster", "up", "0"], 2, "0 is not in the range 1<=x<=9"),
+    (["cluster", "up", "10"], 2, "10 is not in the range 1<=x<=9"),
+    (["cluster", "up", "three"], 2, "'three' is not a valid integer"),
+    (["cluster", "up", "3", "--name", "Bad_Name"], 2, "cluster name 'Bad_Name' is not valid"),
+    (["cluster", "down", "--name", "-x"], 2, "cluster name '-x' is not valid"),
+    (["cluster", "status", "--name", "a" * 31], 2, "is not valid"),
+    (["doctor", "--cluster", "x y"], 2, "cluster name 'x y' is not valid"),
+    (["doctor", "--cluster", "c", "--fix"], 2, "--fix and --cluster go separately"),
+    (["cluster", "up", "3"], 1, "no Docker Engine answers"),
+    (["cluster", "down"], 1, "no Docker Engine answers"),
+    (["cluster", "status"], 1, "no Docker Engine answers"),
+    (["cluster", "load-image", "--name", "x_"], 2, "cluster name 'x_' is not valid"),
 ])
 def test_bad_input_gets_one_line(args, status, message, tmp_path):
     done = netbed(*args, env=NO_ENGINE)

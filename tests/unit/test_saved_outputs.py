@@ -2,13 +2,16 @@
 
 ss and ps from a testbed's server host and from loopback connections in every
 closing state; iptables -S, ip -o link and tc from a host with a partition
-and a portable impairment (loss and rate) in place, and after the heal.
+and a portable impairment (loss and rate) in place, and after the heal; a
+3-node cluster's Swarm (`docker node inspect`, all Ready, then with node3's
+container paused) and a node's port probe (`netbed cluster`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from netbed.backend.swarm.nodes import parse_nodes, parse_probe, probe_targets
 from netbed.faults import parse_chains, parse_links, parse_root_qdisc
 from netbed.observe import parse_ps, parse_ss
 
@@ -56,3 +59,37 @@ def test_the_root_qdisc_impaired_and_healed():
     assert parse_root_qdisc(saved("tc-root-tbf.txt")) == "tbf"
     assert parse_root_qdisc(saved("tc-root-noqueue.txt")) == "noqueue"
     assert parse_root_qdisc("") == ""
+
+
+def test_a_swarm_of_three_managers_all_ready():
+    import json
+
+    nodes = parse_nodes(json.loads(saved("swarm-node-inspect.json")))
+    assert [n.hostname for n in nodes] == ["node1", "node2", "node3"]
+    assert all(n.role == "manager" and n.healthy for n in nodes)
+    assert [n.leader for n in nodes] == [True, False, False]
+    assert [n.addr for n in nodes] == ["10.216.180.11", "10.216.180.12", "10.216.180.13"]
+    assert nodes[1].describe() == "manager ready/active reachable" and nodes[0].describe().endswith(" leader")
+    assert nodes[0].engine == "20.10.24+dfsg1" and len(nodes[0].id) == 25
+
+
+def test_a_swarm_whose_node3_is_frozen_says_it_is_down_and_unreachable():
+    import json
+
+    nodes = {n.hostname: n for n in parse_nodes(json.loads(saved("swarm-node-inspect-node3-paused.json")))}
+    assert nodes["node1"].healthy and nodes["node2"].healthy
+    assert (nodes["node3"].state, nodes["node3"].reachability, nodes["node3"].healthy) == ("down", "unreachable", False)
+
+
+def test_a_port_probe_from_node2_open_and_refused():
+    checks = parse_probe("node2", "noise\n" + saved("swarm-port-probe.txt"))
+    assert [(c.ip, c.port, c.open) for c in checks] == [
+        ("10.216.180.11", 2377, True), ("10.216.180.11", 7946, True), ("10.216.180.13", 2377, True),
+        ("10.216.180.13", 7946, True), ("10.216.180.13", 2378, False)]
+    assert checks[-1].detail == "Connection refused" and checks[0].detail == "" and checks[0].source == "node2"
+
+
+def test_a_node_probes_gossip_on_every_other_node_and_management_on_managers_only():
+    addresses = {"node1": "10.0.0.11", "node2": "10.0.0.12", "node3": "10.0.0.13", "node4": "10.0.0.14"}
+    targets = probe_targets(addresses, {"node1", "node2", "node3"}, "node2")
+    assert targets == ["10.0.0.11:2377", "10.0.0.11:7946", "10.0.0.13:2377", "10.0.0.13:7946", "10.0.0.14:7946"]

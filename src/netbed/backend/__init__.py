@@ -6,7 +6,8 @@ the raw verbs on them (freeze, signal, stop, start), commands in them or
 beside them in their namespaces, helpers sharing a host's network, and its
 recordings. They never import an engine's client library. Here live the
 interface, the small values it hands out, and the entry points the front ends
-call (`up`, `attach`, `leftovers`, `clean`, `diagnose`, `fix`).
+call (`up`, `attach`, `leftovers`, `clean`, `diagnose`, `fix`; for clusters of
+engines `cluster_up`, `cluster_down`, `cluster_status`, `cluster_diagnose`).
 
 One package per backend beside this module, as Kathara's managers are:
 `compose` (a Compose project on one Docker Engine) is the first; a Swarm of
@@ -17,6 +18,7 @@ netbed's own tools run inside a host's namespaces.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,3 +227,51 @@ def fix(report: Reporter = silent) -> list[Finding]:
 def default_compose_file() -> Path:
     from netbed.backend.compose import engine
     return engine.default_compose_file()
+
+
+# --- clusters: several engines on one machine (`netbed cluster`, the swarm package) ---------------
+
+CLUSTER_NAME = re.compile(r"[a-z][a-z0-9-]{0,29}")
+MAX_NODES = 9
+
+
+def check_cluster_name(name: str) -> str:
+    """A cluster's name: it names containers, a network, volumes, cgroups and a folder, so it is kept short."""
+    if not CLUSTER_NAME.fullmatch(name) or name.endswith("-"):
+        raise TestbedError(f"cluster name {name!r} is not valid: use 1 to 30 lowercase letters, digits and '-', "
+                           "starting with a letter")
+    return name
+
+
+def check_node_count(n: int) -> int:
+    if not 1 <= n <= MAX_NODES:
+        raise TestbedError(f"a cluster has 1 to {MAX_NODES} nodes, not {n}")
+    return n
+
+
+def cluster_up(n: int, name: str, report: Reporter = silent, cancel: threading.Event | None = None):
+    """`netbed cluster up N`: an N-node Swarm of engine containers on this machine (see netbed.backend.swarm)."""
+    from netbed.backend.swarm import cluster
+    return cluster.up(n, name, report=report, cancel=cancel)
+
+
+def cluster_down(name: str, report: Reporter = silent) -> list[str]:
+    from netbed.backend.swarm import cluster
+    return cluster.down(name, report=report)
+
+
+def cluster_load_image(name: str, report: Reporter = silent) -> None:
+    """Rebuild netbed's host image if stale, and load it into every node of the cluster that lacks it."""
+    from netbed.backend.swarm import cluster
+    cluster.refresh_image(name, report=report)
+
+
+def cluster_status(name: str):
+    from netbed.backend.swarm import cluster
+    return cluster.status(name)
+
+
+def cluster_diagnose(name: str) -> list[Finding]:
+    """`netbed doctor --cluster NAME`: every node's engine, Swarm state, the ports Swarm needs, the host image."""
+    from netbed.backend.swarm import doctor
+    return doctor.diagnose(name)

@@ -30,13 +30,12 @@ import docker.errors
 from docker.types import EndpointConfig
 
 from netbed.capture import CaptureError, CaptureStats, parse_stats
-from netbed.labels import CAPTURE_ROLE, ROLE
+from netbed.labels import CAPTURE_ROLE, NODE, ROLE
 from netbed.observe import WaitTimeout, wait_for
 
 LISTENING_DEADLINE = 30.0
 FOLLOWER_DEADLINE = 15.0   # the follower attached; after a stop, the follower gone with the last bytes
 ATTACHED = b"attached\n"
-NODE = "org.netbed.node"
 # $1: the overlay's namespace as the node's init sees it; it appears once a container joined the overlay there
 SCRIPT = """
 ns=$1; i=0

@@ -41,10 +41,9 @@ from netbed.backend.swarm import recorder
 from netbed.capture import CaptureStats
 from netbed.errors import NetbedError
 from netbed.folders import missing_top, remove_made
-from netbed.labels import FAULT_HELPER, OWNER, PROJECT, ROLE, RUN_DIR, STARTED, owner_id
+from netbed.labels import FAULT_HELPER, NODE, OWNER, PROJECT, ROLE, RUN_DIR, STARTED, owner_id
 from netbed.progress import Reporter, silent, step
 
-NODE_LABEL = recorder.NODE
 
 
 def spread(hosts: list[str], nodes: list[str], placed: dict[str, str] | None = None) -> dict[str, str]:
@@ -137,7 +136,7 @@ class SwarmTestbed(Testbed):
             raise TestbedError(f"{self.compose_file.name}: {exc}") from None
         override["networks"] = {net: {"external": True, "name": name} for net, name in self.overlays.items()}
         for name in hosts:
-            override["services"][name].setdefault("labels", {})[NODE_LABEL] = self.placement[name]
+            override["services"][name].setdefault("labels", {})[NODE] = self.placement[name]
         (self.run_dir / "netbed.override.json").write_text(json.dumps(override, indent=2))
         self._ship_mounts(hosts)
         first = networks[0] if networks else None
