@@ -17,7 +17,7 @@ demo: setup
 test: test-tools setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -n 2 -m "not engine_stop" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not engine_stop" $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -m engine_stop $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 setup: $(BIN)/netbed

@@ -31,6 +31,11 @@ from netbed.progress import Reporter, silent
 
 
 
+NODE_CHAIN = "NETBED-NODE"
+"""The iptables chain in a cluster node's own namespace that cuts it off (the node faults'); a testbed's
+`down` removes it, so no node stays cut after the testbed that cut it."""
+
+
 class TestbedError(NetbedError):
     """A testbed cannot be made, found or acted on; the message says why and what to do."""
 

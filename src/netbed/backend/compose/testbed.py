@@ -461,7 +461,7 @@ class Testbed:
         if not self._beside_from_machine():
             return self.exec(host, argv)
         container = self.container(host)
-        pid = container.attrs["State"]["Pid"]
+        pid = self._machine_pid(container)
         if not pid:
             raise TestbedError(f"{host} is not running ({container.status}): there is nothing to look into")
         code, out, err = namespaces.run_beside(host, pid, argv)
@@ -471,7 +471,7 @@ class Testbed:
         """How to start a program on a host, on a terminal, driven from here (see observe.Program)."""
         container = self.container(host)
         if self._beside_from_machine():
-            entry = namespaces.Entry.open(host, container.attrs["State"]["Pid"])
+            entry = namespaces.Entry.open(host, self._machine_pid(container))
             config = container.attrs["Config"]
             command = namespaces.program_command(entry, argv, config.get("Env") or [], config.get("WorkingDir") or "/")
             return Launch(command, tuple(entry.fds.values()), entry.close, namespaces.pid_in_host)
@@ -486,7 +486,7 @@ class Testbed:
         """
         container = self.container(host)
         if self._beside_from_machine() and shutil.which(argv[0]):
-            return _nsenter(host, container.attrs["State"]["Pid"], argv)
+            return _nsenter(host, self._machine_pid(container), argv)
         try:
             output = self._engine(host).containers.run(
                 engine.IMAGE, guard.in_own_namespace(argv, self._machine_netns(host)),
@@ -525,6 +525,10 @@ class Testbed:
     def _beside_from_machine(self) -> bool:
         """Whether netbed's tools run from the engine's machine in the hosts' namespaces (root there)."""
         return engine.runner_is_root_on_engine_host()
+
+    def _machine_pid(self, container: Any) -> int:
+        """The host's init as this machine numbers it (0 when it is not running)."""
+        return int(container.attrs["State"]["Pid"])
 
     def isolate(self, host: str) -> None:
         """Take away the default route Docker gives even on internal networks, and the bridge's own address.

@@ -32,7 +32,7 @@ from docker.types import IPAMConfig, IPAMPool
 
 from netbed import capture as recording
 from netbed import spec
-from netbed.backend import TestbedError
+from netbed.backend import NODE_CHAIN, TestbedError
 from netbed.backend import guard
 from netbed.backend.compose import engine
 from netbed.backend.compose.testbed import (DOWN_FILE, STATE_FILE, Testbed, _for_every_host, _go_on, _host_services,
@@ -222,6 +222,7 @@ class SwarmTestbed(Testbed):
                 (self.run_dir / DOWN_FILE).write_text(json.dumps({"project": self.project, "by": owner_id()}))
             except OSError:
                 pass
+        self._restore_nodes()
         for node in self.endpoints:
             if any(n == node for n in self.placement.values()):
                 try:
@@ -255,6 +256,24 @@ class SwarmTestbed(Testbed):
                 recording.annotate_in_place(self.run_dir / "capture.pcap", self.notes())
             except (OSError, ValueError) as exc:
                 self.capture_error = self.capture_error or f"could not merge the nodes' recordings: {exc}"
+
+    def _restore_nodes(self) -> None:
+        """Thaw a node a fault froze and remove a node's cut: the cluster outlives its testbeds."""
+        if not self.cluster:
+            return
+        for node in self.endpoints:
+            try:
+                outer = self._outer_container(node)
+                if outer.status == "paused":
+                    outer.unpause()
+                if self.node_netns(node, ["iptables", "-w", "-S", NODE_CHAIN])[0] == 0:
+                    for hook in ("INPUT", "OUTPUT"):
+                        while self.node_netns(node, ["iptables", "-w", "-D", hook, "-j", NODE_CHAIN])[0] == 0:
+                            pass
+                    self.node_netns(node, ["iptables", "-w", "-F", NODE_CHAIN])
+                    self.node_netns(node, ["iptables", "-w", "-X", NODE_CHAIN])
+            except NetbedError:
+                continue
 
     def vanished(self) -> str:
         try:
@@ -361,7 +380,28 @@ class SwarmTestbed(Testbed):
         return ["docker", "-H", self.endpoints[self.placement[host]]]
 
     def _beside_from_machine(self) -> bool:
-        return False  # a node may be another machine: netbed's tools run in the host, or beside it on its node
+        """On the nodes of a `netbed cluster` (containers of this machine's engine) netbed's tools enter the
+        hosts' namespaces from this machine, as on one engine; a node of the user's may be another machine."""
+        return bool(self.cluster) and engine.runner_is_root_on_engine_host()
+
+    def _machine_pid(self, container: Any) -> int:
+        """The host's init as this machine numbers it: the process in the host's control group whose pid in
+        the host's own namespace is 1 (the node's engine gives its pid in the node's namespace)."""
+        if not container.attrs["State"]["Pid"]:
+            return 0
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if container.id not in (entry / "cgroup").read_text():
+                    continue
+                status = (entry / "status").read_text()
+            except OSError:
+                continue  # gone meanwhile
+            nspid = next((line.split()[1:] for line in status.splitlines() if line.startswith("NSpid:")), [])
+            if nspid and nspid[-1] == "1":
+                return int(entry.name)
+        raise TestbedError(f"the init of container {container.id[:12]} is not among this machine's processes")
 
     def _compose_on(self, node: str, args: list[str], check: bool = True):
         override = self.run_dir / "netbed.override.json"
