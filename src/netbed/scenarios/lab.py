@@ -33,6 +33,9 @@ CLIENT_STATUS = {"premature": status.PREMATURE, "ECONNRESET": status.CONNRESET, 
                  "heartbeat": status.PEER_DEAD}
 
 
+RECORDING_LAG_S = 5.0  # how long after a program saw a segment it may take to reach the capture file
+
+
 class ScenarioError(NetbedError):
     pass
 
@@ -185,14 +188,25 @@ class Client:
 
     @property
     def connection(self) -> Connection:
-        """This client's connection, as the capture shows it so far."""
+        """This client's connection, as the capture shows it so far.
+
+        The program has seen it, so it is on the wire; a recording may reach the capture file a moment
+        later (a Swarm's nodes stream theirs here), so it is waited for, up to RECORDING_LAG_S.
+        """
         if self._local_port is None:
             raise ScenarioError(f"{self.name} has no connection yet (no echo seen)")
-        client_ip = self.lab.bed.host("client").ip
-        for conn in reversed(self.lab.connections()):
-            if conn.client.ip == client_ip and conn.client.port == self._local_port:
-                return conn
-        raise ScenarioError(f"{self.name}'s connection from port {self._local_port} is not in the capture")
+        client_ip, port = self.lab.bed.host("client").ip, self._local_port
+
+        def ours() -> Connection | None:
+            return next((c for c in reversed(self.lab.connections())
+                         if c.client.ip == client_ip and c.client.port == port), None)
+        try:
+            found = observe.wait_for(ours, lambda conn: conn is not None, timeout=RECORDING_LAG_S,
+                                     what=f"{self.name}'s connection in the capture", cancel=self.lab.cancel)
+        except observe.WaitTimeout:
+            raise ScenarioError(f"{self.name}'s connection from port {port} is not in the capture") from None
+        assert found is not None  # what the wait waited for
+        return found
 
     def _find_local_port(self, line: str) -> int:
         """The client's connection: among those its processes own, the one that carried `line`."""

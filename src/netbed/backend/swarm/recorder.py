@@ -43,7 +43,7 @@ while [ ! -e "$ns" ]; do
   i=$((i+1)); [ $i -gt 200 ] && { echo "netbed-recorder: no namespace $ns on this node" >&2; exit 3; }
   sleep 0.1
 done
-exec nsenter --net="$ns" tcpdump -i br0 -U -n -Z root -s 262144 -B 32768 -w -
+exec nsenter --net="$ns" tcpdump -i br0 -U --immediate-mode -n -Z root -s 262144 -B 32768 -w -
 """
 
 
