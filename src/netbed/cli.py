@@ -281,19 +281,24 @@ def _settings(sysctls: list[tuple[str, str, str]], envs: list[tuple[str, str, st
               help="An environment variable for every host, or for HOST (repeatable).")
 @click.option("--cluster", callback=_checked(_cluster_name),
               help="Spread the hosts over this cluster's nodes (`netbed cluster up N`).")
+@click.option("--nodes", callback=_checked(backend.parse_nodes), metavar="[NAME=]ENDPOINT,...",
+              help="Spread the hosts over the engines of your own Swarm (unix://, tcp://, ssh:// or a Docker "
+                   "context; the first a manager).")
 @click.option("--place", "places", multiple=True, callback=_placement, metavar="HOST=NODE",
-              help="Run HOST on NODE of the cluster (repeatable); the other hosts go to the nodes in turn.")
+              help="Run HOST on NODE (repeatable); the other hosts go to the nodes in turn.")
 def up(compose_file: str | None, project: str | None, run_dir: str | None, sysctls: list, envs: list,
-       cluster: str | None, places: dict[str, str]) -> None:
+       cluster: str | None, nodes: dict[str, str] | None, places: dict[str, str]) -> None:
     """Bring up a testbed (capture first, then the hosts) and leave it running."""
     import socket
 
-    if places and not cluster:
-        raise click.UsageError("--place needs --cluster: hosts are placed on a cluster's nodes")
+    if places and not (cluster or nodes):
+        raise click.UsageError("--place needs --cluster or --nodes: hosts are placed on nodes")
+    if cluster and nodes:
+        raise click.UsageError("give --cluster or --nodes, not both")
     services, every = _settings(sysctls, envs)
     bed = backend.up(_compose_file(compose_file), project=project, run_dir=run_dir, report=render_progress,
                      owner=f"{socket.gethostname()}:cli", services=services, every_host=every, cluster=cluster,
-                     place=places or None)
+                     nodes=nodes, place=places or None)
     for host in bed.hosts.values():
         node = bed.node_of(host.name)
         out.print(f"{host.name:10} {host.ip:15} {host.mac}{f'  on {node}' if node else ''}")

@@ -18,6 +18,7 @@ import pytest
 from judging import CLIENTS, MOUNT, SERVERS, assert_verdict, said
 
 from netbed import backend, faults
+from netbed.errors import NetbedError
 from netbed.backend.swarm import cluster as clusters
 from netbed.observe import Program, wait_for
 from netbed.scenarios import Programs, find, runner
@@ -149,6 +150,22 @@ def test_a_node_partition_is_healed(bed):
     client.expect_output("from the cut node", timeout=20)
 
 
+def test_engines_given_by_endpoint_are_a_swarm_of_your_own(cluster, tmp_path):
+    """As on machines of the user's: netbed knows only the engines' endpoints, its tools run in the hosts and
+    its network faults from helpers on their nodes, and it refuses to touch a node itself."""
+    nodes = {node.name: node.endpoint for node in clusters.attach(cluster).nodes}
+    with backend.up(nodes=nodes, run_dir=tmp_path / "run", place=PLACE,
+                    services={"client": {"command": IDLE}}) as bed:
+        assert not bed._beside_from_machine()
+        client = client_of(bed)
+        faults.crash(bed, "server")
+        client.send("into the crash")
+        wait_for(lambda: echo_conn(bed), lambda c: c.retransmissions >= 2, timeout=20,
+                 what="retransmissions into the server crashed on another machine's engine")
+        with pytest.raises(NetbedError, match="not a node netbed made"):
+            faults.node_crash(bed, "node2")
+
+
 def test_the_cli_brings_a_testbed_up_across_the_cluster_and_faults_it(cluster, tmp_path):
     project = f"sw-{uuid.uuid4().hex[:8]}"
 
@@ -176,6 +193,26 @@ def test_the_cli_brings_a_testbed_up_across_the_cluster_and_faults_it(cluster, t
     assert (tmp_path / "runs" / project / "capture.pcapng").is_file()
 
 
+USERS_TEST = """
+import pytest
+
+
+@pytest.mark.netbed(place={"server": "node3"})
+def test_across_nodes(testbed, faults):
+    assert testbed.node_of("server") == "node3" and testbed.node_of("client") != "node3"
+    faults.pause("server")
+    assert testbed.status("server") == "paused"
+"""
+
+
+def test_the_pytest_plugin_brings_each_testbed_up_across_the_cluster(cluster, tmp_path):
+    (tmp_path / "test_users.py").write_text(USERS_TEST)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_users.py",
+                           "--netbed-cluster", cluster], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout[-3000:]
+
+
 SCENARIOS = [  # the user's programs, server and client on different nodes: the same verdicts as on one engine
     ("server-process-killed", "fork-waitpid", "lines", Verdict.PASSED),
     ("sigpipe", "fork-waitpid", "two-writes", Verdict.PASSED),
@@ -188,11 +225,17 @@ SCENARIOS = [  # the user's programs, server and client on different nodes: the 
 
 
 def test_the_users_programs_are_judged_across_nodes(cluster, built, tmp_path):
+    first, server, client, _ = SCENARIOS[0]
+    done = subprocess.run([sys.executable, "-m", "netbed", "run", first, "--cluster", cluster, "--out",
+                           str(tmp_path / "cli"), "--server-cmd", SERVERS[server], "--client-cmd", CLIENTS[client],
+                           "--mount", f"{built}:{MOUNT}"], capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0 and "1 passed, 0 failed" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
     results = []
-    for scenario, server, client, _ in SCENARIOS:
+    for scenario, server, client, _ in SCENARIOS[1:]:
         programs = Programs(server_cmd=SERVERS[server], client_cmd=CLIENTS[client], mounts=(f"{built}:{MOUNT}",))
         results.append(runner.run(find([scenario])[0], tmp_path / f"{scenario}-{client}", programs, cluster=cluster))
-    for (_, _, _, verdict), result in zip(SCENARIOS, results):
+    for (_, _, _, verdict), result in zip(SCENARIOS[1:], results):
         assert result is not None
         assert_verdict(result, verdict, ())
         assert Path(result.out_dir, "capture.pcapng").is_file(), said(result)

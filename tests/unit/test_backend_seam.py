@@ -56,3 +56,17 @@ def test_the_compose_testbed_is_a_backend():
                      and name not in Testbed.__dataclass_fields__)
     assert not missing, f"Testbed lacks {missing} of the Backend interface"
     assert "pause" in wanted and "launch" in wanted and "beside" in wanted
+
+
+def test_nodes_are_given_as_endpoints_or_contexts_each_name_once():
+    from netbed.backend import TestbedError, parse_nodes
+    import pytest
+
+    assert parse_nodes("unix:///a.sock, tcp://10.0.0.2:2376") == {"node1": "unix:///a.sock",
+                                                                  "node2": "tcp://10.0.0.2:2376"}
+    assert parse_nodes("left=ssh://me@a,right=unix:///b") == {"left": "ssh://me@a", "right": "unix:///b"}
+    for bad in ("a=unix:///x,a=unix:///y", "=unix:///x", "x=", ""):
+        with pytest.raises(TestbedError):
+            parse_nodes(bad)
+    with pytest.raises(TestbedError, match="nor a Docker context"):
+        parse_nodes("no-such-context-here")

@@ -57,3 +57,13 @@ def test_more_hosts_than_a_slash_24_holds_is_an_error():
     m = model({f"h{i}": {"networks": ["x"]} for i in range(250)}, {"x": {}})
     with pytest.raises(ValueError, match="more hosts than a /24"):
         spec.addressing(m, list(m["services"]), {"x": "10.240.0"})
+
+
+def test_a_cluster_keeps_the_top_octets_for_its_recorders():
+    hosts = [f"h{i}" for i in range(245)]
+    m = model({h: {"networks": {"lan": None}} for h in hosts}, {"lan": {}})
+    assert len(spec.addressing(m, hosts, {"lan": "10.9.9"})) == 245  # .10 to .254 on one engine
+    with pytest.raises(ValueError, match="more hosts than a /24"):
+        spec.addressing(m, hosts, {"lan": "10.9.9"}, last_host=spec.LAST_HOST - 3)
+    kept = spec.addressing(m, hosts[:242], {"lan": "10.9.9"}, last_host=spec.LAST_HOST - 3)
+    assert max(int(a["networks"]["lan"]["ipv4_address"].rsplit(".", 1)[1]) for a in kept.values()) == 251

@@ -167,22 +167,56 @@ class Backend(Protocol):
 def up(compose_file: Path | str | None = None, project: str | None = None, run_dir: Path | str | None = None,
        services: dict[str, dict[str, Any]] | None = None, report: Reporter = silent, owner: str | None = None,
        cancel: threading.Event | None = None, every_host: dict[str, Any] | None = None,
-       cluster: str | None = None, place: dict[str, str] | None = None) -> Backend:
+       cluster: str | None = None, nodes: dict[str, str] | None = None,
+       place: dict[str, str] | None = None) -> Backend:
     """Bring a fresh testbed up from a compose file (netbed's default topology without one): on the engine
-    DOCKER_HOST names, or across the nodes of `cluster` (`netbed cluster up`), each host on the node `place`
-    gives it, the others spread over the nodes in turn."""
-    if cluster is None:
+    DOCKER_HOST names; or across the nodes of `cluster` (`netbed cluster up`); or across `nodes`, the
+    engines of a Swarm of the user's own machines (name -> Docker endpoint, see `parse_nodes`). With
+    nodes, each host runs on the node `place` gives it, the others spread over the nodes in turn."""
+    if cluster is None and nodes is None:
         if place:
-            raise TestbedError("placing hosts on nodes needs a cluster: give one (`--cluster NAME`)")
+            raise TestbedError("placing hosts on nodes needs a cluster or nodes: give --cluster or --nodes")
         from netbed.backend.compose import Testbed
         return Testbed.up(compose_file, project=project, run_dir=run_dir, services=services, report=report,
                           owner=owner, cancel=cancel, every_host=every_host)
-    from netbed.backend.swarm import cluster as clusters
+    if cluster is not None and nodes is not None:
+        raise TestbedError("give a cluster or nodes, not both")
     from netbed.backend.swarm.testbed import SwarmTestbed
-    nodes = {node.name: node.endpoint for node in clusters.attach(cluster, swarm=False).nodes}
-    return SwarmTestbed.up_across(nodes, compose_file, project=project, run_dir=run_dir, services=services,
-                                  place=place, report=report, owner=owner, cancel=cancel, cluster=cluster,
+    if cluster is not None:
+        from netbed.backend.swarm import cluster as clusters
+        nodes = {node.name: node.endpoint for node in clusters.attach(cluster, swarm=False).nodes}
+    return SwarmTestbed.up_across(nodes or {}, compose_file, project=project, run_dir=run_dir, services=services,
+                                  place=place, report=report, owner=owner, cancel=cancel, cluster=cluster or "",
                                   every_host=every_host)
+
+
+def parse_nodes(text: str) -> dict[str, str]:
+    """--nodes: comma-separated engines, each NAME=ENDPOINT or ENDPOINT (then named node1, node2, ...); an
+    endpoint is a Docker endpoint (unix://, tcp://, ssh://) or the name of a Docker context. The first must be
+    a manager of the Swarm."""
+    nodes: dict[str, str] = {}
+    for index, item in enumerate((part.strip() for part in text.split(",")), 1):
+        name, sep, endpoint = item.rpartition("=")
+        name, endpoint = (name.strip(), endpoint.strip()) if sep else (f"node{index}", item)
+        if not endpoint or not name or name in nodes:
+            raise TestbedError(f"--nodes {text!r}: give NAME=ENDPOINT or ENDPOINT, comma-separated, each name once")
+        nodes[name] = endpoint if "://" in endpoint else _context_endpoint(endpoint)
+    return nodes
+
+
+def _context_endpoint(context: str) -> str:
+    import json
+    import subprocess
+    try:
+        done = subprocess.run(["docker", "context", "inspect", context], capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
+        host = json.loads(done.stdout)[0]["Endpoints"]["docker"]["Host"] if done.returncode == 0 else ""
+    except (OSError, ValueError, KeyError, IndexError, subprocess.TimeoutExpired):
+        host = ""
+    if not host:
+        raise TestbedError(f"{context!r} is no Docker endpoint (unix://, tcp://, ssh://) nor a Docker context "
+                           "(`docker context ls`)")
+    return str(host)
 
 
 def attach(project: str | None = None, compose_file: Path | str | None = None) -> Backend:

@@ -140,7 +140,7 @@ def _zombie(pid: int) -> bool:
 def main(argv: list[str]) -> int:
     """The follower: copy a recorder's stdout (its pcap) into a file, chunk by chunk, until it ends."""
     endpoint, container_id, path = argv
-    cli = docker.DockerClient(base_url=endpoint, timeout=None)
+    cli = docker.DockerClient(base_url=endpoint, timeout=None, use_ssh_client=endpoint.startswith("ssh://"))
     stream = cli.api.attach(container_id, stdout=True, stderr=False, stream=True)
     with open(path, "wb") as sink:
         os.write(1, ATTACHED)

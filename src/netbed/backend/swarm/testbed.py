@@ -364,7 +364,8 @@ class SwarmTestbed(Testbed):
     def _node_engine(self, node: str) -> docker.DockerClient:
         if node not in self._clients:
             try:
-                cli = docker.DockerClient(base_url=self.endpoints[node], timeout=120)
+                cli = docker.DockerClient(base_url=self.endpoints[node], timeout=120,
+                                          use_ssh_client=self.endpoints[node].startswith("ssh://"))
                 cli.ping()
             except docker.errors.DockerException as exc:
                 raise engine.EngineError(f"the engine of node {node} ({self.endpoints[node]}) does not answer: "
