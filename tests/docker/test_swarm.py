@@ -127,6 +127,24 @@ def test_pause_shutdown_and_kill_across_nodes(bed):
     assert bed.status("server") == "exited"
 
 
+def test_impair_and_kill_across_nodes(bed):
+    client = client_of(bed)
+    faults.impair(bed, "server", faults.Impairment(delay_ms=300))
+    sent_at = echo_conn(bed).segments[-1].ts
+    client.send("slowly")
+    client.expect_output("slowly", timeout=15)
+    conn = wait_for(lambda: echo_conn(bed), lambda c: any(s.payload_len for s in from_server_after(c, sent_at)),
+                    timeout=10, what="the delayed echo in the merged capture")
+    line = next(s for s in conn.segments if s.ts > sent_at and s.sender == "client" and s.payload_len)
+    echo = next(s for s in from_server_after(conn, sent_at) if s.payload_len)
+    assert echo.ts - line.ts >= 0.3, "the line reached the server 300 ms late (the delay is on what reaches it)"
+    assert faults.heal(bed, "server") == ["server: impairment"]
+    faults.kill(bed, "server")  # the host's main process: its server dies, its kernel closes the connection
+    wait_for(lambda: echo_conn(bed), lambda c: any(who == "server" and ("F" in flags or "R" in flags)
+                                                   for who, flags in zip(c.senders, c.flags)),
+             timeout=15, what="the killed server's FIN or RST across the nodes")
+
+
 def test_a_node_crash_silences_every_host_on_it_and_its_reboot_resets(bed):
     client = client_of(bed)
     faults.node_crash(bed, "node2")
