@@ -488,17 +488,7 @@ class Testbed:
         if self._beside_from_machine() and shutil.which(argv[0]):
             return _nsenter(host, self._machine_pid(container), argv)
         try:
-            output = self._engine(host).containers.run(
-                engine.IMAGE, guard.in_own_namespace(argv, self._machine_netns(host)),
-                network_mode=f"container:{container.id}",
-                cap_drop=["ALL"], cap_add=["NET_ADMIN", "NET_RAW"], remove=True, stderr=True,
-                labels={**self.labels, LABEL_ROLE: FAULT_HELPER})
-            return 0, output.decode(errors="replace")
-        except docker.errors.ContainerError as exc:
-            if exc.exit_status == guard.REFUSED_STATUS:
-                raise guard.RefusedError(f"netbed will not change the network of {host}: its namespace is the "
-                                         "machine's own") from None
-            return exc.exit_status, (exc.stderr or b"").decode(errors="replace")
+            return netns_helper(self._engine(host), container.id, argv, self._machine_netns(host), self.labels, host)
         except docker.errors.APIError as exc:  # e.g. the host is not running: it has no namespace
             return 1, str(exc.explanation or exc)
 
@@ -507,9 +497,7 @@ class Testbed:
         that machine's network reads it: never to be changed."""
         where = " ".join(self._docker_command(host))
         if where not in self._machine_ns:
-            self._machine_ns[where] = self._engine(host).containers.run(
-                engine.IMAGE, ["readlink", "/proc/self/ns/net"], network_mode="host", cap_drop=["ALL"],
-                remove=True, labels={**self.labels, LABEL_ROLE: FAULT_HELPER}).decode().strip()
+            self._machine_ns[where] = machine_netns(self._engine(host), self.labels)
         return self._machine_ns[where]
 
     # --- where the hosts run: one engine here; a testbed across engines answers per host ------------
@@ -605,6 +593,29 @@ class Testbed:
                 ip, mac = _static_address(model, service)
             hosts[service] = Host(service, container.id, ip, mac, _gateways(nets))
         return hosts
+
+
+def machine_netns(cli: docker.DockerClient, labels: dict[str, str]) -> str:
+    """The network namespace ("net:[N]") of the machine an engine runs on, as a helper on its network reads it."""
+    return cli.containers.run(engine.IMAGE, ["readlink", "/proc/self/ns/net"], network_mode="host", cap_drop=["ALL"],
+                              remove=True, labels={**labels, LABEL_ROLE: FAULT_HELPER}).decode().strip()
+
+
+def netns_helper(cli: docker.DockerClient, container_id: str, argv: list[str], machine_ns: str,
+                 labels: dict[str, str], what: str) -> tuple[int, str]:
+    """A network command in a container's network namespace, from a short-lived helper sharing it (NET_ADMIN),
+    refused if that namespace is the machine's own (`machine_ns`). Returns the exit status and the output."""
+    try:
+        output = cli.containers.run(engine.IMAGE, guard.in_own_namespace(argv, machine_ns),
+                                    network_mode=f"container:{container_id}", cap_drop=["ALL"],
+                                    cap_add=["NET_ADMIN", "NET_RAW"], remove=True, stderr=True,
+                                    labels={**labels, LABEL_ROLE: FAULT_HELPER})
+        return 0, output.decode(errors="replace")
+    except docker.errors.ContainerError as exc:
+        if exc.exit_status == guard.REFUSED_STATUS:
+            raise guard.RefusedError(f"netbed will not change the network of {what}: its namespace is the "
+                                     "machine's own") from None
+        return exc.exit_status, (exc.stderr or b"").decode(errors="replace")
 
 
 def _for_every_host(services: dict[str, dict[str, Any]], every: dict[str, Any],

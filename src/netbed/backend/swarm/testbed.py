@@ -36,12 +36,12 @@ from netbed.backend import NODE_CHAIN, TestbedError
 from netbed.backend import guard
 from netbed.backend.compose import engine
 from netbed.backend.compose.testbed import (DOWN_FILE, STATE_FILE, Testbed, _for_every_host, _go_on, _host_services,
-                                            _last_line, free_prefixes)
+                                            _last_line, free_prefixes, machine_netns, netns_helper)
 from netbed.backend.swarm import recorder
 from netbed.capture import CaptureStats
 from netbed.errors import NetbedError
 from netbed.folders import missing_top, remove_made
-from netbed.labels import FAULT_HELPER, NODE, OWNER, PROJECT, ROLE, RUN_DIR, STARTED, owner_id
+from netbed.labels import NODE, OWNER, PROJECT, RUN_DIR, STARTED, owner_id
 from netbed.progress import Reporter, silent, step
 
 
@@ -319,20 +319,9 @@ class SwarmTestbed(Testbed):
         container = self._node_container(node)
         outer = engine.client()
         if not self._outer_ns:
-            self._outer_ns = outer.containers.run(
-                engine.IMAGE, ["readlink", "/proc/self/ns/net"], network_mode="host", cap_drop=["ALL"],
-                remove=True, labels={**self.labels, ROLE: FAULT_HELPER}).decode().strip()
+            self._outer_ns = machine_netns(outer, self.labels)
         try:
-            output = outer.containers.run(
-                engine.IMAGE, guard.in_own_namespace(argv, self._outer_ns), network_mode=f"container:{container}",
-                cap_drop=["ALL"], cap_add=["NET_ADMIN", "NET_RAW"], remove=True, stderr=True,
-                labels={**self.labels, ROLE: FAULT_HELPER})
-            return 0, output.decode(errors="replace")
-        except docker.errors.ContainerError as exc:
-            if exc.exit_status == guard.REFUSED_STATUS:
-                raise guard.RefusedError(f"netbed will not change the network of node {node}: its namespace is "
-                                         "the machine's own") from None
-            return exc.exit_status, (exc.stderr or b"").decode(errors="replace")
+            return netns_helper(outer, container, argv, self._outer_ns, self.labels, f"node {node}")
         except docker.errors.APIError as exc:
             raise TestbedError(f"node {node}: {exc.explanation or exc}") from None
 
