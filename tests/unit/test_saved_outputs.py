@@ -56,3 +56,19 @@ def test_the_root_qdisc_impaired_and_healed():
     assert parse_root_qdisc(saved("tc-root-tbf.txt")) == "tbf"
     assert parse_root_qdisc(saved("tc-root-noqueue.txt")) == "noqueue"
     assert parse_root_qdisc("") == ""
+
+
+def test_docker_version_of_both_engines_the_suite_runs_on():
+    """`docker version --format '{{json .}}'` saved from Debian 12's docker.io and Debian 13's (netbed's second engine)."""
+    import json
+
+    from netbed.backend.compose.engine import describe, upstream_version
+
+    old, new = (json.loads(saved(f"docker-version-{v}.json"))["Server"] for v in ("20.10", "26.1"))
+    assert describe(old, "unix:///var/run/docker.sock") == "Docker 20.10.24 (API 1.41) at unix:///var/run/docker.sock"
+    assert describe(new, "unix:///run/netbed-docker26.sock") == \
+        "Docker 26.1.5 (API 1.45) at unix:///run/netbed-docker26.sock"
+    assert (upstream_version(old["Version"]), upstream_version(new["Version"])) == ((20, 10, 24), (26, 1, 5))
+    assert upstream_version("v29.0.0-rc.1") == (29, 0, 0) and upstream_version("unknown") == ()
+    # Docker 26 accepts clients from API 1.24 on; 20.10 from 1.12 (Docker 29 raised it to 1.44)
+    assert (old["MinAPIVersion"], new["MinAPIVersion"]) == ("1.12", "1.24")
