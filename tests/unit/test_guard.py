@@ -75,8 +75,11 @@ def test_the_namespace_check_compares_inodes():
 def test_the_pid_file_beside_the_engines_socket_is_read(monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", "unix:///run/netbed-docker26.sock")
     assert guard.engine_pidfiles() == [*guard.ENGINE_PIDFILES, "/run/netbed-docker26.pid"]
+    assert guard.engine_pidfile() == "/run/netbed-docker26.pid"
     monkeypatch.setenv("DOCKER_HOST", "tcp://10.0.0.1:2375")
-    assert guard.engine_pidfiles() == list(guard.ENGINE_PIDFILES)
+    assert (guard.engine_pidfiles(), guard.engine_pidfile()) == (list(guard.ENGINE_PIDFILES), "")
+    monkeypatch.delenv("DOCKER_HOST")
+    assert guard.engine_pidfile() == "/var/run/docker.pid"
 
 
 @pytest.mark.skipif(__import__("os").geteuid() != 0, reason="a network namespace of its own needs root")

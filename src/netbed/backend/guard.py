@@ -144,9 +144,13 @@ def engine_pidfiles() -> list[str]:
     the same way, and runs in a network namespace of its own, where its
     bridges are: that namespace is the machine's for its testbeds.
     """
-    host = os.environ.get("DOCKER_HOST", "")
-    beside = [str(PurePosixPath(host.removeprefix("unix://")).with_suffix(".pid"))] if host.startswith("unix://") else []
-    return list(dict.fromkeys([*ENGINE_PIDFILES, *beside]))
+    return list(dict.fromkeys([*ENGINE_PIDFILES, *([engine_pidfile()] if engine_pidfile() else [])]))
+
+
+def engine_pidfile() -> str:
+    """The pid file of the engine DOCKER_HOST names (Docker's default one without it); empty for a remote one."""
+    host = os.environ.get("DOCKER_HOST") or f"unix://{ENGINE_SOCKETS[0]}"
+    return str(PurePosixPath(host.removeprefix("unix://")).with_suffix(".pid")) if host.startswith("unix://") else ""
 
 
 def machine_netns_inodes() -> set[int]:

@@ -157,7 +157,7 @@ def fetch(rel: Release, report: Reporter = silent) -> None:
             if not found:
                 raise EngineError(f"apt-get download gave no {package} package in {debs}")
             version = _run(["dpkg-deb", "-f", str(found[-1]), "Version"], "dpkg-deb").strip()
-            if not version.split(":")[-1].startswith(upstream):
+            if not is_release(version, upstream):
                 raise EngineError(f"{rel.suite} now has {package} {version}, not {upstream}: "
                                   f"update netbed.backend.compose.engines.RELEASES")
             s.info(f"dpkg -x {found[-1].name}")
@@ -165,6 +165,13 @@ def fetch(rel: Release, report: Reporter = silent) -> None:
         shutil.rmtree(rel.files, ignore_errors=True)
         staging.rename(rel.files)
         shutil.rmtree(debs, ignore_errors=True)
+
+
+def is_release(debian_version: str, upstream: str) -> bool:
+    """Whether a Debian package version is of this upstream release: "26.1.5+dfsg1-9+deb13u1+b1" is 26.1.5's
+    (a later Debian revision of the same release is too), "26.1.50-1" and "1:26.1.6-1" are not."""
+    version = debian_version.split(":", 1)[-1]
+    return version == upstream or version.startswith((f"{upstream}+", f"{upstream}-", f"{upstream}~"))
 
 
 # --- starting and stopping ------------------------------------------------------------------
@@ -345,7 +352,8 @@ def load_images(rel: Release, names: list[str], report: Reporter = silent) -> No
 def base_images() -> list[str]:
     """The bases netbed's host image and the tests build on, as the machine's engine has them."""
     cli = engine.client()
-    return [name for name in (engine.PUBLIC_BASE, engine.OFFLINE_BASE) if engine.has_image(cli, name)]
+    names = [os.environ.get("NETBED_BASE_IMAGE", ""), engine.PUBLIC_BASE, engine.OFFLINE_BASE]
+    return [name for name in dict.fromkeys(names) if name and engine.has_image(cli, name)]
 
 
 # --- small helpers ------------------------------------------------------------------------
