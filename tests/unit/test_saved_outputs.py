@@ -72,3 +72,19 @@ def test_docker_version_of_both_engines_the_suite_runs_on():
     assert upstream_version("v29.0.0-rc.1") == (29, 0, 0) and upstream_version("unknown") == ()
     # Docker 26 accepts clients from API 1.24 on; 20.10 from 1.12 (Docker 29 raised it to 1.44)
     assert (old["MinAPIVersion"], new["MinAPIVersion"]) == ("1.12", "1.24")
+
+
+def test_the_bridges_address_on_docker_26_comes_from_the_networks_configuration():
+    """Docker 26 shows no gateway in a container's settings on an internal network (saved from one, with netbed's
+    pinned gateway), though the bridge has the address: netbed reads it from the network's IPAM configuration."""
+    import json
+
+    from netbed.backend.compose.testbed import _gateways
+
+    saved_run = json.loads(saved("docker26-internal-network.json"))
+    nets = saved_run["container_networks"]
+    assert [net["Gateway"] for net in nets.values()] == [""]
+    assert _gateways(nets) == ()
+    ipam = {row["Id"]: tuple(c["Gateway"] for c in row["IPAM"]["Config"]) for row in saved_run["network_list"]}
+    assert _gateways(nets, ipam) == ("10.251.7.1",)
+    assert _gateways({"n": {"Gateway": "10.251.7.1", "NetworkID": "x"}}, {"x": ("10.251.7.1",)}) == ("10.251.7.1",)

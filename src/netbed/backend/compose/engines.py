@@ -14,15 +14,18 @@ and again on a second engine, Debian 13's docker.io 26.1 with its containerd
   socket (unix:///run/netbed-docker26.sock), pid files and cgroup parent. In
   the machine's namespace a second daemon would meet the first's iptables
   (its FORWARD DROP) and fight over docker0; in its own, its bridges,
-  iptables and docker0 are its own. Both run in one mount namespace (the
-  daemon's mounts must be the containerd's), which ends with them: no mount
-  is left on the machine. netbed still reaches every container from the
-  machine with nsenter (one PID namespace), and a capture container on the
-  daemon's "host" network is in the daemon's namespace, where the bridges are.
+  iptables and docker0 are its own. They stay in the machine's mount
+  namespace: the machine's mounts are private, so a daemon in a mount
+  namespace of its own would not see a folder mounted after it started, and
+  would bind an empty directory in its place. netbed still reaches every
+  container from the machine with nsenter (one PID namespace), and a capture
+  container on the daemon's "host" network is in the daemon's namespace,
+  where the bridges are.
 - `load_images()` copies the images the tests build on from the first
   engine (`docker save | docker load`: no registry is involved).
 - `stop()` stops both daemons, ends whatever is left in the namespace and
-  the daemon's control groups, and removes the namespace, socket and pid files.
+  the daemon's control groups, unmounts what they left mounted, and removes
+  the namespace, socket and pid files.
 
 `python -m netbed.backend.compose.engines start|stop|status` does each (as root).
 """
@@ -212,18 +215,14 @@ def start(rel: Release, report: Reporter = silent) -> None:
                    f"--exec-root={rel.run / 'exec'}", f"--pidfile={rel.pidfile}", f"--config-file={daemon_json}",
                    f"--containerd={rel.run / 'containerd.sock'}", f"--cgroup-parent={rel.cgroup_parent}",
                    f"--userland-proxy-path={rel.files / 'usr/sbin/docker-proxy'}"]
-        # One shell in the network namespace and a mount namespace of its own (mounts propagate from the
-        # machine into it, never back) starts containerd, then becomes dockerd: the daemon's mounts are the
-        # containerd's, and end with them. Its /sys is a sysfs of the namespace (the daemon's view of its
-        # own interfaces), with the machine's control groups moved under it.
-        script = ('set -e; mkdir -p "$5"; mount --rbind /sys/fs/cgroup "$5"; mount -t sysfs sysfs /sys; '
-                  'mount --move "$5" /sys/fs/cgroup; set +e; '
-                  '"$1" --config "$2" & echo $! >"$3"; n=0; '
-                  'while [ ! -S "$4" ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n+1)); done; shift 5; exec "$@"')
-        argv = ["nsenter", f"--net=/run/netns/{rel.netns}", "unshare", "--mount", "--propagation", "slave",
-                "env", f"PATH={path}", "sh", "-c", script, "sh",
+        # One shell in the network namespace starts containerd, then becomes dockerd. They stay in the
+        # machine's mount namespace: a bind mount's source is a path of the machine's as it is now (the
+        # machine's mounts are private, so a namespace of their own would not see one mounted later).
+        script = ('"$1" --config "$2" & echo $! >"$3"; n=0; '
+                  'while [ ! -S "$4" ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n+1)); done; shift 4; exec "$@"')
+        argv = ["nsenter", f"--net=/run/netns/{rel.netns}", "env", f"PATH={path}", "sh", "-c", script, "sh",
                 str(rel.files / "usr/bin/containerd"), str(config), str(rel.containerd_pidfile),
-                str(rel.run / "containerd.sock"), str(rel.run / "cgroup"), *dockerd]
+                str(rel.run / "containerd.sock"), *dockerd]
         s.info(f"containerd and dockerd {rel.short} (log: {rel.log})")
         with open(rel.log, "ab") as log:
             proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -274,8 +273,18 @@ def _stop(rel: Release, info) -> None:
             group.rmdir()
         except OSError:
             pass
+    for target in _mounts(rel):  # what the daemons mounted and did not unmount (a daemon that was killed)
+        info(f"unmounting {target}")
+        subprocess.run(["umount", "--lazy", target], capture_output=True)
     rel.socket.unlink(missing_ok=True)
     shutil.rmtree(rel.run, ignore_errors=True)
+
+
+def _mounts(rel: Release) -> list[str]:
+    """The machine's mounts under the release's data root and exec root, deepest first."""
+    targets = [line.split()[1].replace("\\040", " ") for line in Path("/proc/self/mounts").read_text().splitlines()]
+    mine = [t for t in targets if any(t == str(d) or t.startswith(f"{d}/") for d in (rel.data, rel.run))]
+    return sorted(set(mine), key=lambda t: t.count("/"), reverse=True)
 
 
 def _leftovers(rel: Release) -> list[str]:
@@ -285,6 +294,7 @@ def _leftovers(rel: Release) -> list[str]:
     found += [f"network namespace {rel.netns}"] if (Path("/run/netns") / rel.netns).exists() else []
     found += [str(p) for p in (rel.socket, rel.run) if p.exists()]
     found += [f"control group {g}" for g in _cgroups(rel)]
+    found += [f"mount {m}" for m in _mounts(rel)]
     return found
 
 
