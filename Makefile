@@ -24,7 +24,7 @@ ENGINE2_LOG  := .engine2-tests.log
 
 test: test-tools setup
 	$(BIN)/ruff check src tests bench
-	@trap '$(ENGINES) stop $(ENGINE2)' EXIT; set -e; \
+	@trap '$(ENGINES) stop $(ENGINE2)' EXIT; trap 'exit 130' INT TERM; set -e; \
 	$(ENGINES) start $(ENGINE2); \
 	DOCKER_HOST=$(ENGINE2_HOST) $(BIN)/netbed doctor --fix; \
 	set +e; echo "netbed: the Docker tests on Docker $(ENGINE2) run beside these; their output follows at the end"; \
