@@ -215,6 +215,8 @@ def start(rel: Release, report: Reporter = silent) -> None:
                    f"--exec-root={rel.run / 'exec'}", f"--pidfile={rel.pidfile}", f"--config-file={daemon_json}",
                    f"--containerd={rel.run / 'containerd.sock'}", f"--cgroup-parent={rel.cgroup_parent}",
                    f"--userland-proxy-path={rel.files / 'usr/sbin/docker-proxy'}"]
+        init = shutil.which("docker-init")  # the package's links to a tini-static it does not carry
+        dockerd += [f"--init-path={init}"] if init else []
         # One shell in the network namespace starts containerd, then becomes dockerd. They stay in the
         # machine's mount namespace: a bind mount's source is a path of the machine's as it is now (the
         # machine's mounts are private, so a namespace of their own would not see one mounted later).
@@ -224,7 +226,7 @@ def start(rel: Release, report: Reporter = silent) -> None:
                 str(rel.files / "usr/bin/containerd"), str(config), str(rel.containerd_pidfile),
                 str(rel.run / "containerd.sock"), *dockerd]
         s.info(f"containerd and dockerd {rel.short} (log: {rel.log})")
-        with open(rel.log, "ab") as log:
+        with open(rel.log, "wb") as log:  # this start's log only
             proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
         try:
             wait_for(lambda: answers(rel) or proc.poll() is not None, timeout=START_DEADLINE,
