@@ -15,6 +15,27 @@ from netbed.backend.compose import engine
 from netbed.errors import NetbedError
 
 DOCKER_DIR = Path(__file__).parent / "docker"
+ENGINE = pytest.StashKey[str]()
+
+
+def engine_line() -> str:
+    """Which engine the Docker tests run on, for the run's header and summary."""
+    try:
+        return f"engine: {engine.describe(engine.client(timeout=10).version(), engine.engine_host())}"
+    except NetbedError as exc:
+        return f"engine: none ({exc})"
+
+
+def pytest_report_header(config):
+    config.stash[ENGINE] = engine_line()
+    return config.stash[ENGINE]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The engine again under the results: each of `make test`'s runs says which engine its figures are for."""
+    if ENGINE not in config.stash:  # -q prints no header
+        config.stash[ENGINE] = engine_line()
+    terminalreporter.write_line(config.stash[ENGINE])
 
 
 def pytest_collection_modifyitems(config, items):

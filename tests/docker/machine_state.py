@@ -20,6 +20,30 @@ BUILT_IN_DEFAULTS = {(hook, "ACCEPT") for hook in ("INPUT", "OUTPUT", "FORWARD",
 IPTABLES_DOCKERS = re.compile(r"DOCKER|(-[io]|--in-interface|--out-interface) (! )?(veth|br-|nb|docker)")
 
 
+def namespaces() -> list[list[str]]:
+    """Where the machine's network is, as `inside` prefixes: the runner's own, and the engine daemon's when it
+    has one of its own (netbed's second engine runs in its own network namespace, where its bridges are and
+    where a container on its "host" network is)."""
+    import os
+
+    from netbed.backend import guard
+
+    found: list[list[str]] = [[]]
+    try:
+        pid = open(guard.engine_pidfile()).read().strip()
+        if os.stat(f"/proc/{pid}/ns/net").st_ino != os.stat("/proc/self/ns/net").st_ino:
+            found.append(["nsenter", f"--net=/proc/{pid}/ns/net"])
+    except (OSError, ValueError):
+        pass
+    return found
+
+
+def addresses(inside: list[str] = []) -> list[str]:
+    """The IPv4 addresses in a network namespace, loopback's aside."""
+    lines = _run(["ip", "-o", "-4", "addr", "show"], inside).splitlines()
+    return [line.split()[3].split("/")[0] for line in lines if not line.split()[3].startswith("127.")]
+
+
 @dataclass(frozen=True)
 class NetworkState:
     routes: frozenset[tuple[str, str]]        # (family, route as `ip route` prints it)

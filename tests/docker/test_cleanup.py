@@ -16,6 +16,8 @@ import uuid
 
 import pytest
 
+from netbed.backend import guard
+from netbed.backend.compose import engine, engines
 from netbed.observe import WaitTimeout, wait_for
 from netbed.scenarios import CATALOGUE
 from netbed.backend.compose.testbed import LABEL_OWNER, LABEL_PROJECT, STATE_FILE, Testbed, clean, leftovers
@@ -273,10 +275,17 @@ def test_plain_clean_leaves_a_kept_testbed_and_says_how_to_remove_it(tmp_path, d
 
 @pytest.mark.engine_stop
 def test_the_engine_stopping_mid_run_gets_one_line_and_clean_recovers(tmp_path, docker_engine):
-    """Stops the local dockerd, so it runs alone (`make test` runs the engine_stop tests after the rest)."""
+    """Stops the local dockerd, so it runs alone (`make test` runs the engine_stop tests after the rest).
+
+    The dockerd that DOCKER_HOST names (its pid file is beside its socket), never another: on netbed's second
+    engine it is that one, and it is started again as `make test` starts it."""
+    pidfile = guard.engine_pidfile()
+    second = next((rel for rel in engines.RELEASES.values() if rel.host == engine.engine_host()), None)
+    recover = ([sys.executable, "-m", "netbed.backend.compose.engines", "start", second.short] if second else
+               [sys.executable, "-m", "netbed", "doctor", "--fix"])
     proc = start_run(tmp_path)
     wait_until_crashed(proc, docker_engine)
-    pid = open("/var/run/docker.pid").read().strip()
+    pid = open(pidfile).read().strip()
     subprocess.run(["kill", "-TERM", pid], check=True)
     try:
         _, err = proc.communicate(timeout=120)
@@ -285,7 +294,7 @@ def test_the_engine_stopping_mid_run_gets_one_line_and_clean_recovers(tmp_path, 
         assert last.startswith("netbed: the Docker Engine stopped answering during server-host-crash"), last
         assert "Traceback" not in err.decode()
     finally:
-        fixed = subprocess.run([sys.executable, "-m", "netbed", "doctor", "--fix"], capture_output=True, text=True)
+        fixed = subprocess.run(recover, capture_output=True, text=True)
         assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     cleaned = subprocess.run([sys.executable, "-m", "netbed", "clean"], capture_output=True, text=True)
     assert cleaned.returncode == 0, cleaned.stderr

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import docker
 import docker.errors
+import pytest
 
 from netbed import backend
 from netbed.backend.compose import engine
@@ -35,6 +36,7 @@ from netbed.tcp import analyze
 import machine_state
 
 NETBED = str(Path(sys.executable).with_name("netbed"))
+pytestmark = pytest.mark.cluster
 
 
 def run_on(cli: docker.DockerClient, name: str, argv: list[str], network: str, ip: str, labels: dict) -> str:

@@ -44,14 +44,19 @@ def compose_file(folder: Path, client: dict, extra: str = "") -> Path:
 
 @pytest.fixture
 def machine_unharmed():
-    """Fails the test if the machine's own network changed, and puts it back whatever happened."""
-    before = machine_state.snapshot()
+    """Fails the test if the machine's own network changed (the runner's namespace, and the engine daemon's when
+    it has its own), and puts it back whatever happened."""
+    where = machine_state.namespaces()
+    before = [machine_state.snapshot(inside) for inside in where]
+    differences = {}
     try:
         yield
     finally:
-        differences = before.differences(machine_state.snapshot())
-        if differences:
-            machine_state.restore(before)
+        for inside, then in zip(where, before):
+            changed = then.differences(machine_state.snapshot(inside))
+            if changed:
+                differences[" ".join(inside) or "the runner's"] = changed
+                machine_state.restore(then, inside)
     assert not differences, f"the machine's network changed: {differences}"
 
 
@@ -146,7 +151,7 @@ def test_the_last_line_refuses_the_machine_namespace_even_past_the_settings(host
     with pytest.raises(guard.RefusedError, match="namespace .* is the machine's own"):
         _nsenter("client", client.attrs["State"]["Pid"], ["iptables", "-w", "-N", "NETBED-GUARD-TEST"])
     # the helper-container path (a runner that is not root on the engine host) checks inside the namespace
-    machine_ns = os.readlink("/proc/self/ns/net")  # the runner shares the engine's here
+    machine_ns = os.readlink(f"/proc/{open(guard.engine_pidfile()).read().strip()}/ns/net")  # the engine's
     argv = guard.in_own_namespace(["iptables", "-w", "-N", "NETBED-GUARD-TEST"], machine_ns)
     assert _helper(docker_engine, argv, "host") == guard.REFUSED_STATUS
     server_ns = f"container:{_service(docker_engine, host_network_project, 'server').id}"
@@ -178,9 +183,8 @@ def test_nothing_on_the_testbed_reaches_the_machine(tmp_path, docker_engine):
     listener.setblocking(False)
     port = listener.getsockname()[1]
     with Testbed.up(run_dir=tmp_path) as bed:
-        machine = [line.split()[3].split("/")[0] for line in subprocess.run(
-            ["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True).stdout.splitlines()
-            if not line.split()[3].startswith("127.")]
+        # the runner's addresses, and the engine's where it has a namespace of its own (its bridges are there)
+        machine = [address for inside in machine_state.namespaces() for address in machine_state.addresses(inside)]
         gateways = bed.host("client").gateways
         assert gateways and set(gateways) <= set(machine), "the bridge's own address is the machine's"
         for address in machine:

@@ -25,7 +25,7 @@ from netbed.scenarios import Programs, find, runner
 from netbed.scenarios.lab import Verdict
 from netbed.tcp import CloseKind, analyze, read_frames
 
-pytestmark = pytest.mark.xdist_group("swarm")
+pytestmark = [pytest.mark.xdist_group("swarm"), pytest.mark.cluster]
 IDLE = ["sleep", "infinity"]
 PLACE = {"server": "node2", "client": "node3"}
 

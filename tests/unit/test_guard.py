@@ -72,6 +72,38 @@ def test_the_namespace_check_compares_inodes():
     assert guard.machine_netns_inodes(), "at least this process's own namespace is known"
 
 
+def test_the_pid_file_beside_the_engines_socket_is_read(monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///run/netbed-docker26.sock")
+    assert guard.engine_pidfiles() == [*guard.ENGINE_PIDFILES, "/run/netbed-docker26.pid"]
+    assert guard.engine_pidfile() == "/run/netbed-docker26.pid"
+    monkeypatch.setenv("DOCKER_HOST", "tcp://10.0.0.1:2375")
+    assert (guard.engine_pidfiles(), guard.engine_pidfile()) == (list(guard.ENGINE_PIDFILES), "")
+    monkeypatch.delenv("DOCKER_HOST")
+    assert guard.engine_pidfile() == "/var/run/docker.pid"
+
+
+@pytest.mark.skipif(__import__("os").geteuid() != 0, reason="a network namespace of its own needs root")
+def test_the_namespace_of_a_second_engine_in_its_own_network_namespace_is_the_machines(monkeypatch, tmp_path):
+    """A second engine runs in a network namespace of its own (its bridges are there): netbed never changes it."""
+    import os
+    import subprocess
+
+    daemon = subprocess.Popen(["unshare", "--net", "sleep", "60"])
+    try:
+        for _ in range(100):  # until unshare has become sleep, in its new namespace
+            if os.readlink(f"/proc/{daemon.pid}/ns/net") != os.readlink("/proc/self/ns/net"):
+                break
+            __import__("time").sleep(0.02)
+        (tmp_path / "engine.pid").write_text(f"{daemon.pid}\n")
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/engine.sock")
+        inode = os.stat(f"/proc/{daemon.pid}/ns/net").st_ino
+        assert inode != os.stat("/proc/self/ns/net").st_ino
+        assert inode in guard.machine_netns_inodes()
+    finally:
+        daemon.kill()
+        daemon.wait()
+
+
 def test_the_helper_wrapper_runs_only_outside_the_named_namespace():
     import os
     import subprocess

@@ -93,3 +93,35 @@ def test_a_node_probes_gossip_on_every_other_node_and_management_on_managers_onl
     addresses = {"node1": "10.0.0.11", "node2": "10.0.0.12", "node3": "10.0.0.13", "node4": "10.0.0.14"}
     targets = probe_targets(addresses, {"node1", "node2", "node3"}, "node2")
     assert targets == ["10.0.0.11:2377", "10.0.0.11:7946", "10.0.0.13:2377", "10.0.0.13:7946", "10.0.0.14:7946"]
+
+
+def test_docker_version_of_both_engines_the_suite_runs_on():
+    """`docker version --format '{{json .}}'` saved from Debian 12's docker.io and Debian 13's (netbed's second engine)."""
+    import json
+
+    from netbed.backend.compose.engine import describe, upstream_version
+
+    old, new = (json.loads(saved(f"docker-version-{v}.json"))["Server"] for v in ("20.10", "26.1"))
+    assert describe(old, "unix:///var/run/docker.sock") == "Docker 20.10.24 (API 1.41) at unix:///var/run/docker.sock"
+    assert describe(new, "unix:///run/netbed-docker26.sock") == \
+        "Docker 26.1.5 (API 1.45) at unix:///run/netbed-docker26.sock"
+    assert (upstream_version(old["Version"]), upstream_version(new["Version"])) == ((20, 10, 24), (26, 1, 5))
+    assert upstream_version("v29.0.0-rc.1") == (29, 0, 0) and upstream_version("unknown") == ()
+    # Docker 26 accepts clients from API 1.24 on; 20.10 from 1.12 (Docker 29 raised it to 1.44)
+    assert (old["MinAPIVersion"], new["MinAPIVersion"]) == ("1.12", "1.24")
+
+
+def test_the_bridges_address_on_docker_26_comes_from_the_networks_configuration():
+    """Docker 26 shows no gateway in a container's settings on an internal network (saved from one, with netbed's
+    pinned gateway), though the bridge has the address: netbed reads it from the network's IPAM configuration."""
+    import json
+
+    from netbed.backend.compose.testbed import _gateways
+
+    saved_run = json.loads(saved("docker26-internal-network.json"))
+    nets = saved_run["container_networks"]
+    assert [net["Gateway"] for net in nets.values()] == [""]
+    assert _gateways(nets) == ()
+    ipam = {row["Id"]: tuple(c["Gateway"] for c in row["IPAM"]["Config"]) for row in saved_run["network_list"]}
+    assert _gateways(nets, ipam) == ("10.251.7.1",)
+    assert _gateways({"n": {"Gateway": "10.251.7.1", "NetworkID": "x"}}, {"x": ("10.251.7.1",)}) == ("10.251.7.1",)

