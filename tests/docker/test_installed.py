@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -64,8 +65,13 @@ def python_less_image():
 def installed(tmp_path_factory) -> Path:
     """A fresh venv with netbed from its wheel (and pytest, as a user's CI would add)."""
     root = tmp_path_factory.mktemp("installed")
+    # built from a copy: setuptools builds in the tree's own build/, which another run of the suite (the
+    # second engine's, beside this one) may be using at the same moment
+    source = root / "source"
+    shutil.copytree(REPO, source, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "runs", "test-artefacts", "*.egg-info", "__pycache__", "*.so"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(root / "dist"),
-                    str(REPO)], check=True, capture_output=True, cwd=root)
+                    str(source)], check=True, capture_output=True, cwd=root)
     wheel = next((root / "dist").glob("netbed-*.whl"))
     subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True)
     subprocess.run([str(root / "venv/bin/pip"), "install", "--quiet", str(wheel), "pytest"], check=True,
