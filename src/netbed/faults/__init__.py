@@ -21,10 +21,10 @@ from netbed.faults.impair import DELAY_MAX_MS, NETEM, PORTABLE, RATE_KBIT, Impai
 from netbed.faults.nodes import node_crash, node_partition, node_reboot
 from netbed.faults.partition import PARTITION_CHAIN, partition
 from netbed.faults.processes import GRACE_MAX_S, check_pid, kill, pause, shutdown, signal_name, unpause
-from netbed.faults.heal import heal  # last: it heals with every undo registered before it is called
+from netbed.faults.heal import heal
 from netbed.faults.registry import HOST, Bound, Fault, Param, apply, fault, get, registered
 
 __all__ = ["DELAY_MAX_MS", "GRACE_MAX_S", "HOST", "NETEM", "PARTITION_CHAIN", "PORTABLE", "RATE_KBIT", "Bound",
            "Fault", "FaultError", "Impairment", "Mechanism", "Param", "apply", "check_pid", "crash", "fault", "get",
-           "heal", "impair", "kill", "node_crash", "node_partition", "node_reboot", "parse_chains", "parse_links", "parse_root_qdisc", "partition", "pause",
-           "reboot", "registered", "shutdown", "signal_name", "unpause"]
+           "heal", "impair", "kill", "node_crash", "node_partition", "node_reboot", "parse_chains", "parse_links",
+           "parse_root_qdisc", "partition", "pause", "reboot", "registered", "shutdown", "signal_name", "unpause"]

@@ -4,7 +4,8 @@ A node crash is a machine losing power with all its hosts: the node's own
 network namespace drops the overlay's traffic (VXLAN, where its hosts'
 frames enter and leave), then each of its hosts crashes as one host does
 (nothing leaves it, not even onto the node's own bridge), and the node's
-engine is frozen with them (so its part of the Swarm goes silent too). Its hosts' peers on other nodes see only silence: their segments are
+engine is frozen with them (so its part of the Swarm goes silent too). Its
+hosts' peers on other nodes see only silence: their segments are
 retransmitted into it, as into one crashed host (UNP 5.14). `node_reboot`
 brings the node back and each of its hosts with no TCP state, at the same
 addresses (5.15). A node partition cuts the node from the others and leaves

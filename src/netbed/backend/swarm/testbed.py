@@ -166,8 +166,8 @@ class SwarmTestbed(Testbed):
             self.isolate(name)
         (self.run_dir / STATE_FILE).write_text(json.dumps({
             "project": self.project, "compose_file": str(self.compose_file), "run_dir": str(self.run_dir),
-            "env": self.env, "bridge": self.bridge, "labels": self.labels, "endpoints": self.endpoints, "cluster": self.cluster,
-            "placement": self.placement, "overlays": self.overlays,
+            "env": self.env, "bridge": self.bridge, "labels": self.labels, "endpoints": self.endpoints,
+            "cluster": self.cluster, "placement": self.placement, "overlays": self.overlays,
             "recorders": {node: {"container_id": r.container_id, "path": str(r.path), "follower": r.follower}
                           for node, r in self.recorders.items()}}, indent=2))
 
