@@ -134,7 +134,7 @@ def testbed(request: pytest.FixtureRequest, tmp_path: Path):
         print(f"\nnetbed: kept {bed.project} up: `{bed.enter_hint(next(iter(bed.hosts)))}`;"
               f" tear down with `netbed down -p {bed.project}`")
         return
-    bed.down()
+    bed.down(hurry=getattr(request.node, "_netbed_interrupted", False))
     if root or failed:
         _write_page(bed, run_dir, request.node)
 
@@ -215,6 +215,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
     report = outcome.get_result()
     bed = getattr(item, "_netbed", None)
+    if bed is not None and call.excinfo is not None and call.excinfo.errisinstance(KeyboardInterrupt):
+        setattr(item, "_netbed_interrupted", True)  # Ctrl-C or SIGTERM: its testbed goes down in a hurry
     if bed is None or report.when != "call":
         return
     if not report.failed:

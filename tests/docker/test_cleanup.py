@@ -148,6 +148,7 @@ def test_run_all_stops_within_10_s_of_a_signal_tears_down_and_prints_what_ran(si
     send(proc, sig)
     code = proc.wait(timeout=60)
     took = time.monotonic() - signalled
+    print(f"exited {took:.1f} s after {signal.Signals(sig).name}")  # the figure, also when it passes (-s)
     summary = proc.stdout.read()
     assert code == 128 + sig, progress.text()
     assert took < 10, f"exited {took:.1f} s after {signal.Signals(sig).name}"

@@ -173,7 +173,7 @@ def run(scenario: Scenario, out_root: Path, programs: Programs = Programs(), kee
             raise EngineError(f"the Docker Engine stopped answering during {scenario.name}: start it again "
                               "(`netbed doctor --fix`), then `netbed clean` removes what the run left")
         else:
-            bed.down()
+            bed.down(hurry=interrupted)
             if bed.capture_error:
                 lab.check("the capture recorded the whole run", False, "tcpdump running to the end", bed.capture_error)
     verdict = verdict_of(lab.checks, not_judged, interrupted)
