@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import machine_state
 from judging import CLIENTS, MOUNT, SERVERS, assert_verdict, said
 
 from netbed import backend, faults
@@ -32,12 +33,18 @@ PLACE = {"server": "node2", "client": "node3"}
 
 @pytest.fixture(scope="module")
 def cluster(docker_engine):
+    """One 3-node cluster for the module; the node faults done on it leave the machine's network as it was."""
     name = f"nbs-{uuid.uuid4().hex[:6]}"
+    before = machine_state.snapshot()
     try:
         clusters.up(3, name)
         yield name
     finally:
         clusters.down(name)
+        differences = before.differences(machine_state.snapshot())
+        if differences:
+            machine_state.restore(before)
+        assert not differences, f"the machine's network changed: {differences}"
 
 
 @pytest.fixture
@@ -85,14 +92,20 @@ def test_hosts_are_placed_on_the_nodes_asked_and_the_capture_holds_each_frame_on
     assert_each_frame_once(bed.pcap)
 
 
+def sent_into_silence(bed, client: Program, line: str, what: str):
+    """The client's line, retransmitted 3 times into the silence a fault made, and nothing from the server."""
+    cut = echo_conn(bed).segments[-1].ts
+    client.send(line)
+    conn = wait_for(lambda: echo_conn(bed), lambda c: c.retransmissions >= 3, timeout=20, what=what)
+    assert not from_server_after(conn, cut), "nothing came from the server"
+    return conn
+
+
 def test_crash_then_reboot_across_nodes(bed):
     client = client_of(bed)
     faults.crash(bed, "server")
-    cut = echo_conn(bed).segments[-1].ts
-    client.send("into the crash")
-    conn = wait_for(lambda: echo_conn(bed), lambda c: c.retransmissions >= 3, timeout=20,
-                    what="the client's line retransmitted into the crashed server on another node")
-    assert not from_server_after(conn, cut), "nothing came from the crashed server"
+    sent_into_silence(bed, client, "into the crash",
+                      "the client's line retransmitted into the crashed server on another node")
     faults.reboot(bed, "server")
     client.expect_output("reset|ECONNRESET", timeout=30)
     conn = wait_for(lambda: echo_conn(bed), lambda c: c.resets == ["server"], timeout=10,
@@ -148,11 +161,8 @@ def test_impair_and_kill_across_nodes(bed):
 def test_a_node_crash_silences_every_host_on_it_and_its_reboot_resets(bed):
     client = client_of(bed)
     faults.node_crash(bed, "node2")
-    cut = echo_conn(bed).segments[-1].ts
-    client.send("into the dead node")
-    conn = wait_for(lambda: echo_conn(bed), lambda c: c.retransmissions >= 3, timeout=20,
-                    what="retransmissions into the crashed node")
-    assert not from_server_after(conn, cut) and bed.status("client") == "running"
+    sent_into_silence(bed, client, "into the dead node", "retransmissions into the crashed node")
+    assert bed.status("client") == "running"
     faults.node_reboot(bed, "node2")
     client.expect_output("reset|ECONNRESET", timeout=30)
     assert bed.status("server") == "running"

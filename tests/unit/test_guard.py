@@ -88,12 +88,12 @@ def test_the_namespace_of_a_second_engine_in_its_own_network_namespace_is_the_ma
     import os
     import subprocess
 
+    from netbed.observe import wait_for
+
     daemon = subprocess.Popen(["unshare", "--net", "sleep", "60"])
     try:
-        for _ in range(100):  # until unshare has become sleep, in its new namespace
-            if os.readlink(f"/proc/{daemon.pid}/ns/net") != os.readlink("/proc/self/ns/net"):
-                break
-            __import__("time").sleep(0.02)
+        wait_for(lambda: os.readlink(f"/proc/{daemon.pid}/ns/net"), lambda ns: ns != os.readlink("/proc/self/ns/net"),
+                 timeout=5, what="unshare to become sleep, in its new network namespace")
         (tmp_path / "engine.pid").write_text(f"{daemon.pid}\n")
         monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/engine.sock")
         inode = os.stat(f"/proc/{daemon.pid}/ns/net").st_ino

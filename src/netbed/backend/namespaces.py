@@ -33,6 +33,17 @@ class NamespaceError(guard.RefusedError):
     pass
 
 
+def alive(pid: int | None) -> bool:
+    """Whether a process of this machine is there and not a zombie (one that exited and awaits its parent)."""
+    if not pid:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 @dataclass
 class Entry:
     """A host's namespaces, opened and checked: the descriptors to enter them by."""

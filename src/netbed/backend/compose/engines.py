@@ -38,7 +38,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +46,7 @@ import docker.errors
 
 from netbed.backend import EngineError
 from netbed.backend.compose import engine
+from netbed.backend.namespaces import alive
 from netbed.observe import WaitTimeout, wait_for
 from netbed.progress import Event, Reporter, silent, step
 
@@ -200,7 +200,7 @@ def start(rel: Release, report: Reporter = silent) -> None:
             s.skip("answering")
             return
         _require_root(f"starting Docker {rel.short}")
-        if _alive(_pid(rel.pidfile)) or _alive(_pid(rel.containerd_pidfile)):
+        if alive(_pid(rel.pidfile)) or alive(_pid(rel.containerd_pidfile)):
             s.info("stopping what is left of a previous start")
             _stop(rel, s.info)
         for directory in (rel.data, rel.run):
@@ -255,7 +255,7 @@ def stop(rel: Release, report: Reporter = silent) -> None:
 def _stop(rel: Release, info) -> None:
     for pidfile, what in ((rel.pidfile, "dockerd"), (rel.containerd_pidfile, "containerd")):
         pid = _pid(pidfile)
-        if pid is not None and _alive(pid):
+        if pid is not None and alive(pid):
             info(f"stopping {what} (pid {pid})")
             _end(pid, STOP_DEADLINE)
         pidfile.unlink(missing_ok=True)
@@ -292,7 +292,7 @@ def _mounts(rel: Release) -> list[str]:
 def _leftovers(rel: Release) -> list[str]:
     """What of the release is running or left on the machine (empty when it is fully stopped)."""
     found = [f"{what} (pid {pid})" for pidfile, what in ((rel.pidfile, "dockerd"), (rel.containerd_pidfile,
-             "containerd")) if _alive(pid := _pid(pidfile))]
+             "containerd")) if alive(pid := _pid(pidfile))]
     found += [f"network namespace {rel.netns}"] if (Path("/run/netns") / rel.netns).exists() else []
     found += [str(p) for p in (rel.socket, rel.run) if p.exists()]
     found += [f"control group {g}" for g in _cgroups(rel)]
@@ -396,16 +396,6 @@ def _pid(pidfile: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 def _end(pid: int, deadline: float) -> None:
     """SIGTERM, then SIGKILL if it is still there after `deadline` seconds."""
     for sig, wait in ((signal.SIGTERM, deadline), (signal.SIGKILL, 5.0)):
@@ -413,11 +403,11 @@ def _end(pid: int, deadline: float) -> None:
             os.kill(pid, sig)
         except ProcessLookupError:
             return
-        until = time.monotonic() + wait
-        while time.monotonic() < until:
-            if not _alive(pid):
-                return
-            time.sleep(0.1)
+        try:
+            wait_for(lambda: alive(pid), lambda up: not up, timeout=wait, what=f"process {pid} to end")
+            return
+        except WaitTimeout:
+            continue  # still there: the next, harder signal
 
 
 # --- command line --------------------------------------------------------------------------

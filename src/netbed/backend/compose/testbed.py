@@ -428,14 +428,17 @@ class Testbed:
         return ""
 
     def node_netns(self, node: str, argv: list[str]) -> tuple[int, str]:
-        raise TestbedError(f"{self.project} runs on one engine: a node fault needs a testbed across a cluster "
-                           "(`netbed up --cluster NAME`)")
+        raise self._no_nodes()
 
     def pause_node(self, node: str) -> None:
-        self.node_netns(node, [])
+        raise self._no_nodes()
 
     def unpause_node(self, node: str) -> None:
-        self.node_netns(node, [])
+        raise self._no_nodes()
+
+    def _no_nodes(self) -> TestbedError:
+        return TestbedError(f"{self.project} runs on one engine: a node fault needs a testbed across a cluster "
+                            "(`netbed up --cluster NAME`)")
 
     def _act(self, host: str, act: Callable[[Any], None]) -> None:
         container = self.container(host)

@@ -21,7 +21,6 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import docker.errors
 from docker.types import EndpointConfig
 
 from netbed.capture import CaptureError, CaptureStats, parse_stats
+from netbed.backend.namespaces import alive
 from netbed.labels import CAPTURE_ROLE, NODE, ROLE
 from netbed.observe import WaitTimeout, wait_for
 
@@ -120,21 +120,15 @@ def _follow(endpoint: str, container_id: str, path: Path) -> subprocess.Popen[by
 
 
 def _await_gone(pid: int) -> None:
-    """Wait for the follower to write its last bytes and exit (it is not this process's child after `up`)."""
-    deadline = time.monotonic() + FOLLOWER_DEADLINE
-    while time.monotonic() < deadline:
+    """Wait for the follower to write its last bytes and exit (it is not this process's child after `up`);
+    one still there after FOLLOWER_DEADLINE ends with its stream, whatever it has written stays."""
+    def gone() -> bool:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)  # reap it if it is this process's child
-        if not Path(f"/proc/{pid}").exists() or _zombie(pid):
-            return
-        time.sleep(0.05)
+        return not alive(pid)
 
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
+    with contextlib.suppress(WaitTimeout):
+        wait_for(gone, timeout=FOLLOWER_DEADLINE, what=f"the recording's follower (pid {pid}) to end")
 
 
 def main(argv: list[str]) -> int:
